@@ -1,0 +1,33 @@
+from .accounts import AccountStatus, AccountType, CashAccount, CashKind, Configuration, PortfolioAccount, Position
+from .allocations import (
+    Allocation,
+    AllocationLine,
+    AllocationVersion,
+    InstrumentIdType,
+    PeriodType,
+    WeightType,
+)
+from .idempotency import IdempotencyRecord
+from .instruments import FuturesCost, FxRate, Instrument, InstrumentType, Price
+
+__all__ = [
+    "AccountStatus",
+    "AccountType",
+    "Allocation",
+    "AllocationLine",
+    "AllocationVersion",
+    "CashAccount",
+    "CashKind",
+    "Configuration",
+    "FuturesCost",
+    "FxRate",
+    "IdempotencyRecord",
+    "Instrument",
+    "InstrumentIdType",
+    "InstrumentType",
+    "PeriodType",
+    "PortfolioAccount",
+    "Position",
+    "Price",
+    "WeightType",
+]

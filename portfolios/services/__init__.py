@@ -1,0 +1,46 @@
+"""Writes. Every state change of the portfolios app goes through one of these."""
+
+from .accounts import (
+    CashInput,
+    PositionInput,
+    account_create,
+    account_update,
+    accounts_set_locked,
+    configuration_create,
+    configuration_update,
+    holdings_replace,
+)
+from .allocations import (
+    AllocationInput,
+    LineInput,
+    allocation_create,
+    allocation_delete,
+    allocation_input_from_version,
+    allocation_update,
+    allocation_validate,
+)
+from .instruments import FxRateRow, PriceRow, fx_rates_upsert, instrument_create, instrument_update, prices_upsert
+
+__all__ = [
+    "AllocationInput",
+    "CashInput",
+    "FxRateRow",
+    "LineInput",
+    "PositionInput",
+    "PriceRow",
+    "account_create",
+    "account_update",
+    "accounts_set_locked",
+    "allocation_create",
+    "allocation_delete",
+    "allocation_input_from_version",
+    "allocation_update",
+    "allocation_validate",
+    "configuration_create",
+    "configuration_update",
+    "fx_rates_upsert",
+    "holdings_replace",
+    "instrument_create",
+    "instrument_update",
+    "prices_upsert",
+]

@@ -1,0 +1,177 @@
+"""Instruments, prices and FX rates."""
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from ..errors import FieldError, InvalidInput, raise_if_errors
+from ..models import FuturesCost, FxRate, Instrument, InstrumentType, Price
+from ..models.fields import is_currency_code
+from ..selectors import instruments_by_reference
+
+MAX_PRICE_ROWS = 10_000
+IMMUTABLE_INSTRUMENT_FIELDS = ("type", "currency")
+
+
+def _model_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    return [
+        FieldError(f"{prefix}{field}" if field != "__all__" else prefix.rstrip("."), message)
+        for field, messages in exc.message_dict.items()
+        for message in messages
+    ]
+
+
+def _check_instrument_rules(instrument: Instrument) -> None:
+    errors: list[FieldError] = []
+    if instrument.type == InstrumentType.FUTURE and not instrument.futures_cost:
+        instrument.futures_cost = FuturesCost.LATER
+    if instrument.type != InstrumentType.FUTURE and instrument.futures_cost:
+        errors.append(FieldError("futures_cost", "only a FUTURE has a futures cost mode"))
+    if instrument.type == InstrumentType.CASH and instrument.isin:
+        errors.append(FieldError("isin", "a CASH instrument has no ISIN; its currency is its code"))
+    if instrument.block_size is not None and instrument.block_size <= 0:
+        errors.append(FieldError("block_size", "must be greater than 0"))
+    if instrument.type == InstrumentType.CASH:
+        duplicate = Instrument.objects.filter(type=InstrumentType.CASH, currency=instrument.currency)
+        if duplicate.exclude(pk=instrument.pk).exists():
+            errors.append(FieldError("currency", f"a CASH instrument for {instrument.currency} already exists"))
+    try:
+        instrument.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        errors.extend(_model_errors(exc))
+    raise_if_errors(errors)
+
+
+@transaction.atomic
+def instrument_create(
+    *,
+    name: str,
+    type: str,
+    currency: str,
+    isin: str | None = None,
+    tradable: bool = True,
+    block_size: Decimal | None = None,
+    futures_cost: str | None = None,
+) -> Instrument:
+    """Create an instrument. A CASH instrument's currency is its code and its default name."""
+    instrument = Instrument(
+        name=name or (currency if type == InstrumentType.CASH else ""),
+        type=type,
+        currency=currency,
+        isin=isin.upper() if isin else None,
+        tradable=tradable,
+        block_size=block_size,
+        futures_cost=futures_cost,
+    )
+    _check_instrument_rules(instrument)
+    instrument.save()
+    return instrument
+
+
+@transaction.atomic
+def instrument_update(*, instrument: Instrument, **changes) -> Instrument:
+    """Change an instrument. Its type and currency are fixed at creation, since
+    allocations and holdings already depend on them."""
+    errors = [
+        FieldError(field, "cannot be changed after creation")
+        for field in IMMUTABLE_INSTRUMENT_FIELDS
+        if field in changes and changes[field] != getattr(instrument, field)
+    ]
+    raise_if_errors(errors)
+    for field, value in changes.items():
+        if field == "isin" and value:
+            value = value.upper()
+        setattr(instrument, field, value)
+    _check_instrument_rules(instrument)
+    instrument.save()
+    return instrument
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    instrument_id: str  # ISIN or UUID
+    effective_at: date
+    value: Decimal
+    source: str = "default"
+
+
+@transaction.atomic
+def prices_upsert(*, rows: list[PriceRow]) -> int:
+    """Insert or replace prices keyed by (instrument, source, effective_at): all rows or none."""
+    if len(rows) > MAX_PRICE_ROWS:
+        raise InvalidInput([FieldError("prices", f"at most {MAX_PRICE_ROWS} rows per request, got {len(rows)}")])
+    instruments = instruments_by_reference(row.instrument_id for row in rows)
+    errors: list[FieldError] = []
+    seen: dict[tuple, int] = {}
+    prices = []
+    for index, row in enumerate(rows):
+        instrument = instruments.get(row.instrument_id)
+        if instrument is None:
+            errors.append(FieldError(f"prices[{index}].instrument_id", f"no instrument with ISIN or UUID {row.instrument_id}"))
+            continue
+        if row.value <= 0:
+            errors.append(FieldError(f"prices[{index}].value", "must be greater than 0"))
+        key = (instrument.pk, row.source, row.effective_at)
+        if key in seen:
+            errors.append(
+                FieldError(f"prices[{index}].effective_at", f"same instrument, source and date as prices[{seen[key]}]")
+            )
+        seen[key] = index
+        prices.append(Price(instrument=instrument, source=row.source, effective_at=row.effective_at, value=row.value))
+    raise_if_errors(errors)
+    now = timezone.now()
+    for price in prices:
+        price.created_at = price.updated_at = now
+    Price.objects.bulk_create(
+        prices,
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["instrument", "source", "effective_at"],
+        update_fields=["value", "updated_at"],
+    )
+    return len(prices)
+
+
+@dataclass(frozen=True)
+class FxRateRow:
+    base: str
+    quote: str
+    rate: Decimal
+    effective_at: date
+
+
+@transaction.atomic
+def fx_rates_upsert(*, rows: list[FxRateRow]) -> int:
+    """Insert or replace FX rates keyed by (base, quote, effective_at): all rows or none."""
+    if len(rows) > MAX_PRICE_ROWS:
+        raise InvalidInput([FieldError("rates", f"at most {MAX_PRICE_ROWS} rows per request, got {len(rows)}")])
+    errors: list[FieldError] = []
+    seen: dict[tuple, int] = {}
+    rates = []
+    now = timezone.now()
+    for index, row in enumerate(rows):
+        for field in ("base", "quote"):
+            if not is_currency_code(getattr(row, field)):
+                errors.append(FieldError(f"rates[{index}].{field}", f"{getattr(row, field)} is not an ISO 4217 currency code"))
+        if row.base == row.quote:
+            errors.append(FieldError(f"rates[{index}].quote", "must differ from base"))
+        if row.rate <= 0:
+            errors.append(FieldError(f"rates[{index}].rate", "must be greater than 0"))
+        key = (row.base, row.quote, row.effective_at)
+        if key in seen:
+            errors.append(FieldError(f"rates[{index}].effective_at", f"same pair and date as rates[{seen[key]}]"))
+        seen[key] = index
+        rates.append(FxRate(base=row.base, quote=row.quote, rate=row.rate, effective_at=row.effective_at, created_at=now, updated_at=now))
+    raise_if_errors(errors)
+    FxRate.objects.bulk_create(
+        rates,
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["base", "quote", "effective_at"],
+        update_fields=["rate", "updated_at"],
+    )
+    return len(rates)

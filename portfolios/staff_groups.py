@@ -1,0 +1,50 @@
+"""The staff groups and what each may do, declared once; migrations install them."""
+
+VIEW = ("view",)
+ALL = ("add", "change", "delete", "view")
+
+GROUPS = {
+    "Portfolio managers": {
+        "portfolios": {
+            "instrument": ALL, "price": ALL, "fxrate": ALL,
+            "allocation": ALL, "allocationversion": VIEW, "allocationline": ALL,
+            "portfolioaccount": VIEW, "position": VIEW, "cashaccount": VIEW, "configuration": VIEW,
+        },
+    },
+    "Operations": {
+        "portfolios": {
+            "portfolioaccount": ALL, "position": ALL, "cashaccount": ALL, "configuration": ALL,
+            "instrument": VIEW, "price": VIEW, "fxrate": VIEW,
+            "allocation": VIEW, "allocationversion": VIEW, "allocationline": VIEW,
+        },
+    },
+    "Read-only": {
+        "portfolios": {
+            model: VIEW
+            for model in (
+                "instrument", "price", "fxrate", "allocation", "allocationversion", "allocationline",
+                "portfolioaccount", "position", "cashaccount", "configuration",
+            )
+        },
+    },
+}
+
+
+def install_staff_groups(apps, schema_editor=None) -> None:
+    """Create or complete the groups (idempotent; later migrations call it again)."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for group_name, grants in GROUPS.items():
+        group, _ = Group.objects.get_or_create(name=group_name)
+        for app_label, models in grants.items():
+            for model, actions in models.items():
+                codenames = [f"{action}_{model}" for action in actions]
+                group.permissions.add(
+                    *Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
+                )

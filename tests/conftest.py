@@ -1,0 +1,52 @@
+import os
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+
+
+def pytest_report_header(config):
+    return f"ballast: DATABASE_URL={'set' if os.environ.get('DATABASE_URL') else 'unset (SQLite)'}, REDIS_URL={'set' if os.environ.get('REDIS_URL') else 'unset'}"
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def api_client(superuser):
+    """An API client authenticated with a superuser's token."""
+    from rest_framework.authtoken.models import Token
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=superuser).key}")
+    return client
+
+
+@pytest.fixture
+def user_with_perms(db):
+    """Make a staff user holding the given permission codenames ("portfolios.view_instrument")."""
+    from django.contrib.auth.models import Permission
+
+    def make(*perms, username="staff"):
+        user = UserFactory(username=username, is_staff=True)
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def admin_client(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def is_postgres():
+    return connection.vendor == "postgresql"
