@@ -25,7 +25,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw-Secret-123")
+    password = factory.django.Password("pw-Secret-123")
 
 
 class InstrumentFactory(factory.django.DjangoModelFactory):

@@ -243,7 +243,7 @@ def allocation_create(*, data: AllocationInput, user=None) -> Allocation:
 def allocation_update(*, allocation: Allocation, data: AllocationInput, user=None) -> Allocation:
     """Replace the allocation's whole state with a new version; older versions stay."""
     # Lock the row so two concurrent updates cannot both claim the next version number.
-    allocation = Allocation.objects.select_for_update().select_related("current_version").get(pk=allocation.pk)
+    allocation = Allocation.objects.select_for_update(of=("self",)).select_related("current_version").get(pk=allocation.pk)
     valid = allocation_validate(data=data, current=allocation)
     allocation.name = data.name
     allocation.base_currency = data.base_currency or allocation.base_currency

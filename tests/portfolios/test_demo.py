@@ -1,0 +1,68 @@
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
+from stdnum import isin
+
+from config.schedules import SCHEDULES
+from portfolios.models import (
+    Allocation,
+    Configuration,
+    FxRate,
+    Instrument,
+    PortfolioAccount,
+    Position,
+    Price,
+)
+from portfolios.selectors import account_valuations
+from portfolios.services.demo import demo_book_load
+
+pytestmark = pytest.mark.django_db
+TODAY = date(2026, 3, 31)
+
+
+def test_demo_book_has_what_the_demo_promises():
+    summary = demo_book_load(accounts=60, today=TODAY)
+
+    instruments = Instrument.objects.exclude(isin=None)
+    assert instruments.count() >= 30 and all(isin.is_valid(i.isin) for i in instruments)
+    assert Price.objects.filter(instrument=instruments.first()).count() == 90
+    assert FxRate.objects.filter(base="EUR", quote="USD").count() == 90
+    assert 3 <= Allocation.objects.count() <= 5
+    assert summary.accounts == PortfolioAccount.objects.count() > 60  # sub-portfolios on top
+    assert PortfolioAccount.objects.filter(locked=True).exists()
+    assert PortfolioAccount.objects.filter(parent__isnull=False).exists()
+    assert Configuration.objects.count() > 40 and Position.objects.count() > 300
+
+    valuations = account_valuations(accounts=list(PortfolioAccount.objects.filter(parent=None)), on_date=TODAY)
+    assert all(v.error is None and v.total_value > 0 for v in valuations.values())
+
+
+def test_demo_book_is_deterministic_and_loads_accounts_only_once():
+    demo_book_load(accounts=10, today=TODAY, seed=3)
+    first = sorted(Position.objects.values_list("account__client_id", "instrument__name", "units"))
+    assert demo_book_load(accounts=10, today=TODAY, seed=3).accounts == 0
+    assert sorted(Position.objects.values_list("account__client_id", "instrument__name", "units")) == first
+    assert all(units > Decimal(0) for *_, units in first)
+
+
+def test_load_demo_command_prints_an_admin_login(capsys):
+    call_command("load_demo", "--accounts", "5")
+    out = capsys.readouterr().out
+    assert "Admin login: admin / " in out
+    password = out.split("Admin login: admin / ")[1].split()[0]
+    from django.contrib.auth import authenticate
+
+    assert authenticate(username="admin", password=password).is_superuser
+
+
+def test_install_schedules_installs_each_declared_task_once_and_keeps_operator_changes():
+    call_command("install_schedules")
+    task = PeriodicTask.objects.get(name=next(iter(SCHEDULES)))
+    task.enabled = False
+    task.save()
+    call_command("install_schedules")
+    assert PeriodicTask.objects.filter(name__in=SCHEDULES).count() == len(SCHEDULES)
+    assert not PeriodicTask.objects.get(pk=task.pk).enabled
