@@ -4,7 +4,7 @@ them in the admin. Times are UTC."""
 
 SCHEDULES = {
     "Purge expired idempotency keys": {
-        "task": "portfolios.tasks.idempotency_records_purge",
+        "task": "portfolios.tasks.idempotency_records_purge_task",
         "crontab": {"minute": "15", "hour": "3"},
     },
 }

@@ -50,3 +50,15 @@ def admin_client(client, superuser):
 @pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"
+
+
+def pytest_sessionstart(session):
+    """With REDIS_URL set the suite must really reach Redis: fail fast, never skip."""
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        import redis
+
+        try:
+            redis.Redis.from_url(redis_url, socket_connect_timeout=5).ping()
+        except redis.RedisError as exc:
+            raise pytest.UsageError(f"REDIS_URL is set but Redis is unreachable: {exc}") from exc

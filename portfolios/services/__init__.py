@@ -19,6 +19,7 @@ from .allocations import (
     allocation_update,
     allocation_validate,
 )
+from .idempotency import idempotency_claim, idempotency_complete, idempotency_records_purge, idempotency_release
 from .instruments import FxRateRow, PriceRow, fx_rates_upsert, instrument_create, instrument_update, prices_upsert
 
 __all__ = [
@@ -40,6 +41,10 @@ __all__ = [
     "configuration_update",
     "fx_rates_upsert",
     "holdings_replace",
+    "idempotency_claim",
+    "idempotency_complete",
+    "idempotency_records_purge",
+    "idempotency_release",
     "instrument_create",
     "instrument_update",
     "prices_upsert",

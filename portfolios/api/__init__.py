@@ -1,0 +1,1 @@
+"""REST API of the portfolios app: instruments, market data, allocations, accounts, configurations."""

@@ -1,0 +1,26 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("instruments", views.InstrumentViewSet, basename="instrument")
+router.register("prices", views.PriceViewSet, basename="price")
+router.register("fx-rates", views.FxRateViewSet, basename="fxrate")
+router.register("portfolios/allocations", views.AllocationViewSet, basename="allocation")
+router.register("portfolios/accounts", views.AccountViewSet, basename="account")
+router.register("portfolios/configurations", views.ConfigurationViewSet, basename="configuration")
+
+urlpatterns = [
+    path(
+        "portfolios/allocations/<str:allocation_id>/versions/",
+        views.AllocationVersionListView.as_view(),
+        name="allocation-versions",
+    ),
+    path(
+        "portfolios/accounts/<str:account_id>/holdings/",
+        views.AccountHoldingsView.as_view(),
+        name="account-holdings",
+    ),
+    *router.urls,
+]
