@@ -156,8 +156,14 @@ def allocation_validate(*, data: AllocationInput, current: Allocation | None = N
         )
     for index in range(len(data.lines)):
         path = f"allocation[{index}]"
-        if weights[index] != weights[index].quantize(WEIGHT_QUANTUM):
-            errors.append(FieldError(f"{path}.weight", f"at most {WEIGHT['decimal_places']} decimal places"))
+        places, whole = WEIGHT["decimal_places"], WEIGHT["max_digits"] - WEIGHT["decimal_places"]
+        if weights[index].as_tuple().exponent < -places:
+            errors.append(FieldError(f"{path}.weight", f"at most {places} decimal places"))
+        if weights[index].adjusted() >= whole:
+            errors.append(FieldError(f"{path}.weight", f"must be below {10 ** whole}"))
+        for name, band in (("min_weight", mins[index]), ("max_weight", maxs[index])):
+            if band is not None and band.as_tuple().exponent < -places:
+                errors.append(FieldError(f"{path}.{name}", f"at most {places} decimal places"))
         if mins[index] is not None and not (0 <= mins[index] <= weights[index]):
             errors.append(FieldError(f"{path}.min_weight", "must satisfy 0 ≤ min_weight ≤ weight"))
         if maxs[index] is not None and not (weights[index] <= maxs[index] <= 1):

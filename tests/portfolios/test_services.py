@@ -256,3 +256,13 @@ class TestMarketData:
         with pytest.raises(InvalidInput) as exc:
             services.instrument_create(name="", type="CASH", currency="EUR")
         assert fields_of(exc) == ["currency"]
+
+
+def test_out_of_range_weights_are_named_not_crashed():
+    a, future = InstrumentFactory(), InstrumentFactory(type=InstrumentType.FUTURE, futures_cost=FuturesCost.LATER)
+    with pytest.raises(InvalidInput) as exc:
+        create([line(a, "1"), line(future, "1e30")])
+    assert fields_of(exc) == ["allocation[1].weight"]
+    with pytest.raises(InvalidInput) as exc:
+        create([line(a, "0.5000000000001"), line(future, "0.1")])
+    assert "allocation[0].weight" in fields_of(exc)
