@@ -134,10 +134,11 @@ else:
         "data_folder_in": str(CELERY_QUEUE_DIR),
         "data_folder_out": str(CELERY_QUEUE_DIR),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = "django-db"
-    for _folder in (CELERY_QUEUE_DIR, VAR_DIR / "celery" / "processed"):
+    for _folder in (CELERY_QUEUE_DIR, VAR_DIR / "celery" / "processed", VAR_DIR / "celery" / "control"):
         _folder.mkdir(parents=True, exist_ok=True)
 
 # --- REST framework -------------------------------------------------------------
