@@ -1,0 +1,34 @@
+"""Celery runs on the configured broker for real: files without REDIS_URL, Redis with it."""
+
+import os
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings
+
+from config.celery import app
+from portfolios.models import IdempotencyRecord
+from portfolios.tasks import idempotency_records_purge_task
+from tests.factories import UserFactory
+
+
+def test_broker_follows_redis_url():
+    if os.environ.get("REDIS_URL"):
+        assert app.conf.broker_url == os.environ["REDIS_URL"] == settings.CELERY_RESULT_BACKEND
+    else:
+        assert app.conf.broker_url == "filesystem://"
+        assert settings.CELERY_RESULT_BACKEND == "django-db"
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_round_trips_through_the_real_broker_and_a_worker():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    record = IdempotencyRecord.objects.create(user=UserFactory(), key="k", method="POST", path="/", request_hash="h")
+    IdempotencyRecord.objects.filter(pk=record.pk).update(created_at=timezone.now() - timedelta(days=2))
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        assert idempotency_records_purge_task.delay().get(timeout=30) == 1
+    assert not IdempotencyRecord.objects.exists()
