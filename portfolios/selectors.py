@@ -273,7 +273,12 @@ def _value_account(account, positions, cash_accounts, version, prices, fx, on_da
         valued_cash.append((cash_account, counted, value))
 
     cash_value = sum((value for *_, value in valued_cash), Decimal(0))
-    total = sum((value for *_, value in valued_positions), Decimal(0)) + cash_value
+    # A future's value is its exposure: shown on its line, not part of the total
+    # (the same rule as the engine's valuation, docs/engine.md).
+    total = cash_value + sum(
+        (value for position, *_, value in valued_positions if position.instrument.type != InstrumentType.FUTURE),
+        Decimal(0),
+    )
 
     def weight(value: Decimal) -> Decimal:
         return (value / total).quantize(WEIGHT_QUANTUM) if total else Decimal(0)

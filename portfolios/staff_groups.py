@@ -2,6 +2,7 @@
 
 VIEW = ("view",)
 ALL = ("add", "change", "delete", "view")
+CUSTOM = "_custom"  # key for permissions named by their full codename
 
 GROUPS = {
     "Portfolio managers": {
@@ -10,12 +11,21 @@ GROUPS = {
             "allocation": ALL, "allocationversion": VIEW, "allocationline": ALL,
             "portfolioaccount": VIEW, "position": VIEW, "cashaccount": VIEW, "configuration": VIEW,
         },
+        "rebalancing": {
+            "rebalancepreferences": VIEW, "execution": VIEW, "executionresult": VIEW, "executionchunk": VIEW,
+            "tradeorder": VIEW, "portfolioorder": VIEW,
+        },
     },
     "Operations": {
         "portfolios": {
             "portfolioaccount": ALL, "position": ALL, "cashaccount": ALL, "configuration": ALL,
             "instrument": VIEW, "price": VIEW, "fxrate": VIEW,
             "allocation": VIEW, "allocationversion": VIEW, "allocationline": VIEW,
+        },
+        "rebalancing": {
+            "rebalancepreferences": ALL, "execution": ("add", "change", "view"), "executionresult": VIEW,
+            "executionchunk": VIEW, "tradeorder": ("change", "view"), "portfolioorder": ("add", "view"),
+            CUSTOM: ("execute_rebalance",),
         },
     },
     "Read-only": {
@@ -24,6 +34,12 @@ GROUPS = {
             for model in (
                 "instrument", "price", "fxrate", "allocation", "allocationversion", "allocationline",
                 "portfolioaccount", "position", "cashaccount", "configuration",
+            )
+        },
+        "rebalancing": {
+            model: VIEW
+            for model in (
+                "rebalancepreferences", "execution", "executionresult", "executionchunk", "tradeorder", "portfolioorder",
             )
         },
     },
@@ -44,7 +60,7 @@ def install_staff_groups(apps, schema_editor=None) -> None:
         group, _ = Group.objects.get_or_create(name=group_name)
         for app_label, models in grants.items():
             for model, actions in models.items():
-                codenames = [f"{action}_{model}" for action in actions]
+                codenames = list(actions) if model == CUSTOM else [f"{action}_{model}" for action in actions]
                 group.permissions.add(
                     *Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
                 )

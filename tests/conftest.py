@@ -2,9 +2,9 @@ import os
 
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
 
-from tests.factories import UserFactory
+# Django-dependent imports live inside the fixtures, so the pure engine tests can run
+# with `-p no:django`.
 
 
 def pytest_report_header(config):
@@ -13,6 +13,8 @@ def pytest_report_header(config):
 
 @pytest.fixture
 def superuser(db):
+    from tests.factories import UserFactory
+
     return UserFactory(username="admin", is_staff=True, is_superuser=True)
 
 
@@ -20,6 +22,7 @@ def superuser(db):
 def api_client(superuser):
     """An API client authenticated with a superuser's token."""
     from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=superuser).key}")
@@ -30,6 +33,8 @@ def api_client(superuser):
 def user_with_perms(db):
     """Make a staff user holding the given permission codenames ("portfolios.view_instrument")."""
     from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
 
     def make(*perms, username="staff"):
         user = UserFactory(username=username, is_staff=True)

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.test import Client
 
 # api.md: "Conventions", "Instruments and market data", "Model portfolios", "Portfolio
-# accounts", "Configurations" (the endpoints built so far).
+# accounts", "Configurations", "Rebalancing" (preferences, previews) (the endpoints built so far).
 API_MD_PATHS = {
     "/api/v1/auth/token/": {"post"},
     "/api/v1/instruments/": {"get", "post"},
@@ -17,11 +17,15 @@ API_MD_PATHS = {
     "/api/v1/portfolios/allocations/": {"get", "post"},
     "/api/v1/portfolios/allocations/{allocation_id}/": {"get", "put", "delete"},
     "/api/v1/portfolios/allocations/{allocation_id}/versions/": {"get"},
+    "/api/v1/portfolios/allocations/{allocation_id}/constituents/": {"get"},
     "/api/v1/portfolios/accounts/": {"get", "post"},
     "/api/v1/portfolios/accounts/{account_id}/": {"get", "patch"},
     "/api/v1/portfolios/accounts/{account_id}/holdings/": {"get", "put"},
+    "/api/v1/portfolios/accounts/{account_id}/preferences/": {"get", "put"},
     "/api/v1/portfolios/configurations/": {"get", "post"},
     "/api/v1/portfolios/configurations/{account_id}/": {"get", "patch"},
+    "/api/v1/rebalancing/preferences/": {"get", "put"},
+    "/api/v1/portfolios/rebalancings/previews/": {"post"},
 }
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 

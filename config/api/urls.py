@@ -98,6 +98,7 @@ urlpatterns = [
         name="docs",
     ),
     path("", include("portfolios.api.urls")),
+    path("", include("rebalancing.api.urls")),
     # Keep last: anything not matched above is a 404 problem.
     re_path(r"^.*$", NoSuchEndpointView.as_view()),
 ]

@@ -168,7 +168,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    # Several serializers have a `status` field with different choices: name each set.
+    "ENUM_NAME_OVERRIDES": {"AccountStatusEnum": "portfolios.models.AccountStatus"},
 }
 
 # Idempotency keys are honoured for this long (api.md: 24 h).

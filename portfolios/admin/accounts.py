@@ -1,16 +1,26 @@
 """Portfolio accounts, their holdings and configurations."""
 
+from collections import Counter, defaultdict
+from decimal import Decimal
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+
+from rebalancing.api.serializers import result_reason
+from rebalancing.models import Method
+from rebalancing.services import MAX_PREVIEW_ACCOUNTS, rebalance_preview
 
 from .. import selectors, services
 from ..errors import DomainError
 from ..forms import AccountForm, CashAccountForm, ConfigurationForm, PositionForm, ServiceInlineFormSet
 from ..models import AccountType, CashAccount, Configuration, PortfolioAccount, Position
-from .base import ReadOnlyAdmin, ServiceAdmin, UUIDSearchMixin, percent
+from .base import ReadOnlyAdmin, ServiceAdmin, UUIDSearchMixin, percent, plain
 
 
 class HoldingsInline(admin.TabularInline):
@@ -56,6 +66,22 @@ class CashAccountInline(HoldingsInline):
     readonly_fields = ("updated_at",)
 
 
+class PreviewRebalanceForm(forms.Form):
+    """Method and date of a rebalance preview (the page re-runs it for the same selection)."""
+
+    method = forms.ChoiceField(choices=Method.choices, initial=Method.FULL)
+    rebalance_date = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), input_formats=["%Y-%m-%d"],
+        help_text="Prices and targets as of this date.",
+    )
+
+
+def _money(value, currency: str = "") -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.2f}{' ' + currency if currency else ''}"
+
+
 @admin.register(PortfolioAccount)
 class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
     form = AccountForm
@@ -67,7 +93,7 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
     search_help_text = "Client reference (part of it) or the account's full UUID."
     autocomplete_fields = ("parent",)
     readonly_fields = ("id", "valuation", "allocation_link", "created_at", "updated_at")
-    actions = ["lock_accounts", "unlock_accounts"]
+    actions = ["lock_accounts", "unlock_accounts", "preview_rebalance"]
     show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):
@@ -162,6 +188,94 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
         if changed != len(ids):
             message += f" {len(ids) - changed} {'was' if len(ids) - changed == 1 else 'were'} already {verb.lower()}."
         self.message_user(request, message, messages.SUCCESS)
+
+    @admin.action(description="Preview rebalance", permissions=["view"])
+    def preview_rebalance(self, request, queryset):
+        """What a rebalance of the selected accounts would propose: one rebalance_preview
+        call, nothing written. The page's form posts back here with a method and date."""
+        accounts = list(queryset.values_list("pk", "client_id", "base_currency")[: MAX_PREVIEW_ACCOUNTS + 1])
+        if len(accounts) > MAX_PREVIEW_ACCOUNTS:
+            self.message_user(
+                request,
+                f"A rebalance preview takes at most {MAX_PREVIEW_ACCOUNTS} accounts: select fewer.",
+                messages.ERROR,
+            )
+            return None
+        rerun = "rebalance_date" in request.POST
+        form = PreviewRebalanceForm(
+            request.POST if rerun else None, initial={"method": Method.FULL, "rebalance_date": timezone.localdate()}
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Rebalance preview",
+            "form": form,
+            "account_ids": [pk for pk, _, _ in accounts],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "error": "",
+            "results": None,
+        }
+        if rerun and not form.is_valid():
+            return TemplateResponse(request, "admin/rebalancing/preview.html", context)
+        values = form.cleaned_data if rerun else form.initial
+        try:
+            preview = rebalance_preview(
+                account_ids=context["account_ids"], method=values["method"], rebalance_date=values["rebalance_date"]
+            )
+        except DomainError as exc:
+            context["error"] = exc.detail
+            return TemplateResponse(request, "admin/rebalancing/preview.html", context)
+        context.update(self._preview_rows(preview, {pk: (client_id, currency) for pk, client_id, currency in accounts}))
+        context.update(method=values["method"], rebalance_date=values["rebalance_date"])
+        return TemplateResponse(request, "admin/rebalancing/preview.html", context)
+
+    @staticmethod
+    def _preview_rows(preview, accounts: dict) -> dict:
+        """Rows for the preview page: per account its result and orders, plus totals
+        (trade amounts are in each instrument's currency, so gross sums are per currency)."""
+        results, statuses = [], Counter()
+        gross = defaultdict(lambda: {"BUY": Decimal(0), "SELL": Decimal(0)})
+        order_count = 0
+        for result in preview.results:
+            client_id, currency = accounts[result.account_id]
+            statuses[result.status] += 1
+            orders = []
+            for order in result.orders:
+                instrument = preview.instruments.get(order.instrument_id)
+                gross[order.currency][order.side] += order.trade_amount
+                orders.append({
+                    "instrument_id": order.instrument_id,
+                    "isin": (instrument.isin if instrument else None) or "—",
+                    "name": instrument.name if instrument else str(order.instrument_id),
+                    "side": order.side,
+                    "transaction_type": order.transaction_type,
+                    "units": plain(order.units),
+                    "unit_price": plain(order.unit_price),
+                    "trade_amount": plain(order.trade_amount),
+                    "currency": order.currency,
+                    "execution_method": order.execution_method,
+                })
+            order_count += len(orders)
+            results.append({
+                "account_id": result.account_id,
+                "url": reverse("admin:portfolios_portfolioaccount_change", args=[result.account_id]),
+                "client_id": client_id,
+                "status": result.status,
+                "reason": result_reason(result) or "",
+                "total_value": _money(result.total_value, currency),
+                "cash_before": _money(result.cash_before, currency),
+                "cash_after": _money(result.cash_after, currency),
+                "orders": orders,
+            })
+        return {
+            "results": results,
+            "statuses": sorted(statuses.items()),
+            "order_count": order_count,
+            "gross": [
+                {"currency": currency, "buy": _money(sums["BUY"]), "sell": _money(sums["SELL"])}
+                for currency, sums in sorted(gross.items())
+            ],
+        }
 
     def construct_change_message(self, request, form, formsets, add=False):
         message = super().construct_change_message(request, form, formsets, add)

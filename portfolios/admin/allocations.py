@@ -6,9 +6,14 @@ from django.contrib import admin
 from django.db.models import Count, Exists, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
+from rebalancing.selectors import allocation_constituents
+from rebalancing.services import global_preferences
+
 from .. import services
+from ..api.fields import DATE_MESSAGE, parse_iso_date
 from ..forms import AllocationForm, AllocationLineForm, AllocationLineFormSet
 from ..models import (
     Allocation,
@@ -18,7 +23,8 @@ from ..models import (
     InstrumentType,
     WeightType,
 )
-from .base import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin, UUIDSearchMixin, plain
+from ..selectors import MissingMarketData
+from .base import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin, UUIDSearchMixin, percent, plain
 
 
 def _period(version: AllocationVersion) -> str:
@@ -123,6 +129,7 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["versions"] = self.version_rows(obj) if obj is not None else []
+        context["floating"] = self.floating_weights(request, obj) if obj is not None else None
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def version_rows(self, allocation: Allocation) -> list[dict]:
@@ -143,6 +150,38 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
             }
             for version in versions
         ]
+
+    def floating_weights(self, request, allocation: Allocation) -> dict:
+        """The "Floating weights" panel: allocation_constituents on `?effective_at=`
+        (default today), or why it cannot be computed (a missing price)."""
+        raw = request.GET.get("effective_at", "").strip()
+        on_date = parse_iso_date(raw) if raw else timezone.localdate()
+        panel = {"effective_at": raw or on_date.isoformat(), "error": "", "lines": [], "version": None}
+        if on_date is None:
+            panel["error"] = f"effective_at {DATE_MESSAGE}."
+            return panel
+        try:
+            data = allocation_constituents(
+                allocation=allocation, on_date=on_date, price_source=global_preferences().values["price_source"]
+            )
+        except MissingMarketData as exc:
+            panel["error"] = str(exc)
+            return panel
+        panel.update(
+            reset_date=data["reset_date"],
+            version=data["version"],
+            lines=[
+                {
+                    "instrument": line["instrument"].label,
+                    "name": line["instrument"].name,
+                    "weight": plain(line["weight"]),
+                    "floating_weight": plain(line["floating_weight"]),
+                    "floating_percent": percent(line["floating_weight"]),
+                }
+                for line in data["constituents"]
+            ],
+        )
+        return panel
 
     @admin.display(description="allocation", ordering="name")
     def display_name(self, obj):

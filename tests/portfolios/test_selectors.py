@@ -135,3 +135,17 @@ def test_valuation_query_count_does_not_grow_with_accounts(size, django_assert_n
     with django_assert_num_queries(7):  # the eighth, FX, runs only with several currencies
         valuations = account_valuations(accounts=accounts, on_date=D)
     assert all(v.error is None and v.total_value == Decimal("3000") for v in valuations.values())
+
+
+def test_a_future_shows_its_exposure_but_does_not_add_to_the_total():
+    from portfolios.models import FuturesCost, InstrumentType
+
+    future = InstrumentFactory(type=InstrumentType.FUTURE, futures_cost=FuturesCost.LATER)
+    PriceFactory(instrument=future, effective_at=D, value=Decimal("50"))
+    account = AccountFactory()
+    PositionFactory(account=account, instrument=future, units=Decimal("2"))
+    CashAccountFactory(account=account, balance=Decimal("1000"))
+    valuation = account_valuations(accounts=[account], on_date=D)[account.pk]
+    assert valuation.total_value == Decimal("1000")
+    [line] = [line for line in valuation.lines if line.instrument.pk == future.pk]
+    assert (line.value, line.actual_weight) == (Decimal("100"), Decimal("0.1"))

@@ -1,0 +1,132 @@
+"""Benchmark the rebalancing engine: accounts per second per (lines, method).
+
+Builds synthetic accounts (UUID ids, three currencies, every line drifted by up
+to ±20 %, some cash, one account in five with a kept order) with 10 and 50
+lines and rebalances each with every method on one core.
+
+    .venv/bin/python bench/engine.py [--accounts N] [--lines 10 50] [--profile]
+
+Target: ≥ 20,000 accounts/s for 10-line accounts under FULL (CPython 3.11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rebalancing.engine import (  # noqa: E402
+    AccountSnapshot,
+    CashAccount,
+    Instrument,
+    InstrumentType,
+    Market,
+    Method,
+    OrderStatus,
+    OutstandingOrder,
+    Position,
+    Preferences,
+    Side,
+    TargetLine,
+    rebalance,
+)
+
+CURRENCIES = ("EUR", "USD", "CHF")
+FX = {"EUR": Decimal(1), "USD": Decimal("0.9213"), "CHF": Decimal("1.0412")}
+TYPES = (InstrumentType.EQUITY, InstrumentType.ETF, InstrumentType.FUND, InstrumentType.CRYPTO)
+
+
+def build(n_accounts: int, n_lines: int, seed: int = 7):
+    """Return (market, targets, accounts): one model, many drifted accounts."""
+    rng = random.Random(seed)
+    instruments = {}
+    prices = {}
+    for _ in range(n_lines):
+        iid = uuid.UUID(int=rng.getrandbits(128))
+        kind = rng.choice(TYPES)
+        block = {InstrumentType.CRYPTO: Decimal("0.00000001"), InstrumentType.FUND: None}.get(kind, Decimal(1))
+        instruments[iid] = Instrument(iid, kind, rng.choice(CURRENCIES), block_size=block)
+        prices[iid] = Decimal(rng.randint(500, 50_000)) / 100
+    market = Market(instruments, prices, FX)
+    ids = list(instruments)
+    raw = [rng.randint(1, 100) for _ in ids]
+    weights = [Decimal(r) / sum(raw) for r in raw]
+    weights = [w.quantize(Decimal("1e-12")) for w in weights]
+    weights[0] += 1 - sum(weights)
+    targets = tuple(TargetLine(i, w) for i, w in zip(ids, weights))
+    accounts = []
+    for _ in range(n_accounts):
+        total = Decimal(rng.randint(10_000, 1_000_000))
+        positions = []
+        for iid, w in zip(ids, weights):
+            drift = Decimal(rng.randint(80, 120)) / 100
+            p = prices[iid] / FX[instruments[iid].currency]
+            units = (total * w * drift / p).quantize(Decimal(1))
+            if units:
+                positions.append(Position(iid, units))
+        cash = (CashAccount("EUR", Decimal(rng.randint(-2_000, 20_000)), is_default=True),)
+        account_id = uuid.UUID(int=rng.getrandbits(128))
+        orders = ()
+        if rng.random() < 0.2:  # one in five accounts has an order in flight
+            iid = rng.choice(ids)
+            orders = (
+                OutstandingOrder(account_id, iid, Side.BUY, "BUY", Decimal(10), 10 * prices[iid], OrderStatus.ACCEPTED),
+            )
+        accounts.append(
+            (AccountSnapshot(account_id, "EUR", positions=tuple(positions), cash_accounts=cash), orders)
+        )
+    return market, targets, accounts
+
+
+def run(data, method: Method, prefs: Preferences, repeat: int) -> float:
+    """Return the best accounts per CPU second of ``repeat`` passes.
+
+    CPU time of this process, not wall time: other processes on the machine
+    then disturb the figure less.
+    """
+    market, targets, accounts = data
+    rebalance(accounts[0][0], targets, market, prefs, method)  # warm up the model cache
+    best = 0.0
+    for _ in range(repeat):
+        start = time.process_time()
+        for account, orders in accounts:
+            rebalance(account, targets, market, prefs, method, orders)
+        best = max(best, len(accounts) / (time.process_time() - start))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=20_000, help="accounts per (lines, method) [20000]")
+    parser.add_argument("--lines", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--repeat", type=int, default=3, help="passes per row; the best is shown [3]")
+    parser.add_argument("--profile", action="store_true", help="cProfile 10-line FULL instead")
+    args = parser.parse_args()
+    prefs = Preferences(positive_cash_buffer_pct=Decimal(1), min_trade_amount=Decimal(10))
+    if args.profile:
+        import cProfile
+        import pstats
+
+        data = build(args.accounts, 10)
+        cProfile.runctx("run(data, Method.FULL, prefs, 1)", globals(), locals(), "/tmp/engine.prof")
+        pstats.Stats("/tmp/engine.prof").sort_stats("tottime").print_stats(15)
+        return
+    print(f"python {sys.version.split()[0]}, {args.accounts} accounts per row, best of {args.repeat}")
+    print(f"{'lines':>5}  {'method':<22} {'accounts/s':>12} {'orders/account':>15}")
+    for n_lines in args.lines:
+        data = build(args.accounts, n_lines)
+        for method in Method:
+            rate = run(data, method, prefs, args.repeat)
+            market, targets, accounts = data
+            orders = sum(len(rebalance(a, targets, market, prefs, method, o).orders) for a, o in accounts[:500])
+            print(f"{n_lines:>5}  {method.value:<22} {rate:>12,.0f} {orders / min(500, len(accounts)):>15.1f}")
+
+
+if __name__ == "__main__":
+    main()

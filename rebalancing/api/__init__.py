@@ -1,0 +1,1 @@
+"""REST API of the rebalancing app: preferences, previews, floating-weight constituents."""

@@ -1,0 +1,189 @@
+"""Input serializers check the shape of a request; output serializers render what the
+services and selectors return. The rules themselves live in the services
+(`preferences_validate`, `rebalance_preview`), which name bad fields in the same
+`preferences.min_trade_amount` / `accounts[3]` form as these serializers.
+"""
+
+from rest_framework import serializers
+
+from portfolios.api.fields import DecimalString, IsoDateField
+from portfolios.models.fields import MONEY
+from rebalancing import engine
+
+from ..models import PCT, AvailableCash, Method, OrderBasis
+from ..services import MAX_PREVIEW_ACCOUNTS, PREFERENCE_FIELDS
+from ..services.preferences import AMOUNT_FIELDS, PCT_FIELDS
+
+_DEFAULT_DECIMALS_HELP = (
+    "Decimals per instrument type used when an instrument has no block size, e.g. {\"FUND\": 3}; "
+    "types left out use the built-in default."
+)
+NOT_A_PREFERENCE = "is not a preference field"
+
+
+# --- Preferences -------------------------------------------------------------------------
+
+def _preference_fields(*, for_input: bool) -> dict:
+    """One field per preference. Input: every field optional, null = inherit, sizes as
+    the columns. Output: every field present; only the cash range may be null (no range)."""
+    inherit = {"required": False, "allow_null": True} if for_input else {}
+    size = (lambda bounds: bounds) if for_input else (lambda bounds: {})
+    fields = {}
+    for name in ("cash_range_min", "cash_range_max"):
+        fields[name] = DecimalString(
+            **size(MONEY), **(inherit or {"allow_null": True}),
+            help_text="Excess cash, in the account's base currency; null: no range.",
+        )
+    for name in AMOUNT_FIELDS:
+        fields[name] = DecimalString(**size(MONEY), **inherit, help_text="In the account's base currency.")
+    for name in PCT_FIELDS:
+        fields[name] = DecimalString(**size(PCT), **inherit, help_text="A percentage: 5 means 5 %.")
+    fields["order_basis"] = serializers.ChoiceField(OrderBasis.choices, **inherit)
+    fields["filter_by_min_max"] = serializers.BooleanField(**inherit)
+    fields["sell_all_transaction_type"] = serializers.CharField(
+        **inherit, **size({"max_length": 30}), help_text="Transaction type of an order that sells a whole position."
+    )
+    fields["available_cash"] = serializers.ChoiceField(AvailableCash.choices, **inherit)
+    fields["price_source"] = serializers.CharField(
+        **inherit, **size({"max_length": 50}), help_text="The source of the stored prices used."
+    )
+    fields["default_decimals"] = serializers.DictField(
+        child=serializers.IntegerField(), **inherit, help_text=_DEFAULT_DECIMALS_HELP
+    )
+    assert set(fields) == set(PREFERENCE_FIELDS)
+    return {name: fields[name] for name in PREFERENCE_FIELDS}
+
+
+class PreferencesInputSerializer(serializers.Serializer):
+    """Any subset of the preference fields. A field left out or null inherits
+    (account → global default → built-in default); an unknown field is refused."""
+
+    def get_fields(self):
+        return _preference_fields(for_input=True)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(PREFERENCE_FIELDS))
+            if unknown:
+                raise serializers.ValidationError({name: [NOT_A_PREFERENCE] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class PreferenceValuesSerializer(serializers.Serializer):
+    """Every preference with the value the engine runs with."""
+
+    def get_fields(self):
+        return _preference_fields(for_input=False)
+
+    def to_representation(self, instance):
+        values = dict(instance)
+        # A stored map replaces the inherited one; types it leaves out use the engine's built-in.
+        values["default_decimals"] = {
+            **{str(k): v for k, v in engine.DEFAULT_DECIMALS.items()}, **(values.get("default_decimals") or {})
+        }
+        return super().to_representation(values)
+
+
+class GlobalPreferencesSerializer(serializers.Serializer):
+    """The global default preferences, every field resolved (a field the global row
+    leaves empty shows the built-in default)."""
+
+    preferences = PreferenceValuesSerializer(source="values")
+
+
+class AccountPreferencesSerializer(serializers.Serializer):
+    """An account's effective preferences; `overridden` lists the fields it sets itself."""
+
+    account_id = serializers.UUIDField()
+    preferences = PreferenceValuesSerializer()
+    overridden = serializers.ListField(
+        child=serializers.ChoiceField([(name, name) for name in PREFERENCE_FIELDS]),
+        help_text="Fields the account overrides; the others inherit the global default.",
+    )
+
+
+# --- Previews (and, later, executions) ---------------------------------------------------
+
+
+def result_reason(result: engine.RebalanceResult) -> str | None:
+    """Why an account was skipped or failed, in words; None for PROPOSED and NO_TRADES."""
+    if result.reason:
+        return result.reason
+    if result.status == engine.ResultStatus.SKIPPED_WITHIN_RANGE:
+        excess = "" if result.excess_cash is None else f" {DecimalString().to_representation(result.excess_cash)}"
+        return f"the excess cash{excess} lies within the cash range of the preferences"
+    return None
+
+
+class OrderProposalSerializer(serializers.Serializer):
+    """An engine OrderProposal. Context `instruments`: instrument id → portfolios Instrument (for the ISIN)."""
+
+    instrument_id = serializers.UUIDField()
+    isin = serializers.SerializerMethodField()
+    side = serializers.ChoiceField([s.value for s in engine.Side])
+    transaction_type = serializers.CharField(help_text="BUY, SELL, or the sell-all type of the preferences.")
+    units = DecimalString()
+    unit_price = DecimalString(help_text="In `currency`.")
+    trade_amount = DecimalString(help_text="In `currency`.")
+    currency = serializers.CharField(help_text="The instrument's currency.")
+    execution_method = serializers.ChoiceField([m.value for m in engine.ExecutionMethod])
+
+    def get_isin(self, order) -> str | None:
+        instrument = self.context["instruments"].get(order.instrument_id)
+        return instrument.isin if instrument is not None else None
+
+
+class RebalanceResultSerializer(serializers.Serializer):
+    """An engine RebalanceResult. Amounts are in the account's base currency; they are
+    null when the account could not be valued. Pass `instruments` in the context."""
+
+    account_id = serializers.UUIDField()
+    status = serializers.ChoiceField([s.value for s in engine.ResultStatus])
+    error = serializers.SerializerMethodField(help_text="Why the account was skipped or failed; null otherwise.")
+    total_value = DecimalString(allow_null=True)
+    cash_before = DecimalString(allow_null=True)
+    cash_after = DecimalString(allow_null=True, help_text="Once the proposed orders have executed at the prices used.")
+    orders = OrderProposalSerializer(many=True)
+
+    def get_error(self, result) -> str | None:
+        return result_reason(result)
+
+
+class PreviewInputSerializer(serializers.Serializer):
+    accounts = serializers.ListField(
+        child=serializers.CharField(), allow_empty=True,
+        help_text=f"Account UUIDs, at most {MAX_PREVIEW_ACCOUNTS}, none twice.",
+    )
+    method = serializers.ChoiceField(Method.choices, required=False, default=Method.FULL)
+    rebalance_date = IsoDateField(
+        required=False, allow_null=True, default=None, help_text="Prices and targets as of this date; default today."
+    )
+    preferences = PreferencesInputSerializer(
+        required=False, default=dict, help_text="Overrides for this call only, on top of each account's own."
+    )
+
+
+class PreviewSerializer(serializers.Serializer):
+    results = RebalanceResultSerializer(many=True, help_text="One per account, in the order asked.")
+
+
+# --- Constituents ------------------------------------------------------------------------
+
+class ConstituentsQuerySerializer(serializers.Serializer):
+    effective_at = IsoDateField(required=False, help_text="Default: today.")
+
+
+class ConstituentSerializer(serializers.Serializer):
+    instrument_id = serializers.UUIDField(source="instrument.id")
+    isin = serializers.CharField(source="instrument.isin", allow_null=True)
+    weight = DecimalString(help_text="The version's weight.")
+    floating_weight = DecimalString(help_text="Drifted by prices since reset_date (= weight for STATIC).")
+
+
+class ConstituentsSerializer(serializers.Serializer):
+    effective_at = serializers.DateField()
+    reset_date = serializers.DateField(
+        allow_null=True,
+        help_text="Start of the drift (the last reset, or effective_from); null for STATIC or no version in effect.",
+    )
+    constituents = ConstituentSerializer(many=True)

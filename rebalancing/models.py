@@ -1,0 +1,316 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from portfolios.models import PortfolioAccount
+from portfolios.models.fields import MONEY, PRICE, UNITS
+
+PCT = {"max_digits": 7, "decimal_places": 4}
+
+
+class OrderBasis(models.TextChoices):
+    TRADE_AMOUNT = "TRADE_AMOUNT", "Trade amount (keep the amount, derive the unit price)"
+    UNITS = "UNITS", "Units (keep the market price, derive the amount)"
+
+
+class AvailableCash(models.TextChoices):
+    ALL_ACCOUNTS = "ALL_ACCOUNTS", "All cash accounts"
+    CASH_ACCOUNTS_ONLY = "CASH_ACCOUNTS_ONLY", "Cash accounts only (not settlement or margin)"
+    DEFAULT_ACCOUNT_ONLY = "DEFAULT_ACCOUNT_ONLY", "The default cash account only"
+
+
+class Method(models.TextChoices):
+    CONSERVATIVE = "CONSERVATIVE"
+    EXCHANGE = "EXCHANGE"
+    FULL = "FULL"
+    FULL_INCLUDING_ORDERS = "FULL_INCLUDING_ORDERS"
+
+
+class RebalancePreferences(models.Model):
+    """The house rules of rebalancing (spec §4.2).
+
+    One global row (`is_global`) plus at most one override row per account. Every
+    field is nullable: null inherits (account → global → the built-in default).
+    """
+
+    account = models.OneToOneField(
+        PortfolioAccount, null=True, blank=True, on_delete=models.CASCADE, related_name="rebalance_preferences"
+    )
+    is_global = models.BooleanField(default=False, editable=False)
+    cash_range_min = models.DecimalField(**MONEY, null=True, blank=True)
+    cash_range_max = models.DecimalField(**MONEY, null=True, blank=True)
+    negative_cash_buffer_pct = models.DecimalField(**PCT, null=True, blank=True)
+    negative_cash_buffer_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    positive_cash_buffer_pct = models.DecimalField(**PCT, null=True, blank=True)
+    positive_cash_buffer_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    order_basis = models.CharField(max_length=12, choices=OrderBasis.choices, null=True, blank=True)
+    cash_from_sells_pct = models.DecimalField(**PCT, null=True, blank=True)
+    min_trade_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    filter_by_min_max = models.BooleanField(null=True, blank=True)
+    sell_all_transaction_type = models.CharField(max_length=30, null=True, blank=True)
+    available_cash = models.CharField(max_length=20, choices=AvailableCash.choices, null=True, blank=True)
+    price_source = models.CharField(max_length=50, null=True, blank=True)
+    default_decimals = models.JSONField(
+        null=True, blank=True, help_text='Decimals per instrument type when an instrument has no block size, e.g. {"FUND": 3}.'
+    )
+    futures_fee_pct = models.DecimalField(**PCT, null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+
+    class Meta:
+        verbose_name = "rebalance preferences"
+        verbose_name_plural = "rebalance preferences"
+        constraints = [
+            models.UniqueConstraint(fields=["is_global"], condition=Q(is_global=True), name="preferences_one_global_row"),
+            models.CheckConstraint(
+                condition=(Q(is_global=True) & Q(account__isnull=True)) | (Q(is_global=False) & Q(account__isnull=False)),
+                name="preferences_global_xor_account",
+            ),
+            *[
+                models.CheckConstraint(
+                    condition=Q(**{f"{name}__isnull": True}) | (Q(**{f"{name}__gte": 0}) & Q(**{f"{name}__lte": 100})),
+                    name=f"preferences_{name}_0_to_100",
+                )
+                for name in ("negative_cash_buffer_pct", "positive_cash_buffer_pct", "cash_from_sells_pct", "futures_fee_pct")
+            ],
+            *[
+                models.CheckConstraint(
+                    condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gte": 0}), name=f"preferences_{name}_not_negative"
+                )
+                for name in ("negative_cash_buffer_amount", "positive_cash_buffer_amount", "min_trade_amount")
+            ],
+        ]
+
+    def __str__(self):
+        return "Global default preferences" if self.is_global else f"Preferences of {self.account}"
+
+
+# --- Executions, trade orders, portfolio orders (spec §1, §5, §6) ------------------
+
+
+class ExecutionStatus(models.TextChoices):
+    PENDING = "PENDING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    PARTIALLY_FAILED = "PARTIALLY_FAILED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+
+
+EXECUTION_ENDED = (
+    ExecutionStatus.COMPLETED, ExecutionStatus.PARTIALLY_FAILED, ExecutionStatus.FAILED,
+    ExecutionStatus.CANCELLED, ExecutionStatus.REJECTED,
+)
+
+
+class Trigger(models.TextChoices):
+    MANUAL = "MANUAL", "Manual (admin or command)"
+    SCHEDULED = "SCHEDULED"
+    THRESHOLD = "THRESHOLD"
+    API = "API"
+
+
+class Execution(models.Model):
+    """One request to rebalance one or more accounts ("rebalance run")."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=20, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    method = models.CharField(max_length=25, choices=Method.choices, default=Method.FULL)
+    rebalance_date = models.DateField()
+    allocation = models.ForeignKey(
+        "portfolios.Allocation", null=True, blank=True, on_delete=models.SET_NULL, related_name="executions",
+        help_text="Set when the execution covers every account following this allocation.",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    total = models.PositiveIntegerField(default=0, help_text="Accounts in the execution.")
+    done = models.PositiveIntegerField(default=0, help_text="Accounts with a result.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "-created_at"])]
+        permissions = [("execute_rebalance", "Can start a rebalance execution")]
+        constraints = [models.CheckConstraint(condition=Q(done__lte=models.F("total")), name="execution_done_within_total")]
+
+    def __str__(self):
+        return f"{self.get_trigger_display()} {self.method} {self.rebalance_date} ({self.status})"
+
+
+class ChunkStatus(models.TextChoices):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    CANCELLED = "CANCELLED"
+
+
+class ExecutionChunk(models.Model):
+    """A slice of an execution's accounts, processed by one Celery task in one
+    transaction. Claimed by a conditional update, so a redelivered task or a second
+    worker never processes it twice."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    account_ids = models.JSONField(help_text="The accounts of this chunk, as UUID strings.")
+    status = models.CharField(max_length=10, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["execution", "number"]
+        constraints = [models.UniqueConstraint(fields=["execution", "number"], name="chunk_unique_number")]
+
+    def __str__(self):
+        return f"chunk {self.number} of {self.execution_id}"
+
+
+class ResultStatus(models.TextChoices):
+    PROPOSED = "PROPOSED"
+    NO_TRADES = "NO_TRADES"
+    SKIPPED_LOCKED = "SKIPPED_LOCKED"
+    SKIPPED_WITHIN_RANGE = "SKIPPED_WITHIN_RANGE"
+    FAILED = "FAILED"
+
+
+class ExecutionResult(models.Model):
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="results")
+    account = models.ForeignKey(PortfolioAccount, on_delete=models.CASCADE, related_name="execution_results")
+    status = models.CharField(max_length=20, choices=ResultStatus.choices)
+    error = models.TextField(blank=True)
+    total_value = models.DecimalField(**MONEY, null=True, blank=True)
+    cash_before = models.DecimalField(**MONEY, null=True, blank=True)
+    cash_after = models.DecimalField(**MONEY, null=True, blank=True)
+    order_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["execution", "account"]
+        constraints = [
+            # Exactly once in effect: an account has one result per execution, enforced here.
+            models.UniqueConstraint(fields=["execution", "account"], name="result_unique_execution_account"),
+        ]
+
+    def __str__(self):
+        return f"{self.account_id}: {self.status}"
+
+
+class Side(models.TextChoices):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class ExecutionMethod(models.TextChoices):
+    NET_TRADE_AMOUNT = "NET_TRADE_AMOUNT"
+    UNITS = "UNITS"
+
+
+class TradeOrderStatus(models.TextChoices):
+    OPEN = "OPEN"
+    ACCEPTED = "ACCEPTED"
+    EXECUTABLE = "EXECUTABLE"
+    SENT_TO_EXECUTION = "SENT_TO_EXECUTION"
+    IN_EXECUTION = "IN_EXECUTION"
+    PARTIALLY_EXECUTED = "PARTIALLY_EXECUTED"
+    EXECUTED_IN_MARKET = "EXECUTED_IN_MARKET"
+    SETTLED_IN_MARKET = "SETTLED_IN_MARKET"
+    SETTLED = "SETTLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    REPLACED = "REPLACED"
+
+
+class TradeOrder(models.Model):
+    """One order for one instrument in one account (spec §5)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(PortfolioAccount, on_delete=models.PROTECT, related_name="trade_orders")
+    instrument = models.ForeignKey("portfolios.Instrument", on_delete=models.PROTECT, related_name="trade_orders")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    transaction_type = models.CharField(max_length=30)
+    units = models.DecimalField(**UNITS)
+    unit_price = models.DecimalField(**PRICE)
+    trade_amount = models.DecimalField(**MONEY, help_text="In the instrument's currency.")
+    currency = models.CharField(max_length=3)
+    execution_method = models.CharField(max_length=20, choices=ExecutionMethod.choices)
+    status = models.CharField(max_length=20, choices=TradeOrderStatus.choices, default=TradeOrderStatus.OPEN)
+    executed_units = models.DecimalField(**UNITS, default=0, help_text="Units executed so far.")
+    executed_amount = models.DecimalField(**MONEY, default=0, help_text="Cash moved so far, instrument currency.")
+    settled_units = models.DecimalField(**UNITS, default=0, help_text="Units already booked into the position.")
+    settled_amount = models.DecimalField(**MONEY, default=0, help_text="Cash already booked into the cash account.")
+    execution = models.ForeignKey(
+        Execution, null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders"
+    )
+    portfolio_order = models.ForeignKey(
+        "PortfolioOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["execution", "status"]),
+            models.Index(fields=["status", "-created_at"]),
+            models.Index(fields=["instrument", "status"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(units__gt=0), name="tradeorder_units_positive"),
+            models.CheckConstraint(condition=Q(executed_units__gte=0), name="tradeorder_executed_units_not_negative"),
+            models.CheckConstraint(condition=Q(executed_units__lte=models.F("units")), name="tradeorder_executed_within_units"),
+        ]
+
+    def __str__(self):
+        return f"{self.side} {self.units} {self.instrument_id} ({self.status})"
+
+
+class PortfolioOrderStatus(models.TextChoices):
+    OPEN = "OPEN", "Open (trade orders not yet executing)"
+    IN_PROGRESS = "IN_PROGRESS", "In progress"
+    COMPLETED = "COMPLETED", "Completed (every trade order settled)"
+    CANCELLED = "CANCELLED", "Cancelled"
+    FAILED = "FAILED", "Failed"
+
+
+class Initiation(models.TextChoices):
+    API = "API"
+    ADMIN = "ADMIN"
+    SAVINGS_PLAN = "SAVINGS_PLAN"
+
+
+class PortfolioOrder(models.Model):
+    """A client's cash order against a configured account, split into trade orders (spec §6)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(PortfolioAccount, on_delete=models.PROTECT, related_name="portfolio_orders")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    cash_amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=12, choices=PortfolioOrderStatus.choices, default=PortfolioOrderStatus.OPEN)
+    initiation = models.CharField(max_length=12, choices=Initiation.choices, default=Initiation.API)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["account", "-created_at"])]
+        constraints = [models.CheckConstraint(condition=Q(cash_amount__gt=0), name="portfolioorder_amount_positive")]
+
+    def __str__(self):
+        return f"{self.side} {self.cash_amount} {self.currency} for {self.account_id}"

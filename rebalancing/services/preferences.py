@@ -1,0 +1,139 @@
+"""Rebalance preferences: the global default, per-account overrides, and the
+effective values the engine runs with (override → global → built-in default)."""
+
+from dataclasses import dataclass, fields, replace
+from decimal import Decimal
+
+from django.db import transaction
+
+from portfolios.errors import FieldError, raise_if_errors
+from portfolios.models import InstrumentType, PortfolioAccount
+from portfolios.models.fields import MONEY
+from rebalancing import engine
+
+from ..models import AvailableCash, OrderBasis, RebalancePreferences
+
+PREFERENCE_FIELDS = (
+    "cash_range_min", "cash_range_max",
+    "negative_cash_buffer_pct", "negative_cash_buffer_amount",
+    "positive_cash_buffer_pct", "positive_cash_buffer_amount",
+    "order_basis", "cash_from_sells_pct", "min_trade_amount", "filter_by_min_max",
+    "sell_all_transaction_type", "available_cash", "price_source", "default_decimals", "futures_fee_pct",
+)
+PCT_FIELDS = ("negative_cash_buffer_pct", "positive_cash_buffer_pct", "cash_from_sells_pct", "futures_fee_pct")
+AMOUNT_FIELDS = ("negative_cash_buffer_amount", "positive_cash_buffer_amount", "min_trade_amount")
+BUILT_IN = {
+    **{f.name: getattr(engine.DEFAULT_PREFERENCES, f.name) for f in fields(engine.Preferences)},
+    "price_source": "default",
+    "default_decimals": {str(k): v for k, v in engine.DEFAULT_PREFERENCES.default_decimals.items()},
+}
+MONEY_QUANTUM = Decimal(1).scaleb(-MONEY["decimal_places"])
+
+
+@dataclass(frozen=True)
+class EffectivePreferences:
+    values: dict  # every field of PREFERENCE_FIELDS, resolved
+    overridden: frozenset  # the fields the account (or the call) overrides
+
+    def for_engine(self) -> engine.Preferences:
+        values = {name: self.values[name] for name in PREFERENCE_FIELDS if name != "price_source"}
+        values["order_basis"] = engine.OrderBasis(values["order_basis"])
+        values["available_cash"] = engine.AvailableCash(values["available_cash"])
+        values["default_decimals"] = {
+            **engine.DEFAULT_PREFERENCES.default_decimals,
+            **{engine.InstrumentType(k): int(v) for k, v in values["default_decimals"].items()},
+        }
+        return engine.Preferences(**values)
+
+
+def preferences_validate(values: dict, prefix: str = "") -> dict:
+    """Check a (partial) set of preference values; returns them with nulls kept.
+
+    Raises InvalidInput naming each bad field and its rule.
+    """
+    errors = [FieldError(f"{prefix}{name}", "is not a preference field") for name in values if name not in PREFERENCE_FIELDS]
+    for name in PCT_FIELDS:
+        value = values.get(name)
+        if value is not None and not (0 <= value <= 100):
+            errors.append(FieldError(f"{prefix}{name}", "must be a percentage between 0 and 100"))
+    for name in AMOUNT_FIELDS:
+        value = values.get(name)
+        if value is not None and value < 0:
+            errors.append(FieldError(f"{prefix}{name}", "must not be negative"))
+    for name in (*AMOUNT_FIELDS, "cash_range_min", "cash_range_max"):
+        value = values.get(name)
+        if value is not None and value != value.quantize(MONEY_QUANTUM):
+            errors.append(FieldError(f"{prefix}{name}", f"at most {MONEY['decimal_places']} decimal places"))
+    low, high = values.get("cash_range_min"), values.get("cash_range_max")
+    if low is not None and high is not None and low > high:
+        errors.append(FieldError(f"{prefix}cash_range_max", "must not be below cash_range_min"))
+    if values.get("order_basis") not in (None, *OrderBasis.values):
+        errors.append(FieldError(f"{prefix}order_basis", f"must be one of {', '.join(OrderBasis.values)}"))
+    if values.get("available_cash") not in (None, *AvailableCash.values):
+        errors.append(FieldError(f"{prefix}available_cash", f"must be one of {', '.join(AvailableCash.values)}"))
+    for name in ("sell_all_transaction_type", "price_source"):
+        if name in values and values[name] is not None and not str(values[name]).strip():
+            errors.append(FieldError(f"{prefix}{name}", "must not be blank"))
+    decimals = values.get("default_decimals")
+    if decimals is not None:
+        if not isinstance(decimals, dict):
+            errors.append(FieldError(f"{prefix}default_decimals", "must be an object of instrument type → decimals"))
+        else:
+            for key, value in decimals.items():
+                if key not in InstrumentType.values:
+                    errors.append(FieldError(f"{prefix}default_decimals.{key}", "is not an instrument type"))
+                elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10:
+                    errors.append(FieldError(f"{prefix}default_decimals.{key}", "must be a whole number from 0 to 10"))
+    raise_if_errors(errors)
+    return values
+
+
+def _set_values(row: RebalancePreferences) -> dict:
+    return {name: getattr(row, name) for name in PREFERENCE_FIELDS if getattr(row, name) is not None}
+
+
+def preferences_effective(
+    *, account_ids, call_overrides: dict | None = None
+) -> tuple[EffectivePreferences, dict]:
+    """The global effective preferences and, per account id with overrides, its own.
+
+    Two queries whatever the number of accounts. `call_overrides` (already
+    validated) apply on top of everything, for one preview call only. Accounts
+    absent from the returned dict use the global preferences.
+    """
+    global_row = RebalancePreferences.objects.filter(is_global=True).first()
+    global_values = {**BUILT_IN, **(_set_values(global_row) if global_row else {})}
+    call_overrides = {k: v for k, v in (call_overrides or {}).items() if v is not None}
+    default = EffectivePreferences({**global_values, **call_overrides}, frozenset(call_overrides))
+    per_account = {}
+    for row in RebalancePreferences.objects.filter(account_id__in=list(account_ids)):
+        own = _set_values(row)
+        per_account[row.account_id] = EffectivePreferences(
+            {**global_values, **own, **call_overrides}, frozenset(own) | frozenset(call_overrides)
+        )
+    return default, per_account
+
+
+def account_preferences(account: PortfolioAccount) -> EffectivePreferences:
+    default, per_account = preferences_effective(account_ids=[account.pk])
+    return per_account.get(account.pk, replace(default, overridden=frozenset()))
+
+
+def global_preferences() -> EffectivePreferences:
+    return preferences_effective(account_ids=[])[0]
+
+
+@transaction.atomic
+def preferences_replace(*, values: dict, account: PortfolioAccount | None = None, user=None) -> RebalancePreferences:
+    """Replace the global preferences (account None) or an account's overrides with
+    `values`; fields left out go back to inheriting. `{}` clears every override."""
+    preferences_validate(values)
+    if account is None:
+        row, _ = RebalancePreferences.objects.select_for_update().get_or_create(is_global=True)
+    else:
+        row, _ = RebalancePreferences.objects.select_for_update().get_or_create(account=account)
+    for name in PREFERENCE_FIELDS:
+        setattr(row, name, values.get(name))
+    row.updated_by = user if user and user.is_authenticated else None
+    row.save()
+    return row
