@@ -314,3 +314,19 @@ class PortfolioOrder(models.Model):
 
     def __str__(self):
         return f"{self.side} {self.cash_amount} {self.currency} for {self.account_id}"
+
+
+class AccountLease(models.Model):
+    """An account taken by an unfinished execution. The primary key makes "at most one
+    running execution per account" a database rule: a second execution cannot take
+    the account and records it as failed with the holder's id."""
+
+    account = models.OneToOneField(PortfolioAccount, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="leases")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["execution"])]
+
+    def __str__(self):
+        return f"{self.account_id} held by {self.execution_id}"
