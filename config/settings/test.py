@@ -1,5 +1,7 @@
 """Settings for the test suite: SQLite unless DATABASE_URL is set (CI sets it)."""
 
+from pathlib import Path
+
 from .base import *  # noqa: F403
 
 DEBUG = False
@@ -12,14 +14,15 @@ CELERY_TASK_ALWAYS_EAGER = False
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 
-# Each pytest-xdist process gets its own queue (and folders), so a test's worker
-# never picks up a task sent by a test running in another process.
-import os  # noqa: E402
+# Each test process gets its own queue (and folders), so a test's worker never picks
+# up a task sent by another pytest-xdist process or by another test run on the same
+# Redis.
+import tempfile  # noqa: E402
+import uuid  # noqa: E402
 
-_TEST_RUNNER = os.environ.get("PYTEST_XDIST_WORKER", "main")
-CELERY_TASK_DEFAULT_QUEUE = f"ballast-test-{_TEST_RUNNER}"
+CELERY_TASK_DEFAULT_QUEUE = f"ballast-test-{uuid.uuid4().hex[:12]}"
 if not REDIS_URL:  # noqa: F405
-    _folder = VAR_DIR / "test-celery" / _TEST_RUNNER  # noqa: F405
+    _folder = Path(tempfile.mkdtemp(prefix="ballast-celery-"))  # noqa: F405
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_folder / "queue"),
         "data_folder_out": str(_folder / "queue"),
