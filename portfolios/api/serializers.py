@@ -4,6 +4,9 @@ The rules themselves (spec §2 and the account rules) live in the services, whic
 name the bad field in the same `allocation[1].weight` form as these serializers.
 """
 
+from datetime import date
+from decimal import Decimal
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -378,9 +381,28 @@ class ConfigurationUpdateSerializer(_StrategyMixin, StrictFieldsMixin, serialize
                                      help_text="Must be null for now: strategies are not supported yet.")
 
 
+def _json_value(value):
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+STRATEGY_FIELDS = ("type", "period_type", "period_count", "anchor_date", "absolute_drift", "relative_drift", "method")
+
+
 class ConfigurationSerializer(serializers.Serializer):
     account_id = serializers.UUIDField()
     allocation_id = serializers.UUIDField()
-    strategy = serializers.JSONField(allow_null=True)
+    strategy = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_strategy(self, configuration):
+        """The configuration's own strategy (select_related("strategy") to avoid a query per row)."""
+        strategy = getattr(configuration, "strategy", None)
+        if strategy is None:
+            return None
+        return {name: _json_value(getattr(strategy, name)) for name in STRATEGY_FIELDS}

@@ -368,7 +368,7 @@ class AccountHoldingsView(ApiView):
     ),
 )
 class ConfigurationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    queryset = Configuration.objects.order_by("-created_at", "-account_id")
+    queryset = Configuration.objects.select_related("strategy").order_by("-created_at", "-account_id")
     serializer_class = s.ConfigurationSerializer
     filterset_class = filters.ConfigurationFilter
     lookup_url_kwarg = "account_id"
@@ -380,7 +380,6 @@ class ConfigurationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Api
         configuration = services.configuration_create(
             account=data.validated_data["account_id"],
             allocation=data.validated_data["allocation_id"],
-            strategy=data.validated_data["strategy"],
         )
         return Response(s.ConfigurationSerializer(configuration).data, status=status.HTTP_201_CREATED)
 

@@ -97,7 +97,6 @@ class Configuration(models.Model):
         PortfolioAccount, primary_key=True, on_delete=models.CASCADE, related_name="configuration"
     )
     allocation = models.ForeignKey(Allocation, on_delete=models.PROTECT, related_name="configurations")
-    strategy = models.JSONField(null=True, blank=True, editable=False, help_text="Rebalancing strategy (later).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

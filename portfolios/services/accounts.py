@@ -182,14 +182,14 @@ def _configuration_rules(account: PortfolioAccount) -> None:
 
 
 @transaction.atomic
-def configuration_create(*, account: PortfolioAccount, allocation: Allocation, strategy=None) -> Configuration:
+def configuration_create(*, account: PortfolioAccount, allocation: Allocation) -> Configuration:
     """Make `account` follow `allocation`. Only the target changes; nothing trades."""
     _configuration_rules(account)
     if Configuration.objects.filter(account=account).exists():
         raise Conflict(f"account {account.pk} already has a configuration; PATCH it to change the allocation")
     try:
         with transaction.atomic():
-            return Configuration.objects.create(account=account, allocation=allocation, strategy=strategy)
+            return Configuration.objects.create(account=account, allocation=allocation)
     except IntegrityError as exc:  # a concurrent request created it first
         raise Conflict(f"account {account.pk} already has a configuration") from exc
 
