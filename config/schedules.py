@@ -7,4 +7,19 @@ SCHEDULES = {
         "task": "portfolios.tasks.idempotency_records_purge_task",
         "crontab": {"minute": "15", "hour": "3"},
     },
+    # Daily, after the previous day's closing prices are in. Each due date runs at most
+    # once whatever beat does (claims under a unique key): see docs/automation.md.
+    "Evaluate rebalancing strategies": {
+        "task": "rebalancing.schedules_tasks.strategies_evaluate_task",
+        "crontab": {"minute": "0", "hour": "5"},
+    },
+    "Run savings plans": {
+        "task": "rebalancing.schedules_tasks.savings_plans_run_task",
+        "crontab": {"minute": "30", "hour": "5"},
+    },
+    # Safety net of the webhook outbox: due retries and sends whose task was lost (docs/webhooks.md).
+    "Send due webhook deliveries": {
+        "task": "webhooks.tasks.deliveries_dispatch_task",
+        "crontab": {"minute": "*"},
+    },
 }

@@ -166,3 +166,7 @@ class RebalancePreferencesAdmin(ServiceAdmin):
     def overrides(self, obj):
         names = [name for name in services.PREFERENCE_FIELDS if getattr(obj, name) is not None]
         return ", ".join(names) or "— (all inherited)"
+
+
+from . import admin_automation  # noqa: E402, F401  (strategies, claims, savings plans, schedules)
+from . import admin_executions  # noqa: E402, F401  (executions, trade orders, portfolio orders)

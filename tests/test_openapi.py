@@ -26,6 +26,19 @@ API_MD_PATHS = {
     "/api/v1/portfolios/configurations/{account_id}/": {"get", "patch"},
     "/api/v1/rebalancing/preferences/": {"get", "put"},
     "/api/v1/portfolios/rebalancings/previews/": {"post"},
+    "/api/v1/portfolios/rebalancings/executions/": {"get", "post"},
+    "/api/v1/portfolios/rebalancings/executions/{execution_id}/": {"get"},
+    "/api/v1/portfolios/rebalancings/executions/{execution_id}/cancel/": {"post"},
+    "/api/v1/portfolios/orders/": {"get", "post"},
+    "/api/v1/portfolios/orders/{portfolio_order_id}/": {"get"},
+    "/api/v1/trade-orders/": {"get"},
+    "/api/v1/trade-orders/{order_id}/": {"get"},
+    "/api/v1/trade-orders/{order_id}/transitions/": {"post"},
+    "/api/v1/portfolios/savings-plans/": {"get", "post"},
+    "/api/v1/portfolios/savings-plans/{savings_plan_id}/": {"get", "patch", "delete"},
+    "/api/v1/webhooks/subscriptions/": {"get", "post"},
+    "/api/v1/webhooks/subscriptions/{subscription_id}/": {"get", "patch", "delete"},
+    "/api/v1/webhooks/deliveries/": {"get"},
 }
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 

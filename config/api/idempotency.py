@@ -23,7 +23,7 @@ from rest_framework.response import Response
 
 from portfolios import services
 
-from .exceptions import PROBLEM_CONTENT_TYPE
+from .exceptions import PROBLEM_CONTENT_TYPE, problems
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -42,13 +42,24 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 
 class IdempotentSchema(AutoSchema):
-    """Documents the `Idempotency-Key` header on every POST operation."""
+    """Documents the `Idempotency-Key` header on every POST operation, and the answers
+    it can cause there whatever the view declares: 400 (a malformed key) and 409 (a
+    key reused with another request)."""
 
     def get_override_parameters(self):
         parameters = super().get_override_parameters()
         if self.method == "POST":
             parameters = [*parameters, IDEMPOTENCY_PARAMETER]
         return parameters
+
+    def _get_response_bodies(self, direction="response"):
+        # Below get_response_serializers(), which @extend_schema(responses=...) replaces.
+        responses = super()._get_response_bodies(direction)
+        if self.method == "POST" and direction == "response":
+            for (status, media_type), problem in problems(400, 409).items():
+                if str(status) not in responses:
+                    responses[str(status)] = self._get_response_for_code(problem, str(status), [media_type], direction)
+        return responses
 
 
 class _Replay(Exception):

@@ -92,13 +92,17 @@ urlpatterns = [
     path(
         "docs/",
         login_required(
-            SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[IsAuthenticated]),
+            # GET only: DRF's OPTIONS answer cannot be rendered by this HTML view (it was a 500).
+            SpectacularSwaggerView.as_view(
+                url_name="schema", permission_classes=[IsAuthenticated], http_method_names=["get", "head"]
+            ),
             login_url="admin:login",
         ),
         name="docs",
     ),
     path("", include("portfolios.api.urls")),
     path("", include("rebalancing.api.urls")),
+    path("", include("webhooks.urls")),
     # Keep last: anything not matched above is a 404 problem.
     re_path(r"^.*$", NoSuchEndpointView.as_view()),
 ]

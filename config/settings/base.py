@@ -1,5 +1,6 @@
 """Settings shared by every environment; each value can be set from the environment."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -23,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -30,6 +32,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "portfolios",
     "rebalancing",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -41,6 +44,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out admin login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -79,6 +84,23 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it refuses a locked-out username + address before any password is
+# checked (see config/api/throttling.py and docs/security.md).
+AUTHENTICATION_BACKENDS = [
+    "config.api.throttling.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+# Per username from one address: a guesser is stopped without locking the user out
+# everywhere, and one office address does not lock out all its staff.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+
+# Staff sessions end after a working day, and when the browser closes.
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("DJANGO_SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -154,6 +176,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exceptions.problem_details_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.UserRateThrottle"],
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
 }
@@ -169,8 +192,18 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # Several serializers have a `status` field with different choices: name each set.
-    "ENUM_NAME_OVERRIDES": {"AccountStatusEnum": "portfolios.models.AccountStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "AccountStatusEnum": "portfolios.models.AccountStatus",
+        "TradeOrderStatusEnum": "rebalancing.models.TradeOrderStatus",
+        "PortfolioOrderStatusEnum": "rebalancing.models.PortfolioOrderStatus",
+        "SideEnum": "rebalancing.models.Side",
+        "ExecutionMethodEnum": "rebalancing.models.ExecutionMethod",
+        "ExecutionStatusEnum": "rebalancing.models.ExecutionStatus",
+    },
 }
+
+# Requests per user (= per token) to the API, counted in the default cache.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1000/min")
 
 # Idempotency keys are honoured for this long (api.md: 24 h).
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from rebalancing.admin_executions import EXECUTE_PERMISSION, rebalance_accounts_now
 from rebalancing.api.serializers import result_reason
 from rebalancing.models import Method
 from rebalancing.services import MAX_PREVIEW_ACCOUNTS, rebalance_preview
@@ -93,7 +94,7 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
     search_help_text = "Client reference (part of it) or the account's full UUID."
     autocomplete_fields = ("parent",)
     readonly_fields = ("id", "valuation", "allocation_link", "created_at", "updated_at")
-    actions = ["lock_accounts", "unlock_accounts", "preview_rebalance"]
+    actions = ["lock_accounts", "unlock_accounts", "preview_rebalance", "rebalance_now"]
     show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):
@@ -228,6 +229,15 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
         context.update(self._preview_rows(preview, {pk: (client_id, currency) for pk, client_id, currency in accounts}))
         context.update(method=values["method"], rebalance_date=values["rebalance_date"])
         return TemplateResponse(request, "admin/rebalancing/preview.html", context)
+
+    def has_execute_rebalance_permission(self, request):
+        return request.user.has_perm(EXECUTE_PERMISSION)
+
+    @admin.action(description="Rebalance now", permissions=["execute_rebalance"])
+    def rebalance_now(self, request, queryset):
+        """One execution of the selected accounts (execution_create), after a page that
+        asks for the method and the rebalance date; then the execution's page."""
+        return rebalance_accounts_now(self, request, queryset)
 
     @staticmethod
     def _preview_rows(preview, accounts: dict) -> dict:

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from rebalancing.admin_executions import EXECUTE_PERMISSION, rebalance_allocations_now
 from rebalancing.selectors import allocation_constituents
 from rebalancing.services import global_preferences
 
@@ -84,9 +85,21 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
     search_help_text = "Name, UUID, or the ISIN of an instrument in the current version."
     readonly_fields = ("id", "owner", "current_version_display", "weight_sum", "created_at", "updated_at")
     show_full_result_count = False
+    actions = ["rebalance_now"]
 
     class Media:
         js = ("portfolios/allocation_weights.js",)
+
+    def has_execute_rebalance_permission(self, request):
+        return request.user.has_perm(EXECUTE_PERMISSION)
+
+    @admin.action(
+        description="Rebalance every account following the selected allocations", permissions=["execute_rebalance"]
+    )
+    def rebalance_now(self, request, queryset):
+        """One execution per selected allocation (execution_create(allocation=...)), after
+        a page that asks for the method and the rebalance date."""
+        return rebalance_allocations_now(self, request, queryset)
 
     def get_queryset(self, request):
         lines = (

@@ -11,6 +11,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from rebalancing.services.strategies import strategy_validate
+
+from ..errors import InvalidInput
 from ..models import (
     AccountStatus,
     AccountType,
@@ -231,7 +234,7 @@ class AccountSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
-    @extend_schema_field(OpenApiTypes.UUID)
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_allocation_id(self, account) -> str | None:
         try:
             return str(account.configuration.allocation_id)
@@ -346,9 +349,6 @@ class HoldingsValuationSerializer(serializers.Serializer):
 
 # --- Configurations ------------------------------------------------------------------
 
-STRATEGY_NOT_SUPPORTED = "strategies are not supported yet"
-
-
 def _allocation_field(**kwargs):
     return serializers.PrimaryKeyRelatedField(
         queryset=Allocation.objects.all(),
@@ -361,24 +361,66 @@ def _allocation_field(**kwargs):
     )
 
 
-class _StrategyMixin:
-    def validate_strategy(self, value):
-        if value is not None:
-            raise serializers.ValidationError(STRATEGY_NOT_SUPPORTED)
-        return value
+# The strategy object of api.md (the rules: rebalancing.services.strategies). Described
+# by hand: a nested serializer's `type` and `method` enums would collide in the schema
+# with the instruments' `type` and the executions' `method`.
+STRATEGY_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "description": "When the account rebalances by itself (docs/automation.md); null for never. The rules: "
+    "CALENDAR needs period_type, period_count and anchor_date; THRESHOLD needs absolute_drift and/or "
+    "relative_drift (each 0 < x <= 1); CALENDAR_AND_THRESHOLD needs both; a field the type does not use is null.",
+    "properties": {
+        "type": {"type": "string", "enum": ["CALENDAR", "THRESHOLD", "CALENDAR_AND_THRESHOLD"]},
+        "period_type": {"type": "string", "nullable": True,
+                        "enum": ["DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "ANNUALLY", None]},
+        "period_count": {"type": "integer", "nullable": True, "minimum": 1},
+        "anchor_date": {"type": "string", "format": "date", "nullable": True,
+                        "description": "The first calendar date; the k-th is anchor + k x count x period."},
+        "absolute_drift": {"type": "string", "format": "decimal", "nullable": True,
+                           "description": "Weight points, e.g. \"0.05\"."},
+        "relative_drift": {"type": "string", "format": "decimal", "nullable": True,
+                           "description": "Fraction of the line's target, e.g. \"0.2\"."},
+        "method": {"type": "string", "enum": ["CONSERVATIVE", "EXCHANGE", "FULL", "FULL_INCLUDING_ORDERS"],
+                   "description": "FULL when left out."},
+        "cooldown_days": {"type": "integer", "nullable": True, "minimum": 0,
+                          "description": "No automatic rebalance within this many days of the last one."},
+        "paused": {"type": "boolean", "description": "Set in the admin; left out, a change keeps it."},
+    },
+    "required": ["type"],
+}
 
 
-class ConfigurationCreateSerializer(_StrategyMixin, serializers.Serializer):
+@extend_schema_field(STRATEGY_SCHEMA)
+class StrategyField(serializers.JSONField):
+    """A strategy object or null, judged by rebalancing.services.strategies; its errors
+    come back under `strategy.<field>`. The validated value is a StrategyInput or None."""
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("must be an object with a type, or null")
+        try:
+            return strategy_validate(data, prefix="")
+        except InvalidInput as exc:
+            errors: dict = {}
+            for error in exc.errors:
+                errors.setdefault(error.field, []).append(error.message)
+            raise serializers.ValidationError(errors) from exc
+
+
+class ConfigurationCreateSerializer(serializers.Serializer):
     account_id = _account_field()
     allocation_id = _allocation_field()
-    strategy = serializers.JSONField(required=False, allow_null=True, default=None,
-                                     help_text="Must be null for now: strategies are not supported yet.")
+    strategy = StrategyField(required=False, allow_null=True, default=None)
 
 
-class ConfigurationUpdateSerializer(_StrategyMixin, StrictFieldsMixin, serializers.Serializer):
+class ConfigurationUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     allocation_id = _allocation_field(required=False)
-    strategy = serializers.JSONField(required=False, allow_null=True,
-                                     help_text="Must be null for now: strategies are not supported yet.")
+    strategy = StrategyField(required=False, allow_null=True,
+                             help_text="The complete new strategy, or null to remove it; left out, it is kept.")
 
 
 def _json_value(value):
@@ -389,7 +431,10 @@ def _json_value(value):
     return value
 
 
-STRATEGY_FIELDS = ("type", "period_type", "period_count", "anchor_date", "absolute_drift", "relative_drift", "method")
+STRATEGY_FIELDS = (
+    "type", "period_type", "period_count", "anchor_date", "absolute_drift", "relative_drift", "method",
+    "cooldown_days", "paused",
+)
 
 
 class ConfigurationSerializer(serializers.Serializer):
@@ -399,7 +444,7 @@ class ConfigurationSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(STRATEGY_SCHEMA)
     def get_strategy(self, configuration):
         """The configuration's own strategy (select_related("strategy") to avoid a query per row)."""
         strategy = getattr(configuration, "strategy", None)

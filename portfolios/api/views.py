@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from config.api.exceptions import problems
 from config.api.idempotency import IdempotentMixin
+from rebalancing.services import strategies
 
 from .. import services
 from ..errors import BusinessRuleViolation
@@ -218,7 +219,7 @@ class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
 @extend_schema(
     summary="List an allocation's versions, newest first",
     parameters=[OpenApiParameter("allocation_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
-    responses={200: s.AllocationVersionSerializer(many=True), **problems(404)},
+    responses={200: s.AllocationVersionSerializer(many=True), **problems(400, 404)},
 )
 class AllocationVersionListView(IdempotentMixin, ListAPIView):
     serializer_class = s.AllocationVersionSerializer
@@ -361,10 +362,11 @@ class AccountHoldingsView(ApiView):
     retrieve=extend_schema(summary="Get an account's configuration",
                            responses={200: s.ConfigurationSerializer, **problems(404)}),
     partial_update=extend_schema(
-        summary="Change the allocation an account follows",
-        description="Changes the target only; nothing trades until a rebalance runs.",
+        summary="Change the allocation an account follows, or its strategy",
+        description="Changes the target only; nothing trades until a rebalance runs. `strategy` is the "
+        "complete new strategy, or null to remove it.",
         request=s.ConfigurationUpdateSerializer,
-        responses={200: s.ConfigurationSerializer, **problems(400, 404)},
+        responses={200: s.ConfigurationSerializer, **problems(400, 404, 409)},
     ),
 )
 class ConfigurationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
@@ -377,17 +379,21 @@ class ConfigurationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Api
     def create(self, request):
         data = s.ConfigurationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        configuration = services.configuration_create(
+        configuration = strategies.configuration_create_with_strategy(
             account=data.validated_data["account_id"],
             allocation=data.validated_data["allocation_id"],
+            strategy=data.validated_data["strategy"],
         )
+        configuration = self.get_queryset().get(pk=configuration.pk)
         return Response(s.ConfigurationSerializer(configuration).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, account_id=None):
         configuration = self.get_object()
         data = s.ConfigurationUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        configuration = services.configuration_update(
-            configuration=configuration, allocation=data.validated_data.get("allocation_id")
+        configuration = strategies.configuration_update_with_strategy(
+            configuration=configuration, allocation=data.validated_data.get("allocation_id"),
+            strategy=data.validated_data.get("strategy", strategies.KEEP),
         )
+        configuration = self.get_queryset().get(pk=configuration.pk)
         return Response(s.ConfigurationSerializer(configuration).data)

@@ -5,6 +5,9 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
+from webhooks import events
+from webhooks.payloads import configuration_payload
+
 from ..errors import BusinessRuleViolation, Conflict, FieldError, raise_if_errors
 from ..models import (
     AccountStatus,
@@ -189,9 +192,11 @@ def configuration_create(*, account: PortfolioAccount, allocation: Allocation) -
         raise Conflict(f"account {account.pk} already has a configuration; PATCH it to change the allocation")
     try:
         with transaction.atomic():
-            return Configuration.objects.create(account=account, allocation=allocation)
+            configuration = Configuration.objects.create(account=account, allocation=allocation)
     except IntegrityError as exc:  # a concurrent request created it first
         raise Conflict(f"account {account.pk} already has a configuration") from exc
+    events.record("configuration.created", lambda: configuration_payload(configuration))
+    return configuration
 
 
 @transaction.atomic
@@ -199,4 +204,5 @@ def configuration_update(*, configuration: Configuration, allocation: Allocation
     if allocation is not None:
         configuration.allocation = allocation
     configuration.save()
+    events.record("configuration.updated", lambda: configuration_payload(configuration))
     return configuration

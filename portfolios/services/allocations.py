@@ -11,6 +11,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from webhooks import events
+from webhooks.payloads import allocation_payload
+
 from ..errors import Conflict, FieldError, InvalidInput, raise_if_errors
 from ..models import (
     Allocation,
@@ -242,6 +245,7 @@ def allocation_create(*, data: AllocationInput, user=None) -> Allocation:
         owner=user if user and user.is_authenticated else None,
     )
     _save_version(allocation=allocation, valid=valid, user=user)
+    events.record("allocation.created", lambda: allocation_payload(allocation))
     return allocation
 
 
@@ -254,6 +258,7 @@ def allocation_update(*, allocation: Allocation, data: AllocationInput, user=Non
     allocation.name = data.name
     allocation.base_currency = data.base_currency or allocation.base_currency
     _save_version(allocation=allocation, valid=valid, user=user)
+    events.record("allocation.updated", lambda: allocation_payload(allocation))
     return allocation
 
 

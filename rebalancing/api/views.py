@@ -34,6 +34,11 @@ class GlobalPreferencesView(ApiView):
     queryset = RebalancePreferences.objects.all()  # view_ / change_rebalancepreferences
     serializer_class = s.GlobalPreferencesSerializer
 
+    def get_object(self):
+        # The one global row (None before its first save), not named in the URL. DRF's
+        # OPTIONS answer asks for it; the default lookup by URL kwarg was a 500.
+        return self.get_queryset().filter(is_global=True).first()
+
     @extend_schema(
         summary="Get the global default preferences",
         description="Every field resolved: a field the global defaults leave empty shows the built-in default.",

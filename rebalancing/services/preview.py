@@ -78,7 +78,9 @@ def rebalance_preview(
 ) -> Preview:
     """Propose the orders for up to 500 accounts without writing anything.
 
-    Loads everything in a fixed number of queries whatever the number of accounts.
+    Loads everything in a fixed number of queries whatever the number of accounts,
+    the kept outstanding orders of each account group included (§4.6), exactly as
+    an execution does.
     `preference_overrides` apply to this call only, on top of each account's own.
     Raises InvalidInput naming bad account ids (`accounts[3]`) or preferences
     (`preferences.min_trade_amount`).
@@ -103,6 +105,10 @@ def rebalance_preview(
         return engine_preferences[key]
 
     results = [
-        rebalance_account(book=book, account_id=a, method=method, preferences=preferences_of(a)) for a in account_ids
+        rebalance_account(
+            book=book, account_id=a, method=method, preferences=preferences_of(a),
+            outstanding_orders=book.outstanding.get(a, ()),
+        )
+        for a in account_ids
     ]
     return Preview(results=results, instruments=book.instruments)

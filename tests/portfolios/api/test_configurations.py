@@ -29,7 +29,8 @@ def test_create_with_null_strategy(api_client, db):
     assert response.status_code == 201
 
 
-def test_a_strategy_is_not_supported_yet(api_client, db):
+def test_an_incomplete_strategy_is_refused(api_client, db):
+    # Strategies in full: tests/rebalancing/automation/test_api.py.
     account, allocation = AccountFactory(), make_allocation()
     body = problem(
         api_client.post(
@@ -40,7 +41,7 @@ def test_a_strategy_is_not_supported_yet(api_client, db):
         ),
         400,
     )
-    assert message_for(body, "strategy") == "strategies are not supported yet"
+    assert message_for(body, "strategy.anchor_date") == "is required for a CALENDAR strategy"
     assert not Configuration.objects.exists()
 
 
@@ -118,12 +119,12 @@ def test_patch_allocation(api_client, db):
     assert configuration.allocation == other
 
 
-def test_patch_strategy_null_is_accepted_and_non_null_refused(api_client, db):
+def test_patch_strategy_null_is_accepted_and_an_incomplete_one_refused(api_client, db):
     configuration = make_configuration()
     url = f"{URL}{configuration.account_id}/"
     assert api_client.patch(url, {"strategy": None}, format="json").status_code == 200
     body = problem(api_client.patch(url, {"strategy": {"type": "THRESHOLD"}}, format="json"), 400)
-    assert message_for(body, "strategy") == "strategies are not supported yet"
+    assert "absolute_drift and/or relative_drift" in message_for(body, "strategy.absolute_drift")
 
 
 @pytest.mark.parametrize(("payload", "field"), [

@@ -1,0 +1,344 @@
+"""Benchmark rebalancing executions end to end, on PostgreSQL, Redis and real workers.
+
+    .venv/bin/python bench/execution.py [--accounts 100000] [--workers 2] [--chunk-size 1000]
+                                        [--naive 2000] [--reuse] [--keep]
+
+1. Creates a dedicated database (`--database`, default ballast_bench; dropped first),
+   migrates it and loads the demo book with `demo_book_load(accounts=N)`: ~10 lines
+   per allocation, positions near target with drift, ~6 % with a locked sub-portfolio.
+   `--reuse` keeps a database loaded by an earlier run and only empties its executions.
+2. Runs the NAIVE version over a sample (`--naive`, default 2,000 accounts, split over
+   as many processes as workers): one transaction per account, the book loaded with
+   the ORM for that one account, the engine, the OPEN orders replaced, every trade
+   order and the result saved with `.save()` one by one. Then empties it again.
+3. Starts `--workers` Celery worker processes (`celery -A config worker --concurrency 1`,
+   prefork) on a Redis database of their own (the planner and the chunks run there), and POSTs
+   `{"all_accounts": true, "method": "FULL"}` to /api/v1/portfolios/rebalancings/executions/
+   with DRF's APIClient (in this process: the real URL, view, serializer, idempotency
+   mixin and service; no HTTP server in between), then polls the database until the
+   execution has finished.
+4. Prints accounts/s end to end (POST → finished), orders/s, the naive rate and the
+   ratio, the workers' peak RSS (VmHWM of each worker process and its pool child) and
+   their CPU time. Stops the workers and drops the database unless `--keep`.
+
+Needs PostgreSQL (`--postgres`, default postgres://postgres@127.0.0.1:5432) and Redis
+(`--redis`, default redis://127.0.0.1:6379/15: its queue is emptied first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+QUEUE = "celery"  # the default queue, in a Redis database of the bench's own (--redis)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=100_000, help="accounts in the demo book [100000]")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes [2]")
+    parser.add_argument("--chunk-size", type=int, default=1000, help="accounts per chunk [1000]")
+    parser.add_argument("--naive", type=int, default=2000, help="accounts in the naive sample; 0 skips it [2000]")
+    parser.add_argument("--database", default="ballast_bench")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--reuse", action="store_true", help="reuse a loaded database (only empty its executions)")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--timeout", type=float, default=1800, help="give up waiting after this many seconds [1800]")
+    return parser.parse_args()
+
+
+ARGS = parse_args() if __name__ == "__main__" else None
+
+
+def environment(args) -> dict:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"{args.postgres}/{args.database}",
+        "REDIS_URL": args.redis,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DJANGO_DEBUG": "false",  # DEBUG would keep every query in memory
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def database_prepare(args) -> bool:
+    """Create the database (dropping an old one) unless --reuse finds it. True if it must be loaded."""
+    import psycopg
+
+    with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
+        if exists and args.reuse:
+            return False
+        admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{args.database}"')
+    return True
+
+
+def database_drop(args) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+
+
+def executions_empty() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE rebalancing_tradeorder, rebalancing_executionresult, rebalancing_accountlease, "
+            "rebalancing_executionchunk, rebalancing_execution CASCADE"
+        )
+    with connection.cursor() as cursor:  # VACUUM cannot run inside the TRUNCATE's transaction block
+        # A reused book's accounts carry the row locks of the last run's foreign-key checks: vacuum
+        # them away, and start each measured run from a clean write-ahead log.
+        cursor.execute("VACUUM ANALYZE")
+        cursor.execute("CHECKPOINT")
+
+
+# --- The naive version ----------------------------------------------------------------------
+
+
+def naive_run(account_ids: list, execution_id, on_date) -> int:
+    """One transaction and ORM round trips per account; returns the orders written."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from rebalancing.models import ExecutionResult, TradeOrder, TradeOrderStatus
+    from rebalancing.selectors import book_load
+    from rebalancing.services import account_preferences, rebalance_account
+    from portfolios.models import PortfolioAccount
+
+    connection.close()  # never share the parent's connection across fork
+    orders = 0
+    for account_id in account_ids:
+        with transaction.atomic():
+            account = PortfolioAccount.objects.get(pk=account_id)
+            preferences = account_preferences(account)
+            book = book_load(account_ids=[account_id], on_date=on_date,
+                             price_source=preferences.values["price_source"], lock_orders=True)
+            result = rebalance_account(
+                book=book, account_id=account_id, method="FULL", preferences=preferences.for_engine(),
+                outstanding_orders=book.outstanding.get(account_id, ()),
+            )
+            now = timezone.now()
+            TradeOrder.objects.filter(account_id__in=book.group_ids(account_id), status=TradeOrderStatus.OPEN).update(
+                status=TradeOrderStatus.REPLACED, updated_at=now
+            )
+            for o in result.orders:
+                TradeOrder(
+                    account_id=o.account_id, instrument_id=o.instrument_id, side=o.side.value,
+                    transaction_type=o.transaction_type, units=o.units, unit_price=o.unit_price,
+                    trade_amount=o.trade_amount, currency=o.currency, execution_method=o.execution_method.value,
+                    execution_id=execution_id, created_at=now, updated_at=now,
+                ).save()
+                orders += 1
+            ExecutionResult(
+                execution_id=execution_id, account_id=account_id, status=result.status.value,
+                error=result.reason, total_value=result.total_value, cash_before=result.cash_before,
+                cash_after=result.cash_after, order_count=len(result.orders),
+            ).save()
+    connection.close()
+    return orders
+
+
+def naive_measure(sample: list, processes: int, on_date) -> tuple[float, int]:
+    from django.db import connection
+
+    from rebalancing.models import Execution
+
+    execution = Execution.objects.create(method="FULL", rebalance_date=on_date, total=len(sample))
+    connection.close()
+    parts = [sample[n::processes] for n in range(processes)]
+    started = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        orders = sum(pool.starmap(naive_run, [(part, execution.pk, on_date) for part in parts]))
+    return time.perf_counter() - started, orders
+
+
+# --- Workers ------------------------------------------------------------------------------------
+
+
+def workers_start(args, env) -> list[subprocess.Popen]:
+    celery = str(Path(sys.executable).with_name("celery"))
+    workers = []
+    for n in range(args.workers):
+        workers.append(subprocess.Popen(
+            [celery, "-A", "config", "worker", "--concurrency", "1", "--pool", "prefork",
+             "-n", f"bench{n}@%h", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(f"/tmp/ballast-bench-worker{n}.log", "w"),
+        ))
+    return workers
+
+
+def workers_ready(app, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(app.control.ping(timeout=1.0) or []) >= count:
+            return
+    raise SystemExit(f"the {count} workers did not answer within {timeout:.0f}s (see /tmp/ballast-bench-worker*.log)")
+
+
+def process_tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            children = (task / "children").read_text().split() if (task / "children").exists() else []
+            todo.extend(int(child) for child in children)
+    return pids
+
+
+def proc_status(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])  # kB
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def workers_stop(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+# --- Main ------------------------------------------------------------------------------------
+
+
+def main(args) -> None:
+    env = environment(args)
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG", "LOG_LEVEL")})
+    must_load = database_prepare(args)
+
+    import django
+
+    django.setup()
+    import redis
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from config.celery import app
+    from portfolios.models import Configuration, PortfolioAccount
+    from portfolios.services.demo import demo_book_load
+    from rebalancing.models import EXECUTION_ENDED, Execution, ExecutionResult, TradeOrder
+
+    settings.REBALANCE_CHUNK_SIZE = args.chunk_size
+    on_date = timezone.localdate()
+
+    call_command("migrate", verbosity=0)  # also brings a reused database up to date
+    if must_load:
+        started = time.perf_counter()
+        summary = demo_book_load(accounts=args.accounts)
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+        print(f"loaded {summary.accounts:,} accounts ({summary.positions:,} positions) in "
+              f"{time.perf_counter() - started:.0f}s into {args.database}")
+    executions_empty()
+    book = PortfolioAccount.objects.count()
+    runnable = Configuration.objects.filter(account__status="ACTIVE", account__parent__isnull=True).count()
+    print(f"book: {book:,} accounts (sub-portfolios included), {runnable:,} ACTIVE configured top-level accounts; "
+          f"{args.workers} workers, chunks of {args.chunk_size}, {os.cpu_count()} CPUs")
+
+    naive_rate = None
+    if args.naive:
+        sample = list(
+            Configuration.objects.filter(account__status="ACTIVE", account__parent__isnull=True)
+            .order_by("account_id").values_list("account_id", flat=True)[: args.naive]
+        )
+        elapsed, orders = naive_measure(sample, args.workers, on_date)
+        naive_rate = len(sample) / elapsed
+        print(f"naive: {len(sample):,} accounts, {orders:,} orders in {elapsed:.1f}s on {args.workers} processes "
+              f"→ {naive_rate:,.0f} accounts/s")
+        executions_empty()
+
+    redis.Redis.from_url(args.redis).delete(QUEUE)
+    connection.close()
+    workers = workers_start(args, env)
+    try:
+        workers_ready(app, args.workers)
+        user, _ = get_user_model().objects.get_or_create(
+            username="bench", defaults={"is_staff": True, "is_superuser": True}
+        )
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+
+        started = time.perf_counter()
+        response = client.post(
+            "/api/v1/portfolios/rebalancings/executions/",
+            {"all_accounts": True, "method": "FULL", "rebalance_date": on_date.isoformat()},
+            format="json", HTTP_HOST="localhost",
+        )
+        accepted = time.perf_counter() - started
+        assert response.status_code == 202, response.content[:500]
+        execution_id = response.json()["execution_id"]
+        total = response.json()["accounts"]
+        print(f"POST answered 202 in {accepted:.2f}s: execution {execution_id}, {total:,} accounts")
+        last_print = 0.0
+        while True:
+            row = Execution.objects.values("status", "done").get(pk=execution_id)
+            now = time.perf_counter() - started
+            if row["status"] in EXECUTION_ENDED:
+                break
+            if now > args.timeout:
+                raise SystemExit(f"still {row['status']} after {now:.0f}s; see /tmp/ballast-bench-worker*.log")
+            if now - last_print >= 5:
+                print(f"  {now:5.1f}s {row['status']}: {row['done']:,}/{total:,}")
+                last_print = now
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+
+        peaks, cpu = [], 0.0
+        for worker in workers:
+            tree = process_tree(worker.pid)
+            peaks.append(max(proc_status(pid, "VmHWM") for pid in tree))
+            cpu += sum(cpu_seconds(pid) for pid in tree)
+    finally:
+        workers_stop(workers)
+
+    execution = Execution.objects.get(pk=execution_id)
+    orders = TradeOrder.objects.filter(execution=execution).count()
+    statuses = Counter(ExecutionResult.objects.filter(execution=execution).values_list("status", flat=True))
+    rate = total / elapsed
+    database_seconds = (execution.finished_at - execution.created_at).total_seconds()
+    print(f"execution {execution.status} in {elapsed:.1f}s (database: {database_seconds:.1f}s from created to finished, "
+          f"the first chunk started after {(execution.started_at - execution.created_at).total_seconds():.1f}s): "
+          f"{', '.join(f'{n:,} {s}' for s, n in sorted(statuses.items()))}")
+    print(f"end to end: {rate:,.0f} accounts/s, {orders / elapsed:,.0f} orders/s ({orders:,} orders, "
+          f"{orders / max(total, 1):.1f} per account)")
+    print(f"workers: peak RSS {', '.join(f'{kb / 1024:.0f} MB' for kb in peaks)} (VmHWM, largest process of each "
+          f"worker); {cpu:.1f} CPU s in the workers, the rest in PostgreSQL, Redis and this process")
+    if naive_rate:
+        print(f"naive: {naive_rate:,.0f} accounts/s → executions are {rate / naive_rate:.1f}× faster")
+    if not args.keep:
+        connection.close()
+        database_drop(args)
+
+
+if __name__ == "__main__":
+    main(ARGS)

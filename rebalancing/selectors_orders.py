@@ -1,0 +1,157 @@
+"""Reads of trade orders for the dealing desk: the aggregated blotter and CSV rows.
+
+Both take any TradeOrder queryset (the admin passes its filtered changelist), so the
+admin and any future API endpoint share one definition of the columns. Decimals are
+written as the API writes them: no exponent, no trailing zeros ("0.5", "100").
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, F, QuerySet, Sum
+
+from .models import TradeOrderStatus
+
+# A spreadsheet runs a cell that starts with one of these as a formula ("CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_CHUNK = 2000
+# The blotter's default filter: orders not yet sent anywhere.
+BLOTTER_DEFAULT_STATUS = TradeOrderStatus.OPEN
+
+
+def decimal_text(value) -> str:
+    """A decimal as the API writes it: "0.5", "100", "0"; "" for None."""
+    if value is None:
+        return ""
+    value = Decimal(value)
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def text_cell(value) -> str:
+    """Free text for a CSV cell, defused if a spreadsheet would read it as a formula."""
+    if value is None:
+        return ""
+    value = str(value)
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+# --- The blotter -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlotterRow:
+    """All orders of one instrument, side and currency, summed across accounts.
+    `trade_amount` is in `currency` (the instrument's)."""
+
+    instrument_id: object
+    isin: str | None
+    name: str
+    side: str
+    currency: str
+    orders: int
+    units: Decimal
+    trade_amount: Decimal
+
+
+def trade_order_blotter(orders: QuerySet) -> list[BlotterRow]:
+    """Sum `orders` by instrument, side and currency: one GROUP BY query, ordered by
+    ISIN (instruments without one last, by name), side and currency. The queryset's own
+    ordering is dropped."""
+    rows = (
+        orders.order_by()
+        .values("instrument_id", "instrument__isin", "instrument__name", "side", "currency")
+        .annotate(orders=Count("pk"), units=Sum("units"), trade_amount=Sum("trade_amount"))
+        .order_by(F("instrument__isin").asc(nulls_last=True), "instrument__name", "instrument_id", "side", "currency")
+    )
+    return [
+        BlotterRow(
+            instrument_id=row["instrument_id"], isin=row["instrument__isin"], name=row["instrument__name"],
+            side=row["side"], currency=row["currency"], orders=row["orders"],
+            units=row["units"] or Decimal(0), trade_amount=row["trade_amount"] or Decimal(0),
+        )
+        for row in rows
+    ]
+
+
+def blotter_totals(rows: Iterable[BlotterRow]) -> list[dict]:
+    """Per currency and side: orders and trade amount (units of different instruments
+    do not add up). Sorted by currency, then side."""
+    totals: dict[tuple, dict] = {}
+    for row in rows:
+        total = totals.setdefault((row.currency, row.side), {"currency": row.currency, "side": row.side,
+                                                              "orders": 0, "trade_amount": Decimal(0)})
+        total["orders"] += row.orders
+        total["trade_amount"] += row.trade_amount
+    return [totals[key] for key in sorted(totals)]
+
+
+BLOTTER_HEADER = ("isin", "instrument_name", "instrument_id", "side", "currency", "orders", "units", "trade_amount")
+
+
+def blotter_csv_rows(rows: Iterable[BlotterRow]) -> Iterator[tuple]:
+    """The header, then one CSV row per blotter row."""
+    yield BLOTTER_HEADER
+    for row in rows:
+        yield (
+            row.isin or "", text_cell(row.name), str(row.instrument_id), row.side, row.currency, str(row.orders),
+            decimal_text(row.units), decimal_text(row.trade_amount),
+        )
+
+
+# --- Trade orders as CSV ------------------------------------------------------------------
+
+TRADE_ORDER_COLUMNS = (
+    # (CSV header, values_list path, kind)
+    ("order_id", "id", "id"),
+    ("created_at", "created_at", "datetime"),
+    ("account_id", "account_id", "id"),
+    ("client_id", "account__client_id", "text"),
+    ("instrument_id", "instrument_id", "id"),
+    ("isin", "instrument__isin", "text"),
+    ("instrument_name", "instrument__name", "text"),
+    ("side", "side", "text"),
+    ("transaction_type", "transaction_type", "text"),
+    ("units", "units", "decimal"),
+    ("unit_price", "unit_price", "decimal"),
+    ("trade_amount", "trade_amount", "decimal"),
+    ("currency", "currency", "text"),
+    ("execution_method", "execution_method", "text"),
+    ("status", "status", "text"),
+    ("executed_units", "executed_units", "decimal"),
+    ("executed_amount", "executed_amount", "decimal"),
+    ("execution_id", "execution_id", "id"),
+    ("portfolio_order_id", "portfolio_order_id", "id"),
+)
+TRADE_ORDER_HEADER = tuple(header for header, _, _ in TRADE_ORDER_COLUMNS)
+_FORMAT = {
+    "id": lambda v: "" if v is None else str(v),
+    "datetime": lambda v: v.isoformat() if v is not None else "",
+    "decimal": decimal_text,
+    "text": text_cell,
+}
+
+
+def trade_order_csv_rows(orders: QuerySet) -> Iterator[tuple]:
+    """The header, then one row per order of `orders` in its ordering. Reads with one
+    query through `.iterator()` (a server-side cursor on PostgreSQL), so memory stays
+    flat however many orders there are."""
+    formats = [_FORMAT[kind] for _, _, kind in TRADE_ORDER_COLUMNS]
+    yield TRADE_ORDER_HEADER
+    for values in orders.values_list(*(path for _, path, _ in TRADE_ORDER_COLUMNS)).iterator(chunk_size=CSV_CHUNK):
+        yield tuple(format_(value) for format_, value in zip(formats, values))
+
+
+__all__ = [
+    "BLOTTER_DEFAULT_STATUS",
+    "BLOTTER_HEADER",
+    "TRADE_ORDER_HEADER",
+    "BlotterRow",
+    "blotter_csv_rows",
+    "blotter_totals",
+    "decimal_text",
+    "trade_order_blotter",
+    "trade_order_csv_rows",
+]

@@ -1,0 +1,53 @@
+"""Celery tasks of the rebalancing app: each takes ids and is one call into a service."""
+
+import logging
+
+from celery import shared_task
+
+from .services import executions
+
+logger = logging.getLogger(__name__)
+
+CHUNK_RETRIES = 3
+
+
+@shared_task(bind=True, max_retries=CHUNK_RETRIES, acks_late=True, reject_on_worker_lost=True)
+def execution_chunk_run(self, chunk_id: int) -> dict:
+    """Process one chunk of an execution. Safe to deliver twice: the chunk row is
+    claimed with SELECT ... FOR UPDATE SKIP LOCKED in the service's transaction.
+
+    An error rolls the chunk back to PENDING and retries it (after 5, 10, 20 s);
+    after the last retry its accounts are failed with the error, so the execution
+    still finishes. A lost worker (killed, OOM) leaves the message unacknowledged:
+    the broker delivers it again.
+    """
+    try:
+        outcome = executions.execution_chunk_process(chunk_id=chunk_id)
+    except Exception as exc:
+        if self.request.retries < self.max_retries:
+            logger.warning("chunk %s failed (%r); retrying", chunk_id, exc)
+            raise self.retry(exc=exc, countdown=5 * 2**self.request.retries)
+        logger.exception("chunk %s failed %s times; failing its accounts", chunk_id, self.max_retries + 1)
+        outcome = executions.execution_chunk_fail(chunk_id=chunk_id, error=f"the chunk failed: {exc!r}")
+    return {
+        "processed": outcome.processed, "accounts": outcome.accounts, "orders": outcome.orders,
+        "execution_status": outcome.execution_status,
+    }
+
+
+from . import schedules_tasks  # noqa: E402, F401  (registers the daily automation tasks with autodiscovery)
+
+
+@shared_task(bind=True, max_retries=CHUNK_RETRIES, acks_late=True, reject_on_worker_lost=True)
+def execution_plan_run(self, execution_id: str, account_ids: list | None = None) -> int:
+    """Plan a large execution (leases, chunks) and enqueue its chunks; safe to run twice.
+    After the last retry the execution is FAILED with the error."""
+    try:
+        return executions.execution_plan(execution_id=execution_id, account_ids=account_ids)
+    except Exception as exc:
+        if self.request.retries < self.max_retries:
+            logger.warning("planning execution %s failed (%r); retrying", execution_id, exc)
+            raise self.retry(exc=exc, countdown=5 * 2**self.request.retries)
+        logger.exception("planning execution %s failed; failing it", execution_id)
+        executions.execution_fail(execution_id=execution_id, error=f"planning failed: {exc!r}")
+        return 0

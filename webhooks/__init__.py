@@ -1,0 +1,1 @@
+"""Signed webhooks: subscriptions, an outbox of events, and their delivery by Celery (docs/webhooks.md)."""
