@@ -193,20 +193,24 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
     if lock_orders:
         # The OPEN ones are only locked and noted (the rebalance replaces them): ids only.
         for order_id, account_id in (
-            orders.filter(status=TradeOrderStatus.OPEN).select_for_update(of=("self",)).values_list("pk", "account_id")
+            orders.filter(status=TradeOrderStatus.OPEN, portfolio_order__isnull=True)
+            .select_for_update(of=("self",)).values_list("pk", "account_id")
         ):
             book.open_orders.setdefault(root_of[account_id], []).append(order_id)
         orders = orders.select_for_update(of=("self",))
     outstanding = defaultdict(list)
     order_instruments = set()
+    # A portfolio order's OPEN trade orders are a client's instruction: never replaced,
+    # counted as kept orders (ACCEPTED for the engine) instead.
+    kept = Q(status__in=KEPT_ORDER_STATUSES) | Q(status=TradeOrderStatus.OPEN, portfolio_order__isnull=False)
     for account_id, instrument_id, side, transaction_type, units, amount, status, currency in orders.filter(
-        status__in=KEPT_ORDER_STATUSES
+        kept
     ).values_list("account_id", "instrument_id", "side", "transaction_type", "units", "trade_amount", "status", "currency"):
         order_instruments.add(instrument_id)
         outstanding[root_of[account_id]].append(
             engine.OutstandingOrder(
                 account_id, instrument_id, _SIDES[side], transaction_type, units, amount,
-                _ORDER_STATUSES[status], currency,
+                engine.OrderStatus.ACCEPTED if status == TradeOrderStatus.OPEN else _ORDER_STATUSES[status], currency,
             )
         )
     book.outstanding = {account_id: tuple(rows) for account_id, rows in outstanding.items()}

@@ -1,16 +1,17 @@
 """Executions: rebalance many accounts for real, in chunks, on Celery workers.
 
-`execution_create` selects the accounts, leases them, splits them into chunks and
-enqueues one task per chunk once its transaction commits. Each chunk is processed by
+`execution_create` selects the accounts and `execution_plan` (inline, or a first task
+for a large execution) leases them, splits them into chunks and enqueues one task per
+chunk once its transaction commits. Each chunk is processed by
 `execution_chunk_process` in ONE transaction: claim the chunk row (SELECT ... FOR
-UPDATE, after a SKIP LOCKED check that lets a duplicate delivery leave at once), load the whole chunk with `book_load` in a fixed number of
-queries, run the same `rebalance_account` the previews use, replace the accounts'
-OPEN orders and write the new trade orders and results with COPY, release the
-leases, count the chunk done, and let the last chunk finish the execution. A worker
-that dies rolls its transaction back, so the chunk is PENDING again for the
-redelivered task; the unique (execution, account) key of the results is the
-database's guarantee that an account is done exactly once. docs/executions.md
-explains every choice.
+UPDATE, after a SKIP LOCKED check that lets a duplicate delivery leave at once), load
+the whole chunk with `book_load` in a fixed number of queries, run the same
+`rebalance_account` the previews use, replace the accounts' OPEN orders and write the
+new trade orders and results with COPY, release the leases, count the chunk done,
+and let the last chunk finish the execution. A worker that dies rolls its transaction
+back, so the chunk is PENDING again for the redelivered task; the unique (execution,
+account) key of the results is the database's guarantee that an account is done
+exactly once. docs/executions.md explains every choice.
 """
 
 import logging
@@ -55,7 +56,6 @@ CANCELLABLE = (ExecutionStatus.PENDING, ExecutionStatus.AWAITING_APPROVAL, Execu
 UNFINISHED = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 # A new rebalance proposal exists for these results, so it replaces the OPEN orders (§4.6).
 REPLACING = (engine.ResultStatus.PROPOSED, engine.ResultStatus.NO_TRADES)
-# Stored as-is: the engine's enums are StrEnums with the same values as the models' choices.
 
 
 def chunk_size() -> int:
@@ -297,7 +297,7 @@ def execution_chunk_process(*, chunk_id) -> ChunkOutcome:
     """Rebalance the accounts of one chunk and write their orders and results, in one
     transaction; safe to call twice or concurrently (only one call does the work).
 
-    Hidden queries: a fixed number (about 20) whatever the chunk size; trade orders
+    Hidden queries: a fixed number (about 25) whatever the chunk size; trade orders
     and results go in by COPY on PostgreSQL. Exceptions roll everything back and
     leave the chunk PENDING for a retry (see `execution_chunk_fail` for giving up).
     """

@@ -104,7 +104,7 @@ def test_many_workers_racing_for_every_chunk_do_each_account_once(fifty_fifty, a
 
 
 @pytest.mark.django_db(transaction=True)
-def test_end_to_end_through_the_api_and_a_real_worker(fifty_fifty, account_with, client_for, settings):
+def test_end_to_end_through_the_api_and_a_real_worker(fifty_fifty, account_with, client_for, settings, request):
     """Runs in both passes: the file broker and SQLite, and Redis and PostgreSQL when they are set.
     The execution counts as large, so the worker plans it too (execution_plan_run, then three chunks)."""
     settings.REBALANCE_CHUNK_SIZE = 2
@@ -121,6 +121,12 @@ def test_end_to_end_through_the_api_and_a_real_worker(fifty_fifty, account_with,
         # the worker's thread writes would be "database table is locked" (no busy wait there).
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA read_uncommitted = 1")
+
+        def read_committed_again():
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA read_uncommitted = 0")
+
+        request.addfinalizer(read_committed_again)
 
     def poll(url: str) -> dict:
         for _ in range(50):

@@ -373,3 +373,34 @@ def test_a_rejected_trade_order_fails_the_portfolio_order(configured):
     trade_order_transition(order=b, status=S.CANCELLED)
     order.refresh_from_db()
     assert order.status == P.FAILED
+
+
+def test_a_rebalance_never_replaces_a_portfolio_orders_trade_orders_it_counts_them():
+    """A client's cash order is an instruction, not a proposal: an execution keeps its
+    OPEN trade orders and nets them like kept orders (§4.6)."""
+    from decimal import Decimal
+
+    from rebalancing.models import TradeOrder
+    from rebalancing.services import execution_chunk_process, execution_create, portfolio_order_create
+    from rebalancing.models import ExecutionChunk
+    from tests.factories import AccountFactory, CashAccountFactory, InstrumentFactory, PriceFactory, make_allocation, make_configuration
+    from django.utils import timezone
+
+    a, b = InstrumentFactory(), InstrumentFactory()
+    today = timezone.localdate()
+    for instrument in (a, b):
+        PriceFactory(instrument=instrument, effective_at=today, value=Decimal("10"))
+    account = AccountFactory()
+    CashAccountFactory(account=account, balance=Decimal("1000"))
+    make_configuration(account, make_allocation({a: "0.5", b: "0.5"}, effective_from=today))
+    order = portfolio_order_create(account=account, side="BUY", cash_amount=Decimal("400"), currency="EUR")
+    client_orders = set(order.trade_orders.values_list("pk", flat=True))
+    assert client_orders
+
+    execution = execution_create(method="FULL", trigger="API", account_ids=[account.pk])
+    for chunk in ExecutionChunk.objects.filter(execution=execution):
+        execution_chunk_process(chunk_id=chunk.pk)
+
+    assert set(TradeOrder.objects.filter(pk__in=client_orders).values_list("status", flat=True)) == {"OPEN"}
+    bought = sum(o.trade_amount for o in TradeOrder.objects.filter(account=account, side="BUY"))
+    assert bought <= Decimal("1000")  # the rebalance netted the client's buys instead of doubling them
