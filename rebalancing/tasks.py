@@ -13,8 +13,8 @@ CHUNK_RETRIES = 3
 
 @shared_task(bind=True, max_retries=CHUNK_RETRIES, acks_late=True, reject_on_worker_lost=True)
 def execution_chunk_run(self, chunk_id: int) -> dict:
-    """Process one chunk of an execution. Safe to deliver twice: the chunk row is
-    claimed with SELECT ... FOR UPDATE SKIP LOCKED in the service's transaction.
+    """Process one chunk of an execution. Safe to deliver twice: a duplicate finds the
+    chunk row locked (SKIP LOCKED) or no longer PENDING and does nothing.
 
     An error rolls the chunk back to PENDING and retries it (after 5, 10, 20 s);
     after the last retry its accounts are failed with the error, so the execution

@@ -21,14 +21,6 @@ pytestmark = pytest.mark.django_db
 D = date(2026, 3, 2)
 
 
-@pytest.fixture
-def fifty_fifty():
-    a, b = InstrumentFactory(), InstrumentFactory()
-    for instrument in (a, b):
-        PriceFactory(instrument=instrument, effective_at=D, value=Decimal("10"))
-    return a, b, make_allocation({a: "0.5", b: "0.5"}, effective_from=date(2026, 1, 1))
-
-
 def account_with(allocation, cash="1000", **fields):
     account = AccountFactory(**fields)
     CashAccountFactory(account=account, balance=Decimal(cash))

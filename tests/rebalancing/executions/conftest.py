@@ -1,34 +1,7 @@
-from datetime import date
-from decimal import Decimal
-
 import pytest
 
-from tests.factories import AccountFactory, CashAccountFactory, InstrumentFactory, PriceFactory, make_allocation, make_configuration
 from tests.portfolios.api.conftest import client_for, error_fields, message_for, problem  # noqa: F401
-
-D = date(2026, 3, 2)
-
-
-@pytest.fixture
-def fifty_fifty(db):
-    """Two ETFs (block size 1) at 10 EUR on D, and an allocation of 50 / 50 on them."""
-    a, b = InstrumentFactory(name="Alpha ETF"), InstrumentFactory(name="Beta ETF")
-    for instrument in (a, b):
-        PriceFactory(instrument=instrument, effective_at=D, value=Decimal("10"))
-    return a, b, make_allocation({a: "0.5", b: "0.5"}, effective_from=date(2026, 1, 1))
-
-
-@pytest.fixture
-def account_with():
-    """A configured EUR account with one default cash account (1000 EUR unless told)."""
-
-    def make(allocation, cash="1000", **fields):
-        account = AccountFactory(**fields)
-        CashAccountFactory(account=account, balance=Decimal(cash))
-        make_configuration(account, allocation)
-        return account
-
-    return make
+from tests.rebalancing.conftest import D  # noqa: F401
 
 
 @pytest.fixture
@@ -39,7 +12,6 @@ def chunk_size(settings):
         settings.REBALANCE_CHUNK_SIZE = size
 
     return set_size
-
 
 def run_chunks(execution) -> list:
     """Process every PENDING chunk of `execution` in this process, in order."""
