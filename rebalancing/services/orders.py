@@ -153,7 +153,13 @@ def _settlement_cash_account(order: TradeOrder) -> CashAccount:
     """The cash account a settlement books into, locked: the account's default cash
     account when it is in the order's currency, else its CASH account in that currency
     (created with a zero balance when missing)."""
-    accounts = list(CashAccount.objects.select_for_update().filter(account_id=order.account_id, currency=order.currency))
+    # of=self and an explicit order: the default ordering joins the account, which
+    # FOR UPDATE would lock too.
+    accounts = list(
+        CashAccount.objects.select_for_update(of=("self",))
+        .filter(account_id=order.account_id, currency=order.currency)
+        .order_by("pk")
+    )
     for candidate in accounts:
         if candidate.is_default:
             return candidate
@@ -177,7 +183,12 @@ def _settle(order: TradeOrder) -> None:
     # locks the account too); NO KEY UPDATE lets other transactions insert orders meanwhile.
     list(PortfolioAccount.objects.select_for_update(no_key=True).filter(pk=order.account_id).values_list("pk"))
     instrument = order.instrument
-    position = Position.objects.select_for_update().filter(account_id=order.account_id, instrument=instrument).first()
+    position = (
+        Position.objects.select_for_update(of=("self",))
+        .filter(account_id=order.account_id, instrument=instrument)
+        .order_by("pk")
+        .first()
+    )
     held = position.units if position else Decimal(0)
     if order.side == Side.BUY:
         new_units, cash_change = held + units, -amount
