@@ -1,5 +1,6 @@
 """Portfolio accounts, their holdings and configurations."""
 
+import uuid
 from collections import Counter, defaultdict
 from decimal import Decimal
 
@@ -83,6 +84,14 @@ def _money(value, currency: str = "") -> str:
     return f"{value:,.2f}{' ' + currency if currency else ''}"
 
 
+def is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 @admin.register(PortfolioAccount)
 class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
     form = AccountForm
@@ -110,6 +119,14 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
             fieldsets.append(("Valuation", {"fields": ("valuation", "allocation_link")}))
             fieldsets.append(("Record", {"fields": ("id", "created_at", "updated_at"), "classes": ("collapse",)}))
         return fieldsets
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        # The account's automation (strategy, next date, drift vs threshold, last automatic
+        # execution) lives on the strategy admin's schedule page.
+        if request.user.has_perm("rebalancing.view_strategy") and is_uuid(object_id):
+            extra_context["schedule_url"] = reverse("admin:rebalancing_strategy_schedule", args=[object_id])
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_search_results(self, request, queryset, search_term):
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)

@@ -272,3 +272,16 @@ def test_account_autocomplete_offers_only_possible_parents_and_configurable_acco
     assert offered("portfolioaccount", "parent") == {str(parent.pk), str(custody.pk)}
     assert offered("configuration", "account") == {str(parent.pk)}
     assert str(child.pk) not in offered("configuration", "account")
+
+
+def test_account_page_links_to_its_schedule(admin_client, client, user_with_perms, valued_account):
+    schedule = reverse("admin:rebalancing_strategy_schedule", args=[valued_account.pk])
+    page = admin_client.get(url(models.PortfolioAccount, "change", valued_account.pk)).content.decode()
+    assert f'href="{schedule}"' in page
+    assert admin_client.get(schedule).status_code == 200
+
+    # Without the permission to view strategies, no link to a page that would refuse it.
+    client.force_login(user_with_perms("portfolios.view_portfolioaccount"))
+    page = client.get(url(models.PortfolioAccount, "change", valued_account.pk)).content.decode()
+    assert schedule not in page
+    assert client.get(schedule).status_code == 403

@@ -5,10 +5,14 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from portfolios.services.demo import demo_book_load
+from rebalancing.services.demo import demo_automation_install
 
 
 class Command(BaseCommand):
-    help = "Load the demo book (instruments, 90 days of prices and FX, allocations, accounts) and an admin login."
+    help = (
+        "Load the demo book (instruments, 90 days of prices and FX, allocations, accounts), its automation "
+        "(allocation strategies, savings plans) and an admin login."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--accounts", type=int, default=300, help="How many accounts (default 300).")
@@ -26,6 +30,10 @@ class Command(BaseCommand):
         )
         if summary.accounts == 0:
             self.stdout.write("The book already had accounts; none were added.")
+        automation = demo_automation_install()
+        self.stdout.write(
+            f"Automation: {automation.strategies} new allocation strategies, {automation.savings_plans} new savings plans."
+        )
         if not no_admin:
             password = secrets.token_urlsafe(12)
             user, _ = get_user_model().objects.get_or_create(username="admin", defaults={"email": "admin@localhost"})
