@@ -104,7 +104,7 @@ def main() -> None:
     # away from the broker: the benchmark times the evaluation, not the rebalances.
     enqueued, plans = [], []
     executions._enqueue = enqueued.extend
-    executions._enqueue_plan = lambda execution_id, account_ids: plans.append((execution_id, account_ids))
+    executions._enqueue_plan = lambda execution_id, account_ids=None: plans.append((execution_id, account_ids))
 
     profiler = None
     if args.profile:

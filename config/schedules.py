@@ -17,6 +17,11 @@ SCHEDULES = {
         "task": "rebalancing.schedules_tasks.savings_plans_run_task",
         "crontab": {"minute": "30", "hour": "5"},
     },
+    # Safety net of the executions: messages lost by the broker (docs/executions.md).
+    "Recover stalled executions": {
+        "task": "rebalancing.tasks.executions_recover_task",
+        "crontab": {"minute": "*/5"},
+    },
     # Safety net of the webhook outbox: due retries and sends whose task was lost (docs/webhooks.md).
     "Send due webhook deliveries": {
         "task": "webhooks.tasks.deliveries_dispatch_task",

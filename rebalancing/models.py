@@ -132,6 +132,11 @@ class Execution(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    requested_accounts = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text="The account ids asked for, kept while the execution waits for its planning task "
+                  "(so a lost task can be planned again); cleared once planned.",
+    )
     total = models.PositiveIntegerField(default=0, help_text="Accounts in the execution.")
     done = models.PositiveIntegerField(default=0, help_text="Accounts with a result.")
     error = models.TextField(blank=True)

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from .services import executions
+from .services import executions, recovery
 
 logger = logging.getLogger(__name__)
 
@@ -51,3 +51,9 @@ def execution_plan_run(self, execution_id: str, account_ids: list | None = None)
         logger.exception("planning execution %s failed; failing it", execution_id)
         executions.execution_fail(execution_id=execution_id, error=f"planning failed: {exc!r}")
         return 0
+
+
+@shared_task
+def executions_recover_task() -> str:
+    """Beat, every few minutes: send again the lost messages of stalled executions."""
+    return str(recovery.executions_recover())

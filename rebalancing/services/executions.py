@@ -151,22 +151,26 @@ def execution_create(
     else:
         selected = None
         total = _configured(allocation.pk if allocation else None).count()
+    deferred = total > plan_inline_max()
     execution = Execution.objects.create(
         status=ExecutionStatus.PENDING, trigger=trigger, method=method,
         rebalance_date=rebalance_date or timezone.localdate(), allocation=allocation,
         requested_by=user if user is not None and user.is_authenticated else None, total=total,
+        # Kept on the row, not only in the planning task's message: a lost message can
+        # then be planned again by executions_recover.
+        requested_accounts=[str(a) for a in selected] if deferred and selected is not None else None,
     )
     events.record("execution.status_changed", lambda: execution_payload(execution.pk))
-    if total <= plan_inline_max():
+    if not deferred:
         execution_plan(execution_id=execution.pk, account_ids=selected)
         execution.refresh_from_db()
     else:
-        ids = [str(a) for a in selected] if selected is not None else None
-        transaction.on_commit(lambda: _enqueue_plan(execution.pk, ids))
+        transaction.on_commit(lambda: _enqueue_plan(execution.pk))
     return execution
 
 
-def _enqueue_plan(execution_id, account_ids) -> None:
+def _enqueue_plan(execution_id, account_ids=None) -> None:
+    """The message carries only the id: the accounts asked for are on the row."""
     from ..tasks import execution_plan_run  # the tasks module imports the services
 
     execution_plan_run.delay(str(execution_id), account_ids)
@@ -176,8 +180,9 @@ def _enqueue_plan(execution_id, account_ids) -> None:
 def execution_plan(*, execution_id, account_ids: list | None = None) -> int:
     """Lease the execution's accounts, write its chunks (and the FAILED results of the
     accounts other executions hold) and enqueue the chunks when the transaction
-    commits; returns the number of chunks. `account_ids` None: the accounts following
-    the execution's allocation, or the whole book.
+    commits; returns the number of chunks. `account_ids` None: the execution's
+    `requested_accounts` if it has them, else the accounts following its allocation,
+    else the whole book.
 
     Safe to run twice: the execution's row is locked and an execution already planned
     only has its PENDING chunks enqueued again (a worker may have died between the
@@ -190,6 +195,8 @@ def execution_plan(*, execution_id, account_ids: list | None = None) -> int:
     if planned or execution.done or execution.chunks.exists():
         transaction.on_commit(lambda: _enqueue(planned))
         return len(planned)
+    if account_ids is None:
+        account_ids = execution.requested_accounts
     now = timezone.now()
     size = chunk_size()
     if bulk.is_postgres():
@@ -203,7 +210,7 @@ def execution_plan(*, execution_id, account_ids: list | None = None) -> int:
         )
     else:
         total, refused, chunk_ids = _plan_python(execution, account_ids, size, now)
-    Execution.objects.filter(pk=execution.pk).update(total=total, done=refused)
+    Execution.objects.filter(pk=execution.pk).update(total=total, done=refused, requested_accounts=None)
     if not chunk_ids:
         _execution_finish(execution.pk, now)
         return 0

@@ -428,19 +428,21 @@ def test_a_large_execution_is_planned_by_a_task(fifty_fifty, account_with, setti
     held, *others = [account_with(allocation) for _ in range(4)]
     holder = create([held])  # small: planned inline
     planned = []
-    monkeypatch.setattr(executions_module, "_enqueue_plan", lambda execution_id, ids: planned.append((execution_id, ids)))
+    monkeypatch.setattr(executions_module, "_enqueue_plan", lambda execution_id, ids=None: planned.append(execution_id))
     with django_capture_on_commit_callbacks(execute=True):
         execution = create([held, *others])
     assert (execution.status, execution.total, execution.done) == ("PENDING", 4, 0)
     assert not execution.chunks.exists() and not AccountLease.objects.filter(execution=execution).exists()
-    assert planned == [(execution.pk, sorted(str(a.pk) for a in (held, *others)))]
+    # The planning message carries the id only; the accounts asked for wait on the row.
+    assert planned == [execution.pk]
+    assert execution.requested_accounts == sorted(str(a.pk) for a in (held, *others))
 
     enqueued = []
     monkeypatch.setattr(executions_module, "_enqueue", lambda chunk_ids: enqueued.append(list(chunk_ids)))
     with django_capture_on_commit_callbacks(execute=True):
-        assert execution_plan(execution_id=execution.pk, account_ids=planned[0][1]) == 1
+        assert execution_plan(execution_id=execution.pk) == 1
     execution.refresh_from_db()
-    assert (execution.total, execution.done) == (4, 1)
+    assert (execution.total, execution.done, execution.requested_accounts) == (4, 1, None)
     assert ExecutionResult.objects.get(execution=execution, account=held).error == (
         f"account is in running execution {holder.pk}"
     )
@@ -448,7 +450,7 @@ def test_a_large_execution_is_planned_by_a_task(fifty_fifty, account_with, setti
     assert chunk.account_ids == sorted(str(a.pk) for a in others)
     # Delivered twice: nothing planned again, the PENDING chunks enqueued again.
     with django_capture_on_commit_callbacks(execute=True):
-        assert execution_plan(execution_id=execution.pk, account_ids=planned[0][1]) == 1
+        assert execution_plan(execution_id=execution.pk) == 1
     assert enqueued == [[chunk.pk], [chunk.pk]]
     assert execution.chunks.count() == 1 and ExecutionResult.objects.filter(execution=execution).count() == 1
     run_chunks(execution)
