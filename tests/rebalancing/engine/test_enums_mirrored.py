@@ -1,0 +1,29 @@
+"""The engine may not import Django, so the choices of the models repeat its enums.
+They must not drift apart: a value the engine produces must be storable, and a value
+stored must be one the engine understands."""
+
+import pytest
+
+from portfolios import models as portfolio_models
+from rebalancing import engine
+from rebalancing import models as rebalancing_models
+
+PAIRS = [
+    (engine.InstrumentType, portfolio_models.InstrumentType),
+    (engine.FuturesCost, portfolio_models.FuturesCost),
+    (engine.CashAccountKind, portfolio_models.CashKind),
+    (engine.WeightType, portfolio_models.WeightType),
+    (engine.PeriodType, portfolio_models.PeriodType),
+    (engine.OrderBasis, rebalancing_models.OrderBasis),
+    (engine.AvailableCash, rebalancing_models.AvailableCash),
+    (engine.Method, rebalancing_models.Method),
+    (engine.ResultStatus, rebalancing_models.ResultStatus),
+    (engine.Side, rebalancing_models.Side),
+    (engine.ExecutionMethod, rebalancing_models.ExecutionMethod),
+    (engine.OrderStatus, rebalancing_models.TradeOrderStatus),
+]
+
+
+@pytest.mark.parametrize(("engine_enum", "choices"), PAIRS, ids=lambda e: e.__name__)
+def test_model_choices_mirror_the_engine(engine_enum, choices):
+    assert set(choices.values) == {member.value for member in engine_enum}
