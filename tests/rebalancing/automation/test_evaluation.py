@@ -334,14 +334,14 @@ def test_an_execution_that_cannot_be_created_fails_its_claims_only(
     travel(date(2026, 3, 2))
     strategy_on(account_on(allocation, a="70", b="30"), **threshold(method=Method.EXCHANGE))
     calendar_strategy = strategy_on(account_on(allocation), **calendar(period_type="DAILY", anchor_date=date(2026, 3, 2)))
-    create = automation.execution_create
+    create = automation.evaluation.execution_create
 
     def refuse_exchange(**kwargs):
         if kwargs["method"] == Method.EXCHANGE:
             raise RuntimeError("broker on fire")
         return create(**kwargs)
 
-    monkeypatch.setattr(automation, "execution_create", refuse_exchange)
+    monkeypatch.setattr(automation.evaluation, "execution_create", refuse_exchange)
     summary = strategies_evaluate()
     assert (summary.claimed, summary.failed, len(summary.executions)) == (2, 1, 1)
     failed = StrategyRun.objects.get(outcome=ClaimOutcome.FAILED)

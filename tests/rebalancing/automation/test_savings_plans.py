@@ -148,14 +148,14 @@ def test_an_unexpected_error_is_recorded_and_the_other_plans_run(travel, allocat
                                                                   monkeypatch):
     first = plan_for(account_on(allocation, cash="1000"), day=15)
     second = plan_for(account_on(allocation, cash="1000"), day=15)
-    create = automation.portfolio_order_create
+    create = automation.savings.portfolio_order_create
 
     def fail_first(**kwargs):
         if kwargs["account"] == first.account:
             raise RuntimeError("bug")
         return create(**kwargs)
 
-    monkeypatch.setattr(automation, "portfolio_order_create", fail_first)
+    monkeypatch.setattr(automation.savings, "portfolio_order_create", fail_first)
     travel(date(2026, 1, 15))
     assert (savings_plans_run().executed, SavingsPlanRun.objects.filter(outcome="FAILED").count()) == (1, 1)
     assert SavingsPlanRun.objects.get(savings_plan=first).detail == "internal error: RuntimeError('bug')"
