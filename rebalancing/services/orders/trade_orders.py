@@ -1,0 +1,216 @@
+"""Trade order transitions, fills and settlement (spec §5): docs/orders.md."""
+
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from portfolios.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound, raise_if_errors
+from portfolios.models import CashAccount, CashKind, InstrumentType, PortfolioAccount, Position
+from portfolios.models.fields import MONEY, PRICE, UNITS
+from webhooks import events
+from webhooks.payloads import trade_order_payload
+
+from ...models import PortfolioOrder, Side, TradeOrder
+from .flow import (
+    FILL_STATUSES,
+    MONEY_QUANTUM,
+    PRICE_QUANTUM,
+    SYSTEM_TRANSITIONS,
+    TRANSITIONS,
+    UNITS_QUANTUM,
+    S,
+    _decimal_errors,
+    _text,
+    allowed_transitions,
+)
+from .portfolio_orders import portfolio_order_status_refresh
+
+
+def _fill_errors(status: str, executed_units, executed_price) -> list[FieldError]:
+    errors = []
+    if status not in FILL_STATUSES:
+        for name, value in (("executed_units", executed_units), ("executed_price", executed_price)):
+            if value is not None:
+                errors.append(FieldError(name, "only with PARTIALLY_EXECUTED or EXECUTED_IN_MARKET"))
+        return errors
+    if executed_units is None:
+        if status == S.PARTIALLY_EXECUTED:
+            errors.append(FieldError("executed_units", "is required for PARTIALLY_EXECUTED: the units of this fill"))
+        if executed_price is not None:
+            errors.append(FieldError("executed_price", "needs executed_units: it is the price of one fill"))
+    else:
+        errors += _decimal_errors("executed_units", executed_units, UNITS_QUANTUM, UNITS["max_digits"])
+    if executed_price is not None:
+        errors += _decimal_errors("executed_price", executed_price, PRICE_QUANTUM, PRICE["max_digits"])
+    return errors
+
+
+def _record_fill(order: TradeOrder, status: str, executed_units, executed_price) -> None:
+    """Add this fill to the order's executed units and amount (instrument currency)."""
+    if executed_units is not None:
+        total = order.executed_units + executed_units
+        if total > order.units:
+            raise InvalidInput([FieldError(
+                "executed_units",
+                f"{_text(executed_units)} more would make {_text(total)} executed of the order's "
+                f"{_text(order.units)} units ({_text(order.executed_units)} executed so far)",
+            )])
+        price = executed_price if executed_price is not None else order.unit_price
+        amount = executed_units * price
+        if amount.adjusted() >= MONEY["max_digits"] - MONEY["decimal_places"]:
+            raise InvalidInput([FieldError("executed_price", f"the fill's amount {_text(amount)} is too large")])
+        order.executed_units = total
+        order.executed_amount += amount.quantize(MONEY_QUANTUM, ROUND_HALF_EVEN)
+    elif status == S.EXECUTED_IN_MARKET:
+        _fill_the_rest(order)
+
+
+def _fill_the_rest(order: TradeOrder) -> None:
+    """Execute the units still open at the order's own price; an order with no fill at
+    all executes exactly as proposed (its units for its trade amount)."""
+    if not order.executed_units:
+        order.executed_units, order.executed_amount = order.units, order.trade_amount
+        return
+    rest = order.units - order.executed_units
+    order.executed_units = order.units
+    order.executed_amount += (rest * order.unit_price).quantize(MONEY_QUANTUM, ROUND_HALF_EVEN)
+
+
+def _settlement_cash_account(order: TradeOrder) -> CashAccount:
+    """The cash account a settlement books into, locked: the account's default cash
+    account when it is in the order's currency, else its CASH account in that currency
+    (created with a zero balance when missing)."""
+    # of=self and an explicit order: the default ordering joins the account, which
+    # FOR UPDATE would lock too.
+    accounts = list(
+        CashAccount.objects.select_for_update(of=("self",))
+        .filter(account_id=order.account_id, currency=order.currency)
+        .order_by("pk")
+    )
+    for candidate in accounts:
+        if candidate.is_default:
+            return candidate
+    for candidate in accounts:
+        if candidate.kind == CashKind.CASH:
+            return candidate
+    return CashAccount.objects.create(
+        account_id=order.account_id, currency=order.currency, kind=CashKind.CASH, balance=Decimal(0), is_default=False
+    )
+
+
+def _settle(order: TradeOrder) -> None:
+    """Book what was executed and not yet booked into the position and the cash account."""
+    if not order.executed_units:
+        _fill_the_rest(order)
+    units = order.executed_units - order.settled_units
+    amount = order.executed_amount - order.settled_amount
+    if units <= 0 and amount == 0:
+        return
+    # One settlement per account at a time, and none during a holdings snapshot (which
+    # locks the account too); NO KEY UPDATE lets other transactions insert orders meanwhile.
+    list(PortfolioAccount.objects.select_for_update(no_key=True).filter(pk=order.account_id).values_list("pk"))
+    instrument = order.instrument
+    position = (
+        Position.objects.select_for_update(of=("self",))
+        .filter(account_id=order.account_id, instrument=instrument)
+        .order_by("pk")
+        .first()
+    )
+    held = position.units if position else Decimal(0)
+    if order.side == Side.BUY:
+        new_units, cash_change = held + units, -amount
+    else:
+        if units > held:
+            raise Conflict(
+                f"cannot settle trade order {order.pk}: it sells {_text(units)} units of {instrument.label} but "
+                f"account {order.account_id} holds only {_text(held)}; correct the holdings first"
+            )
+        new_units, cash_change = held - units, amount
+    if position is None:
+        Position.objects.create(account_id=order.account_id, instrument=instrument, units=new_units)
+    elif new_units == 0:
+        position.delete()
+    else:
+        position.units = new_units
+        position.save(update_fields=["units", "updated_at"])
+    # A future's notional never moves cash (spec §4.8): its fees and margin arrive with
+    # the custodian's cash balances.
+    if instrument.type != InstrumentType.FUTURE and cash_change:
+        cash = _settlement_cash_account(order)
+        cash.balance += cash_change
+        cash.save(update_fields=["balance", "updated_at"])
+    order.settled_units += units
+    order.settled_amount += amount
+
+
+@transaction.atomic
+def trade_order_transition(
+    *, order: TradeOrder, status: str, executed_units: Decimal | None = None,
+    executed_price: Decimal | None = None, user=None, system: bool = False,
+) -> TradeOrder:
+    """Move `order` to `status` and return it, reloaded and locked for this transaction.
+
+    `executed_units` / `executed_price` report one fill (PARTIALLY_EXECUTED, or the last
+    fill with EXECUTED_IN_MARKET); the price is per unit in the order's currency and
+    defaults to the order's unit price. Reaching SETTLED books the executed units and
+    amount into the account's position and cash in this same transaction. Then the
+    order's portfolio order, if any, takes its status from its trade orders.
+    `system=True` allows the transitions only a rebalance makes (OPEN → REPLACED).
+    `user` is who asked (the order keeps no such field yet).
+
+    Raises InvalidInput (400) naming a bad field or a fill beyond the order's units,
+    Conflict (409) for a transition the flow does not allow or a sell of more units than
+    the account holds, NotFound if the order is gone.
+    """
+    if status not in S.values:
+        raise InvalidInput([FieldError("status", f"must be one of {', '.join(S.values)}")])
+    raise_if_errors(_fill_errors(status, executed_units, executed_price))
+    try:
+        order = TradeOrder.objects.select_for_update(of=("self",)).select_related("instrument").get(pk=order.pk)
+    except TradeOrder.DoesNotExist:
+        raise NotFound(f"no trade order with id {order.pk}") from None
+    current = order.status
+    if status not in TRANSITIONS[current] or ((current, status) in SYSTEM_TRANSITIONS and not system):
+        allowed = allowed_transitions(current, system=system)
+        raise Conflict(
+            f"trade order {order.pk} cannot go from {current} to {status}; from {current} it may go to "
+            + (", ".join(allowed) if allowed else f"nothing ({current} is final)")
+        )
+    if status in FILL_STATUSES:
+        _record_fill(order, status, executed_units, executed_price)
+    if status == S.SETTLED:
+        _settle(order)
+    order.status = status
+    order.updated_at = timezone.now()
+    order.save(update_fields=[
+        "status", "executed_units", "executed_amount", "settled_units", "settled_amount", "updated_at"
+    ])
+    events.record("trade_order.status_changed", lambda: trade_order_payload(order, previous_status=current))
+    if order.portfolio_order_id is not None:
+        portfolio_order_status_refresh(portfolio_order=PortfolioOrder(pk=order.portfolio_order_id))
+    return order
+
+
+@transaction.atomic
+def trade_orders_transition(*, order_ids, status: str, user=None) -> tuple[int, list[str]]:
+    """Move each of `order_ids` to `status` (no fill reported), each in its own savepoint.
+
+    Returns how many moved and one message per order that did not, naming it; an order
+    that fails changes nothing, the others still move.
+    """
+    orders = {o.pk: o for o in TradeOrder.objects.filter(pk__in=list(order_ids))}
+    done, errors = 0, []
+    for order_id in sorted(set(order_ids), key=str):  # a fixed order: no deadlocks between two bulk calls
+        order = orders.get(order_id)
+        if order is None:
+            errors.append(f"{order_id}: no such trade order")
+            continue
+        try:
+            with transaction.atomic():
+                trade_order_transition(order=order, status=status, user=user)
+        except DomainError as exc:
+            errors.append(f"{order_id}: {exc.detail}")
+        else:
+            done += 1
+    return done, errors
