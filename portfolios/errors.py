@@ -52,3 +52,11 @@ class NotFound(DomainError):
 def raise_if_errors(errors: list[FieldError]) -> None:
     if errors:
         raise InvalidInput(errors)
+
+
+class Forbidden(DomainError):
+    """403: the user may not do this to this object (e.g. approve their own execution),
+    whatever model permissions they hold."""
+
+    status = 403
+    title = "Permission denied"

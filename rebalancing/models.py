@@ -57,6 +57,19 @@ class RebalancePreferences(models.Model):
         null=True, blank=True, help_text='Decimals per instrument type when an instrument has no block size, e.g. {"FUND": 3}.'
     )
     futures_fee_pct = models.DecimalField(**PCT, null=True, blank=True)
+    # Four-eyes approval of large executions (docs/executions.md): the global row only.
+    approval_gross_amount = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="An execution whose trade orders add up to more than this (Σ |trade amount| in the approval "
+                  "currency) waits for approval; empty: no limit.",
+    )
+    approval_order_count = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="An execution writing more trade orders than this waits for approval; empty: no limit.",
+    )
+    approval_currency = models.CharField(
+        max_length=3, default="EUR", help_text="The currency of the approval gross amount (ISO 4217)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
@@ -84,6 +97,14 @@ class RebalancePreferences(models.Model):
                 )
                 for name in ("negative_cash_buffer_amount", "positive_cash_buffer_amount", "min_trade_amount")
             ],
+            models.CheckConstraint(
+                condition=Q(approval_gross_amount__isnull=True) | Q(approval_gross_amount__gte=0),
+                name="preferences_approval_gross_amount_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(approval_order_count__isnull=True) | Q(approval_order_count__gte=1),
+                name="preferences_approval_order_count_positive",
+            ),
         ]
 
     def __str__(self):
@@ -143,11 +164,36 @@ class Execution(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Four-eyes approval (docs/executions.md, "Approval"). The thresholds are copied from
+    # the global preferences when the execution is planned; `held` then means its trade
+    # orders are written PENDING_APPROVAL and its leases kept until it is activated.
+    held = models.BooleanField(
+        default=False, editable=False,
+        help_text="Approval thresholds applied: orders wait as PENDING_APPROVAL until the totals are checked.",
+    )
+    approval_gross_limit = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
+    approval_order_limit = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    approval_currency = models.CharField(max_length=3, blank=True, editable=False)
+    gross_amount = models.DecimalField(
+        **MONEY, null=True, blank=True, editable=False,
+        help_text="Σ |trade amount| of the execution's orders in the approval currency (held executions).",
+    )
+    order_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    approval_reason = models.TextField(blank=True, editable=False, help_text="Why the execution needs approval.")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+        verbose_name="decided by", help_text="Who approved or rejected the execution (the status says which).",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name="decided at")
+    approval_comment = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "-created_at"])]
-        permissions = [("execute_rebalance", "Can start a rebalance execution")]
+        permissions = [
+            ("execute_rebalance", "Can start a rebalance execution"),
+            ("approve_execution", "Can approve or reject a large rebalance execution"),
+        ]
         constraints = [models.CheckConstraint(condition=Q(done__lte=models.F("total")), name="execution_done_within_total")]
 
     def __str__(self):
@@ -173,6 +219,14 @@ class ExecutionChunk(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Held executions only: the chunk's part of the approval totals.
+    gross_amount = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="Σ |trade amount| of the chunk's orders in the approval currency."
+    )
+    order_count = models.PositiveIntegerField(default=0)
+    approval_note = models.TextField(
+        blank=True, help_text="Why the gross amount is unknown (a missing FX rate): the execution then needs approval."
+    )
 
     class Meta:
         ordering = ["execution", "number"]
@@ -223,6 +277,7 @@ class ExecutionMethod(models.TextChoices):
 
 
 class TradeOrderStatus(models.TextChoices):
+    PENDING_APPROVAL = "PENDING_APPROVAL", "Pending approval (of its execution)"
     OPEN = "OPEN"
     ACCEPTED = "ACCEPTED"
     EXECUTABLE = "EXECUTABLE"

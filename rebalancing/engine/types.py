@@ -81,6 +81,7 @@ class ExecutionMethod(StrEnum):
 
 
 class OrderStatus(StrEnum):
+    PENDING_APPROVAL = "PENDING_APPROVAL"  # written by an execution waiting for approval; never kept nor replaced
     OPEN = "OPEN"
     ACCEPTED = "ACCEPTED"
     EXECUTABLE = "EXECUTABLE"

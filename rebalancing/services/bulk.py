@@ -125,25 +125,29 @@ def insert_many(model, columns: Sequence[str], rows: Sequence[tuple]) -> int:
 # --- Trade orders and results -------------------------------------------------------------
 
 
-def trade_orders_write(*, proposals: Sequence, execution_id, now: datetime) -> int:
-    """Insert engine OrderProposals as OPEN trade orders of the execution; ids from
-    `ordered_uuids`. Returns how many. The engine's values fit the columns as they are
-    (units ≤ 10 places, prices 10, amounts 8)."""
+def trade_orders_write(
+    *, proposals: Sequence, execution_id, now: datetime, status: str = TradeOrderStatus.OPEN
+) -> int:
+    """Insert engine OrderProposals as trade orders of the execution in `status` (OPEN;
+    PENDING_APPROVAL for an execution waiting for approval); ids from `ordered_uuids`.
+    Returns how many. The engine's values fit the columns as they are (units ≤ 10
+    places, prices 10, amounts 8)."""
     if not proposals:
         return 0
+    status = TradeOrderStatus(status).value
     ids = ordered_uuids(len(proposals))
     if not is_postgres():
         return insert_many(TradeOrder, TRADE_ORDER_COLUMNS, [
             (
                 order_id, o.account_id, o.instrument_id, o.side.value, o.transaction_type, o.units, o.unit_price,
-                o.trade_amount, o.currency, o.execution_method.value, TradeOrderStatus.OPEN.value, 0, 0, 0, 0,
+                o.trade_amount, o.currency, o.execution_method.value, status, 0, 0, 0, 0,
                 execution_id, None, now, now,
             )
             for order_id, o in zip(ids, proposals)
         ])
     # Formatted by hand: this is the hottest loop of an execution. Ids are formatted
     # once per account and instrument; only the transaction type is free text.
-    tail = f"\t{TradeOrderStatus.OPEN.value}\t0\t0\t0\t0\t{execution_id}\t\\N\t{now.isoformat()}\t{now.isoformat()}"
+    tail = f"\t{status}\t0\t0\t0\t0\t{execution_id}\t\\N\t{now.isoformat()}\t{now.isoformat()}"
     names = {}
     lines = []
     for order_id, o in zip(ids, proposals):

@@ -35,15 +35,15 @@ from ..models import (
     ChunkStatus,
     Execution,
     ExecutionChunk,
-    ExecutionResult,
     ExecutionStatus,
     Method,
     ResultStatus,
+    TradeOrderStatus,
     Trigger,
 )
 from ..selectors import book_load
-from . import bulk
-from .preferences import preferences_effective
+from . import approval, bulk
+from .preferences import approval_thresholds, preferences_effective
 from .preview import account_ids_validate, rebalance_account
 
 logger = logging.getLogger(__name__)
@@ -197,6 +197,8 @@ def execution_plan(*, execution_id, account_ids: list | None = None) -> int:
         return len(planned)
     if account_ids is None:
         account_ids = execution.requested_accounts
+    # Thresholds as they are now: a held execution writes PENDING_APPROVAL orders (approval.py).
+    hold = approval.hold_fields(approval_thresholds())
     now = timezone.now()
     size = chunk_size()
     if bulk.is_postgres():
@@ -210,9 +212,9 @@ def execution_plan(*, execution_id, account_ids: list | None = None) -> int:
         )
     else:
         total, refused, chunk_ids = _plan_python(execution, account_ids, size, now)
-    Execution.objects.filter(pk=execution.pk).update(total=total, done=refused, requested_accounts=None)
+    Execution.objects.filter(pk=execution.pk).update(total=total, done=refused, requested_accounts=None, **hold)
     if not chunk_ids:
-        _execution_finish(execution.pk, now)
+        _execution_finish(execution.pk, now, held=bool(hold))
         return 0
     transaction.on_commit(lambda: _enqueue(chunk_ids))
     return len(chunk_ids)
@@ -377,12 +379,23 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
             result.cash_after, len(result.orders), now,
         ))
 
-    bulk.trade_orders_replace(order_ids=replacing, now=now)
-    bulk.trade_orders_write(proposals=proposals, execution_id=execution_id, now=now)
+    held = execution.held
+    if held:  # waits for approval: OPEN orders stay, leases are kept (services/approval.py)
+        bulk.trade_orders_write(
+            proposals=proposals, execution_id=execution_id, now=now, status=TradeOrderStatus.PENDING_APPROVAL
+        )
+        totals = approval.chunk_totals(
+            proposals=proposals, currency=execution.approval_currency, on_date=execution.rebalance_date
+        )
+    else:
+        bulk.trade_orders_replace(order_ids=replacing, now=now)
+        bulk.trade_orders_write(proposals=proposals, execution_id=execution_id, now=now)
+        totals = {}
     bulk.results_write(result_rows)
-    bulk.leases_release(execution_id=execution_id, account_ids=account_ids)
-    ExecutionChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.DONE, finished_at=now)
-    finished = _chunk_count_done(execution_id, len(account_ids), now)
+    if not held:
+        bulk.leases_release(execution_id=execution_id, account_ids=account_ids)
+    ExecutionChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.DONE, finished_at=now, **totals)
+    finished = _chunk_count_done(execution_id, len(account_ids), now, held=held)
     return ChunkOutcome(
         processed=True, accounts=len(account_ids), orders=len(proposals), status=ChunkStatus.DONE,
         execution_status=finished or "",
@@ -397,30 +410,27 @@ def _error_text(result: engine.RebalanceResult) -> str:
     return ""
 
 
-def _chunk_count_done(execution_id, accounts: int, now) -> str | None:
+def _chunk_count_done(execution_id, accounts: int, now, held: bool = False) -> str | None:
     """Add the chunk's accounts to `done`, then finish the execution if no chunk is left.
 
     The F() update takes the execution's row lock first, so chunks ending at the same
     time pass here one after the other and the last one sees every other chunk DONE.
     """
     Execution.objects.filter(pk=execution_id).update(done=F("done") + accounts)
-    return _execution_finish(execution_id, now)
+    return _execution_finish(execution_id, now, held=held)
 
 
-def _execution_finish(execution_id, now) -> str | None:
-    """COMPLETED / PARTIALLY_FAILED / FAILED once no chunk is PENDING or RUNNING.
+def _execution_finish(execution_id, now, held: bool = False) -> str | None:
+    """COMPLETED / PARTIALLY_FAILED / FAILED once no chunk is PENDING or RUNNING (a held
+    execution: AWAITING_APPROVAL, or activated, by approval.held_execution_finish).
     The conditional update lets exactly one caller do it; returns the status set."""
     if ExecutionChunk.objects.filter(
         execution_id=execution_id, status__in=(ChunkStatus.PENDING, ChunkStatus.RUNNING)
     ).exists():
         return None
-    results = ExecutionResult.objects.filter(execution_id=execution_id)
-    failed = results.filter(status=ResultStatus.FAILED).exists()
-    status = (
-        ExecutionStatus.COMPLETED if not failed
-        else ExecutionStatus.PARTIALLY_FAILED if results.exclude(status=ResultStatus.FAILED).exists()
-        else ExecutionStatus.FAILED
-    )
+    if held:
+        return approval.held_execution_finish(execution_id, now)
+    status = approval.execution_final_status(execution_id)
     updated = Execution.objects.filter(pk=execution_id, status__in=UNFINISHED).update(status=status, finished_at=now)
     if updated:
         events.record("execution.status_changed", lambda: execution_payload(execution_id))
@@ -444,7 +454,7 @@ def execution_chunk_fail(*, chunk_id, error: str) -> ChunkOutcome:
     bulk.results_write([_failed_result_row(execution.pk, a, error, now) for a in account_ids if a in existing])
     bulk.leases_release(execution_id=execution.pk, account_ids=account_ids)
     ExecutionChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.DONE, finished_at=now)
-    finished = _chunk_count_done(execution.pk, len(account_ids), now)
+    finished = _chunk_count_done(execution.pk, len(account_ids), now, held=execution.held)
     return ChunkOutcome(processed=True, accounts=len(account_ids), status=ChunkStatus.DONE, execution_status=finished or "")
 
 
@@ -465,6 +475,8 @@ def execution_cancel(*, execution: Execution, user=None) -> Execution:
     """PENDING / AWAITING_APPROVAL / RUNNING → CANCELLED. Chunks not yet started are
     CANCELLED and their accounts' leases released; a chunk being processed right now
     finishes its transaction (its accounts get their results) and releases its own.
+    A held execution (approval thresholds) also has its PENDING_APPROVAL orders
+    CANCELLED and the leases of its done chunks released.
     A finished execution is a Conflict (409)."""
     now = timezone.now()
     updated = Execution.objects.filter(pk=execution.pk, status__in=CANCELLABLE).update(
@@ -489,6 +501,16 @@ def execution_cancel(*, execution: Execution, user=None) -> Execution:
         )
         bulk.leases_release(
             execution_id=execution.pk, account_ids=[uuid.UUID(a) for _, ids in pending for a in ids]
+        )
+    if Execution.objects.filter(pk=execution.pk, held=True).exists():
+        # Chunks still PENDING but locked are being processed: they keep their leases, and
+        # the last of them undoes the rest (approval.held_execution_finish).
+        busy = ExecutionChunk.objects.filter(execution_id=execution.pk, status=ChunkStatus.PENDING).values_list(
+            "account_ids", flat=True
+        )
+        approval.held_release(
+            execution_id=execution.pk, order_status=TradeOrderStatus.CANCELLED, now=now,
+            keep_accounts=[a for ids in busy for a in ids],
         )
     logger.info("execution %s cancelled by %s", execution.pk, getattr(user, "username", None) or "the system")
     execution.refresh_from_db()

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from portfolios.errors import FieldError, raise_if_errors
 from portfolios.models import InstrumentType, PortfolioAccount
-from portfolios.models.fields import MONEY
+from portfolios.models.fields import MONEY, is_currency_code
 from rebalancing import engine
 
 from ..models import AvailableCash, OrderBasis, RebalancePreferences
@@ -28,6 +28,11 @@ BUILT_IN = {
     "default_decimals": {str(k): v for k, v in engine.DEFAULT_PREFERENCES.default_decimals.items()},
 }
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY["decimal_places"])
+# Four-eyes approval of large executions: rules of a whole execution, so they live on
+# the global row only (an account override would have no meaning). Null: no limit.
+APPROVAL_FIELDS = ("approval_gross_amount", "approval_order_count", "approval_currency")
+APPROVAL_DEFAULTS = {"approval_gross_amount": None, "approval_order_count": None, "approval_currency": "EUR"}
+GLOBAL_ONLY = "is a global preference only: approval thresholds apply to a whole execution, not to one account"
 
 
 @dataclass(frozen=True)
@@ -46,12 +51,44 @@ class EffectivePreferences:
         return engine.Preferences(**values)
 
 
-def preferences_validate(values: dict, prefix: str = "") -> dict:
+def _approval_errors(values: dict, prefix: str) -> list[FieldError]:
+    errors = []
+    amount = values.get("approval_gross_amount")
+    if amount is not None:
+        if not isinstance(amount, Decimal) or not amount.is_finite():
+            errors.append(FieldError(f"{prefix}approval_gross_amount", "must be a number"))
+        elif amount < 0:
+            errors.append(FieldError(f"{prefix}approval_gross_amount", "must not be negative"))
+        elif amount != amount.quantize(MONEY_QUANTUM):
+            errors.append(FieldError(f"{prefix}approval_gross_amount", f"at most {MONEY['decimal_places']} decimal places"))
+        elif amount.adjusted() >= MONEY["max_digits"] - MONEY["decimal_places"]:
+            errors.append(FieldError(
+                f"{prefix}approval_gross_amount", f"at most {MONEY['max_digits'] - MONEY['decimal_places']} integer digits"
+            ))
+    count = values.get("approval_order_count")
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 2_147_483_647):
+        errors.append(FieldError(f"{prefix}approval_order_count", "must be a whole number of at least 1"))
+    if "approval_currency" in values and values["approval_currency"] is not None:
+        currency = values["approval_currency"]
+        if not isinstance(currency, str) or not is_currency_code(currency):
+            errors.append(FieldError(f"{prefix}approval_currency", f"{currency} is not an ISO 4217 currency code"))
+    return errors
+
+
+def preferences_validate(values: dict, prefix: str = "", *, global_row: bool = False) -> dict:
     """Check a (partial) set of preference values; returns them with nulls kept.
+    `global_row`: the approval fields (APPROVAL_FIELDS) are allowed too; elsewhere each
+    one is refused as a global preference only.
 
     Raises InvalidInput naming each bad field and its rule.
     """
-    errors = [FieldError(f"{prefix}{name}", "is not a preference field") for name in values if name not in PREFERENCE_FIELDS]
+    errors = [
+        FieldError(f"{prefix}{name}", GLOBAL_ONLY if name in APPROVAL_FIELDS else "is not a preference field")
+        for name in values
+        if name not in PREFERENCE_FIELDS and not (global_row and name in APPROVAL_FIELDS)
+    ]
+    if global_row:
+        errors.extend(_approval_errors(values, prefix))
     for name in PCT_FIELDS:
         value = values.get(name)
         if value is not None and not (0 <= value <= 100):
@@ -123,13 +160,50 @@ def global_preferences() -> EffectivePreferences:
     return preferences_effective(account_ids=[])[0]
 
 
+@dataclass(frozen=True)
+class ApprovalThresholds:
+    """The approval rule of the global preferences; both limits None: never needed."""
+
+    gross_amount: Decimal | None = None
+    order_count: int | None = None
+    currency: str = "EUR"
+
+    @property
+    def active(self) -> bool:
+        return self.gross_amount is not None or self.order_count is not None
+
+
+def approval_thresholds() -> ApprovalThresholds:
+    """The global row's approval thresholds (one query)."""
+    row = (
+        RebalancePreferences.objects.filter(is_global=True)
+        .values_list("approval_gross_amount", "approval_order_count", "approval_currency").first()
+    )
+    return ApprovalThresholds(*row) if row else ApprovalThresholds()
+
+
+def approval_values() -> dict:
+    """The approval fields of the global row as the API shows them (defaults when unsaved)."""
+    thresholds = approval_thresholds()
+    return {
+        "approval_gross_amount": thresholds.gross_amount,
+        "approval_order_count": thresholds.order_count,
+        "approval_currency": thresholds.currency,
+    }
+
+
 @transaction.atomic
 def preferences_replace(*, values: dict, account: PortfolioAccount | None = None, user=None) -> RebalancePreferences:
     """Replace the global preferences (account None) or an account's overrides with
-    `values`; fields left out go back to inheriting. `{}` clears every override."""
-    preferences_validate(values)
+    `values`; fields left out go back to inheriting. `{}` clears every override.
+    The approval fields (APPROVAL_FIELDS) belong to the global row only: left out, they
+    go back to their defaults (no limit, EUR); given for an account, InvalidInput."""
+    preferences_validate(values, global_row=account is None)
     if account is None:
         row, _ = RebalancePreferences.objects.select_for_update().get_or_create(is_global=True)
+        for name in APPROVAL_FIELDS:
+            value = values.get(name)
+            setattr(row, name, APPROVAL_DEFAULTS[name] if value is None else value)
     else:
         row, _ = RebalancePreferences.objects.select_for_update().get_or_create(account=account)
     for name in PREFERENCE_FIELDS:

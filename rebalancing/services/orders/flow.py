@@ -20,6 +20,7 @@ PRICE_QUANTUM = Decimal(1).scaleb(-PRICE["decimal_places"])
 # repeat (another fill) and may be skipped; CANCELLED and REJECTED end an order that is
 # not executing yet.
 TRANSITIONS: dict[str, frozenset] = {
+    S.PENDING_APPROVAL: frozenset({S.OPEN, S.CANCELLED, S.REJECTED}),
     S.OPEN: frozenset({S.ACCEPTED, S.CANCELLED, S.REJECTED, S.REPLACED}),
     S.ACCEPTED: frozenset({S.EXECUTABLE, S.CANCELLED, S.REJECTED}),
     S.EXECUTABLE: frozenset({S.SENT_TO_EXECUTION, S.CANCELLED, S.REJECTED}),
@@ -34,9 +35,15 @@ TRANSITIONS: dict[str, frozenset] = {
     S.REPLACED: frozenset(),
 }
 # Made by a rebalance only (spec §4.6), never by a person or a partner.
-SYSTEM_TRANSITIONS = frozenset({(S.OPEN, S.REPLACED)})
+# PENDING_APPROVAL orders move only with their execution (approve, reject, cancel:
+# services/approval.py), in bulk.
+SYSTEM_TRANSITIONS = frozenset({
+    (S.OPEN, S.REPLACED),
+    (S.PENDING_APPROVAL, S.OPEN), (S.PENDING_APPROVAL, S.CANCELLED), (S.PENDING_APPROVAL, S.REJECTED),
+})
 ENDED = frozenset({S.SETTLED, S.CANCELLED, S.REJECTED, S.REPLACED})
-# Not settled and not ended: their cash and units are still on the way.
+# Not settled and not ended: their cash and units are still on the way (PENDING_APPROVAL
+# included: approved, they trade, so their cash and units are reserved meanwhile).
 LIVE = tuple(s for s in S.values if s not in ENDED)
 FILL_STATUSES = frozenset({S.PARTIALLY_EXECUTED, S.EXECUTED_IN_MARKET})
 

@@ -81,7 +81,8 @@ def _reserved_by_buys(account: PortfolioAccount) -> dict:
 
 def _sells_in_flight(snapshot: engine.AccountSnapshot, market: engine.Market) -> list:
     """The group's live sells as kept orders for the engine, so their units are not sold
-    twice. OPEN ones count too: a portfolio order never replaces orders."""
+    twice. OPEN ones count too: a portfolio order never replaces orders; so do those
+    PENDING_APPROVAL (an execution's sells waiting for approval may still trade)."""
     group_ids, stack = [], [snapshot]
     while stack:
         node = stack.pop()
@@ -94,7 +95,8 @@ def _sells_in_flight(snapshot: engine.AccountSnapshot, market: engine.Market) ->
         engine.OutstandingOrder(
             account_id=account_id, instrument_id=instrument_id, side=engine.Side.SELL, transaction_type=transaction_type,
             units=units - settled_units, trade_amount=trade_amount,
-            status=engine.OrderStatus.ACCEPTED if status == S.OPEN else engine.OrderStatus(status), currency=currency,
+            status=engine.OrderStatus.ACCEPTED if status in (S.OPEN, S.PENDING_APPROVAL) else engine.OrderStatus(status),
+            currency=currency,
         )
         for account_id, instrument_id, transaction_type, units, settled_units, trade_amount, status, currency in rows
         if instrument_id in market.instruments

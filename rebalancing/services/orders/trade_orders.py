@@ -172,6 +172,12 @@ def trade_order_transition(
         raise NotFound(f"no trade order with id {order.pk}") from None
     current = order.status
     if status not in TRANSITIONS[current] or ((current, status) in SYSTEM_TRANSITIONS and not system):
+        if current == S.PENDING_APPROVAL:
+            raise Conflict(
+                f"trade order {order.pk} cannot go from {current} to {status}; it waits for the approval of "
+                f"execution {order.execution_id}, and moves only when that execution is approved (to OPEN), "
+                "rejected or cancelled"
+            )
         allowed = allowed_transitions(current, system=system)
         raise Conflict(
             f"trade order {order.pk} cannot go from {current} to {status}; from {current} it may go to "
