@@ -4,6 +4,8 @@
     GET  /api/v1/portfolios/rebalancings/executions/?status=&trigger= list (without results)
     GET  /api/v1/portfolios/rebalancings/executions/{execution_id}/   execution with results
     POST /api/v1/portfolios/rebalancings/executions/{execution_id}/cancel/
+    POST /api/v1/portfolios/rebalancings/executions/{execution_id}/approve/   {"comment"?}
+    POST /api/v1/portfolios/rebalancings/executions/{execution_id}/reject/    {"comment"?}
 
 Thin adapters over rebalancing.services.executions. Every read runs a fixed number
 of queries whatever the page size or the size of the execution.
@@ -25,6 +27,7 @@ from portfolios.api.views import ApiViewSet
 from portfolios.models import PortfolioAccount
 
 from .. import services
+from ..services.approval import APPROVE_PERMISSION, execution_approve, execution_reject
 from ..models import (
     Execution,
     ExecutionMethod,
@@ -110,7 +113,51 @@ class ExecutionCreateSerializer(serializers.Serializer):
         return attrs
 
 
+class DecisionSerializer(serializers.Serializer):
+    """The body of approve / reject."""
+
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=2000, trim_whitespace=True,
+        help_text="Why, in a few words; kept on the execution.",
+    )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise ValidationError({name: ["is not a field of an approval decision"] for name in unknown})
+        return super().to_internal_value(data)
+
+
 # --- Output --------------------------------------------------------------------------------
+
+
+class ApprovalSerializer(serializers.Serializer):
+    """The four-eyes approval of an execution (null when no threshold applied to it)."""
+
+    currency = serializers.CharField(source="approval_currency", help_text="Of the gross amounts.")
+    gross_amount_limit = DecimalString(
+        source="approval_gross_limit", allow_null=True, help_text="Above this, approval is needed; null: no limit."
+    )
+    order_count_limit = serializers.IntegerField(
+        source="approval_order_limit", allow_null=True, help_text="Above this, approval is needed; null: no limit."
+    )
+    gross_amount = DecimalString(
+        allow_null=True, help_text="Σ |trade amount| of the execution's orders; null until every chunk is done."
+    )
+    order_count = serializers.IntegerField(allow_null=True, help_text="Null until every chunk is done.")
+    reason = serializers.CharField(source="approval_reason", allow_null=True, help_text="Why approval is needed.")
+    decided_by = serializers.CharField(
+        source="approved_by.username", allow_null=True, default=None, help_text="Who approved or rejected it."
+    )
+    decided_at = serializers.DateTimeField(source="approved_at", allow_null=True)
+    comment = serializers.CharField(source="approval_comment", allow_null=True)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for name in ("reason", "comment"):
+            data[name] = data[name] or None
+        return data
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -173,10 +220,15 @@ class ExecutionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
+    approval = serializers.SerializerMethodField()
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, execution) -> dict:
         return {"done": execution.done, "total": execution.total}
+
+    @extend_schema_field(ApprovalSerializer(allow_null=True))
+    def get_approval(self, execution) -> dict | None:
+        return ApprovalSerializer(execution).data if execution.held else None
 
 
 class ExecutionDetailSerializer(ExecutionSerializer):
@@ -291,14 +343,42 @@ Needs the `rebalancing.execute_rebalance` permission."""
         request=None,
         responses={200: ExecutionSerializer, **problems(404, 409)},
     ),
+    approve=extend_schema(
+        summary="Approve an execution waiting for approval",
+        description=(
+            "AWAITING_APPROVAL → COMPLETED / PARTIALLY_FAILED / FAILED (as its results say): its PENDING_APPROVAL "
+            "trade orders become OPEN and replace the accounts' OPEN orders, and its accounts are released. "
+            f"Needs the `{APPROVE_PERMISSION}` permission, and another user than the one who requested the "
+            "execution (403 for the requester, superusers included). 409 unless AWAITING_APPROVAL."
+        ),
+        parameters=[EXECUTION_ID_PARAMETER],
+        request=DecisionSerializer,
+        responses={200: ExecutionSerializer, **problems(400, 403, 404, 409)},
+    ),
+    reject=extend_schema(
+        summary="Reject an execution waiting for approval",
+        description=(
+            "AWAITING_APPROVAL → REJECTED: its PENDING_APPROVAL trade orders become REJECTED, the accounts keep "
+            f"their OPEN orders and are released. Needs the `{APPROVE_PERMISSION}` permission, and another user "
+            "than the requester (403). 409 unless AWAITING_APPROVAL."
+        ),
+        parameters=[EXECUTION_ID_PARAMETER],
+        request=DecisionSerializer,
+        responses={200: ExecutionSerializer, **problems(400, 403, 404, 409)},
+    ),
 )
 class ExecutionViewSet(mixins.ListModelMixin, ApiViewSet):
-    queryset = Execution.objects.order_by("-created_at", "-id")  # view_execution for reads
+    queryset = Execution.objects.select_related("approved_by").order_by("-created_at", "-id")  # view_execution for reads
     serializer_class = ExecutionSerializer
     filterset_class = ExecutionFilter
     lookup_url_kwarg = "execution_id"
     noun = "execution"
-    required_permissions = {"POST": ["rebalancing.execute_rebalance"]}
+
+    @property
+    def required_permissions(self) -> dict:
+        if getattr(self, "action", None) in ("approve", "reject"):
+            return {"POST": [APPROVE_PERMISSION]}
+        return {"POST": ["rebalancing.execute_rebalance"]}
 
     def create(self, request):
         data = ExecutionCreateSerializer(data=request.data)
@@ -331,10 +411,30 @@ class ExecutionViewSet(mixins.ListModelMixin, ApiViewSet):
         execution = services.execution_cancel(execution=self.get_object(), user=request.user)
         return Response(ExecutionSerializer(execution).data)
 
+    def _decide(self, request, decide):
+        execution = self.get_object()
+        data = DecisionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        execution = decide(execution=execution, user=request.user, comment=data.validated_data["comment"])
+        return Response(ExecutionSerializer(execution).data)
+
+    @action(detail=True, methods=["post"])
+    def approve(self, request, execution_id=None):
+        return self._decide(request, execution_approve)
+
+    @action(detail=True, methods=["post"])
+    def reject(self, request, execution_id=None):
+        return self._decide(request, execution_reject)
+
 
 # Route table, included by rebalancing/api/urls.py.
 execution_list = ExecutionViewSet.as_view({"get": "list", "post": "create"})
 execution_detail = ExecutionViewSet.as_view({"get": "retrieve"})
 execution_cancel = ExecutionViewSet.as_view({"post": "cancel"})
+execution_approve_view = ExecutionViewSet.as_view({"post": "approve"})
+execution_reject_view = ExecutionViewSet.as_view({"post": "reject"})
 
-__all__ = ["ExecutionViewSet", "execution_cancel", "execution_detail", "execution_list"]
+__all__ = [
+    "ExecutionViewSet", "execution_approve_view", "execution_cancel", "execution_detail", "execution_list",
+    "execution_reject_view",
+]

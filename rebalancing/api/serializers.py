@@ -12,7 +12,7 @@ from rebalancing import engine
 
 from ..models import PCT, AvailableCash, Method, OrderBasis
 from ..services import MAX_PREVIEW_ACCOUNTS, PREFERENCE_FIELDS
-from ..services.preferences import AMOUNT_FIELDS, PCT_FIELDS
+from ..services.preferences import AMOUNT_FIELDS, APPROVAL_FIELDS, GLOBAL_ONLY, PCT_FIELDS
 
 _DEFAULT_DECIMALS_HELP = (
     "Decimals per instrument type used when an instrument has no block size, e.g. {\"FUND\": 3}; "
@@ -54,19 +54,53 @@ def _preference_fields(*, for_input: bool) -> dict:
     return {name: fields[name] for name in PREFERENCE_FIELDS}
 
 
+def _approval_fields(*, for_input: bool) -> dict:
+    """The approval thresholds of the global preferences (null: no limit). The rules
+    (not negative, at least 1, an ISO code) are the service's, which names the field."""
+    optional = {"required": False, "allow_null": True} if for_input else {"allow_null": True}
+    return {
+        "approval_gross_amount": DecimalString(
+            **(MONEY if for_input else {}), **optional,
+            help_text="An execution whose trade orders add up to more than this (Σ |trade amount|, in "
+            "approval_currency) waits for approval; null: no limit.",
+        ),
+        "approval_order_count": serializers.IntegerField(
+            **optional, help_text="An execution writing more trade orders than this waits for approval; null: no limit."
+        ),
+        "approval_currency": serializers.CharField(
+            **({"required": False, "allow_null": True} if for_input else {}),
+            help_text="ISO 4217 code of approval_gross_amount; default EUR.",
+        ),
+    }
+
+
 class PreferencesInputSerializer(serializers.Serializer):
     """Any subset of the preference fields. A field left out or null inherits
-    (account → global default → built-in default); an unknown field is refused."""
+    (account → global default → built-in default); an unknown field is refused, and an
+    approval threshold is refused as a global preference only."""
+
+    allowed = PREFERENCE_FIELDS
 
     def get_fields(self):
         return _preference_fields(for_input=True)
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(PREFERENCE_FIELDS))
+            unknown = sorted(set(data) - set(self.allowed))
             if unknown:
-                raise serializers.ValidationError({name: [NOT_A_PREFERENCE] for name in unknown})
+                raise serializers.ValidationError(
+                    {name: [GLOBAL_ONLY if name in APPROVAL_FIELDS else NOT_A_PREFERENCE] for name in unknown}
+                )
         return super().to_internal_value(data)
+
+
+class GlobalPreferencesInputSerializer(PreferencesInputSerializer):
+    """Any subset of the preference fields and the approval thresholds (global only)."""
+
+    allowed = (*PREFERENCE_FIELDS, *APPROVAL_FIELDS)
+
+    def get_fields(self):
+        return {**_preference_fields(for_input=True), **_approval_fields(for_input=True)}
 
 
 class PreferenceValuesSerializer(serializers.Serializer):
@@ -84,11 +118,19 @@ class PreferenceValuesSerializer(serializers.Serializer):
         return super().to_representation(values)
 
 
+class GlobalPreferenceValuesSerializer(PreferenceValuesSerializer):
+    """Every preference with the value the engine runs with, and the approval thresholds."""
+
+    def get_fields(self):
+        return {**_preference_fields(for_input=False), **_approval_fields(for_input=False)}
+
+
 class GlobalPreferencesSerializer(serializers.Serializer):
     """The global default preferences, every field resolved (a field the global row
-    leaves empty shows the built-in default)."""
+    leaves empty shows the built-in default), with the approval thresholds of
+    executions (null: no limit)."""
 
-    preferences = PreferenceValuesSerializer(source="values")
+    preferences = GlobalPreferenceValuesSerializer(source="values")
 
 
 class AccountPreferencesSerializer(serializers.Serializer):

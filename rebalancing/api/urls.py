@@ -23,6 +23,16 @@ urlpatterns = [
         executions.execution_cancel,
         name="execution-cancel",
     ),
+    path(
+        "portfolios/rebalancings/executions/<str:execution_id>/approve/",
+        executions.execution_approve_view,
+        name="execution-approve",
+    ),
+    path(
+        "portfolios/rebalancings/executions/<str:execution_id>/reject/",
+        executions.execution_reject_view,
+        name="execution-reject",
+    ),
 ]
 
 orders_router = SimpleRouter()

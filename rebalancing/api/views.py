@@ -14,6 +14,7 @@ from portfolios.selectors import MissingMarketData
 from .. import services
 from ..models import RebalancePreferences
 from ..selectors import allocation_constituents
+from ..services.preferences import approval_values
 from . import serializers as s
 
 ACCOUNT_ID_PARAMETER = OpenApiParameter("account_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -25,7 +26,8 @@ PREFERENCES_PUT_DESCRIPTION = (
 
 
 def _global_answer() -> Response:
-    return Response(s.GlobalPreferencesSerializer(services.global_preferences()).data)
+    values = {**services.global_preferences().values, **approval_values()}
+    return Response(s.GlobalPreferencesSerializer({"values": values}).data)
 
 
 class GlobalPreferencesView(ApiView):
@@ -51,12 +53,13 @@ class GlobalPreferencesView(ApiView):
         summary="Replace the global default preferences",
         description=PREFERENCES_PUT_DESCRIPTION.format(
             whose="The fields sent replace the global defaults", inherits="goes back to the built-in default"
-        ),
-        request=s.PreferencesInputSerializer,
+        ) + " The approval thresholds of executions (`approval_gross_amount`, `approval_order_count`, "
+        "`approval_currency`) are set here only: null or left out means no limit (EUR).",
+        request=s.GlobalPreferencesInputSerializer,
         responses={200: s.GlobalPreferencesSerializer, **problems(400)},
     )
     def put(self, request):
-        data = s.PreferencesInputSerializer(data=request.data)
+        data = s.GlobalPreferencesInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.preferences_replace(values=dict(data.validated_data), user=request.user)
         return _global_answer()

@@ -30,6 +30,8 @@ BUILT_IN = {
     "default_decimals": {"EQUITY": 0, "ETF": 0, "FUND": 3, "BOND": 0, "CRYPTO": 8, "FUTURE": 0, "CASH": 2},
     "futures_fee_pct": "0",
 }
+# The global preferences also show the approval thresholds of executions (none by default).
+GLOBAL_BUILT_IN = BUILT_IN | {"approval_gross_amount": None, "approval_order_count": None, "approval_currency": "EUR"}
 
 
 def account_url(account) -> str:
@@ -44,7 +46,7 @@ def ok(response) -> dict:
 # --- Global defaults ------------------------------------------------------------------
 
 def test_get_shows_the_built_in_defaults(api_client, db):
-    assert ok(api_client.get(GLOBAL)) == {"preferences": BUILT_IN}
+    assert ok(api_client.get(GLOBAL)) == {"preferences": GLOBAL_BUILT_IN}
     assert not RebalancePreferences.objects.exists()
 
 
@@ -55,7 +57,7 @@ def test_put_replaces_the_global_defaults(api_client, db):
          "cash_range_min": "-100", "cash_range_max": "250", "default_decimals": {"FUND": 2}},
         format="json",
     ))
-    assert body["preferences"] == BUILT_IN | {
+    assert body["preferences"] == GLOBAL_BUILT_IN | {
         "min_trade_amount": "25.5", "cash_from_sells_pct": "80", "order_basis": "UNITS", "filter_by_min_max": True,
         "cash_range_min": "-100", "cash_range_max": "250", "default_decimals": BUILT_IN["default_decimals"] | {"FUND": 2},
     }
@@ -65,9 +67,9 @@ def test_put_replaces_the_global_defaults(api_client, db):
 
     # A full replacement: what is left out goes back to the built-in default.
     assert ok(api_client.put(GLOBAL, {"available_cash": "DEFAULT_ACCOUNT_ONLY"}, format="json")) == {
-        "preferences": BUILT_IN | {"available_cash": "DEFAULT_ACCOUNT_ONLY"}
+        "preferences": GLOBAL_BUILT_IN | {"available_cash": "DEFAULT_ACCOUNT_ONLY"}
     }
-    assert ok(api_client.put(GLOBAL, {}, format="json")) == {"preferences": BUILT_IN}
+    assert ok(api_client.put(GLOBAL, {}, format="json")) == {"preferences": GLOBAL_BUILT_IN}
     assert RebalancePreferences.objects.count() == 1
 
 
@@ -108,7 +110,7 @@ def test_unknown_field_message(api_client, db):
 
 def test_global_permissions(client_for, user_with_perms, db):
     viewer = client_for(user_with_perms("rebalancing.view_rebalancepreferences", username="viewer"))
-    assert ok(viewer.get(GLOBAL)) == {"preferences": BUILT_IN}
+    assert ok(viewer.get(GLOBAL)) == {"preferences": GLOBAL_BUILT_IN}
     problem(viewer.put(GLOBAL, {"min_trade_amount": "5"}, format="json"), 403)
     editor = client_for(user_with_perms(
         "rebalancing.view_rebalancepreferences", "rebalancing.change_rebalancepreferences", username="editor"

@@ -15,7 +15,7 @@ from .conftest import D, error_fields, message_for, problem, run_chunks
 URL = "/api/v1/portfolios/rebalancings/executions/"
 EXECUTION_FIELDS = {
     "execution_id", "status", "trigger", "method", "rebalance_date", "allocation_id", "accounts", "progress",
-    "created_at", "started_at", "finished_at",
+    "created_at", "started_at", "finished_at", "approval",
 }
 
 
