@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "portfolios",
     "rebalancing",
     "webhooks",
+    "auditlog",
+    "audit",  # after auditlog: replaces its admin
 ]
 
 MIDDLEWARE = [
@@ -42,6 +44,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who acts (the session user; API tokens in config/api/authentication.py): docs/audit.md.
+    "audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out admin login into its 429 page.
@@ -166,7 +170,7 @@ else:
 # --- REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.ModelPermissions"],
@@ -201,6 +205,22 @@ SPECTACULAR_SETTINGS = {
         "ExecutionStatusEnum": "rebalancing.models.ExecutionStatus",
     },
 }
+
+# --- Audit trail (docs/audit.md) ----------------------------------------------------
+# Models whose save()/delete() auditlog's signals record by themselves. The other
+# audited models (allocations, preferences, executions, trade orders) and every bulk
+# write are recorded by their services (audit.services.audit_record).
+_AUDIT_SKIP = ["created_at", "updated_at"]
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "portfolios.portfolioaccount", "exclude_fields": _AUDIT_SKIP},
+    {"model": "portfolios.configuration", "exclude_fields": _AUDIT_SKIP},
+    {"model": "rebalancing.strategy", "exclude_fields": _AUDIT_SKIP},
+    {"model": "rebalancing.savingsplan", "exclude_fields": _AUDIT_SKIP},
+)
+# A changed foreign key shows the object's name, not only its id.
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True
+# REMOTE_ADDR only (set by our middleware): a client-sent X-Forwarded-For is not trusted.
+AUDITLOG_DISABLE_REMOTE_ADDR = False
 
 # Requests per user (= per token) to the API, counted in the default cache.
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1000/min")

@@ -2,11 +2,15 @@
 
 from django.contrib import admin
 
+from audit.history import AuditHistoryMixin
+
 from ..selectors import parse_uuid
 
 
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(AuditHistoryMixin, admin.ModelAdmin):
     """An admin whose form is a portfolios.forms.ServiceModelForm.
+
+    For an audited model (audit.registry), the History page shows the audit trail.
 
     The form has already had the services validate everything; here its `apply` writes
     through them for real. Django saves neither the object nor the inline rows itself.
@@ -25,8 +29,9 @@ class ServiceAdmin(admin.ModelAdmin):
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """View only: these rows are produced by services (or the audit trail), never typed in."""
+class ReadOnlyAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    """View only: these rows are produced by services (or the audit trail), never typed in.
+    For an audited model (executions, trade orders), the History page shows the audit trail."""
 
     def has_add_permission(self, request, obj=None):
         return False

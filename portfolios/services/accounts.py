@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
+from audit.services import audit_record, audit_records, text
 from webhooks import events
 from webhooks.payloads import configuration_payload
 
@@ -93,8 +94,13 @@ def account_update(
 
 @transaction.atomic
 def accounts_set_locked(*, account_ids, locked: bool) -> int:
-    """Lock or unlock many accounts in one statement; returns how many changed."""
-    return PortfolioAccount.objects.filter(pk__in=list(account_ids)).exclude(locked=locked).update(locked=locked)
+    """Lock or unlock many accounts in one statement; returns how many changed.
+    Each changed account gets its audit entry (one more SELECT and one INSERT)."""
+    changing = PortfolioAccount.objects.select_for_update().filter(pk__in=list(account_ids)).exclude(locked=locked)
+    accounts = list(changing.order_by("pk").only("pk", "client_id"))
+    count = PortfolioAccount.objects.filter(pk__in=[a.pk for a in accounts]).update(locked=locked)
+    audit_records(((account, {"locked": (not locked, locked)}) for account in accounts), "update")
+    return count
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,14 @@ def holdings_replace(*, account: PortfolioAccount, positions: list[PositionInput
     raise_if_errors(errors)
 
     PortfolioAccount.objects.select_for_update().filter(pk=account.pk).exists()
+    before = _holdings_text(
+        ((p.instrument.label, p.units) for p in account.positions.select_related("instrument")),
+        account.cash_accounts.all(),
+    )
+    after = _holdings_text(((p.instrument.label, p.units) for p in new_positions), cash)
+    changes = {name: (before[name], after[name]) for name in before if before[name] != after[name]}
+    if changes:
+        audit_record(account, "replace_holdings", changes)
     account.positions.all().delete()
     account.cash_accounts.all().delete()
     Position.objects.bulk_create(new_positions)
@@ -165,6 +179,18 @@ def holdings_replace(*, account: PortfolioAccount, positions: list[PositionInput
         CashAccount(account=account, currency=c.currency, balance=c.balance, is_default=c.is_default, kind=c.kind)
         for c in cash
     )
+
+
+def _holdings_text(positions, cash) -> dict:
+    """Positions and cash as the audit trail shows them, in a fixed order:
+    {"positions": "IE00B4L5Y983 10; …", "cash": "EUR CASH 1000 (default); …"}."""
+    return {
+        "positions": "; ".join(f"{label} {text(units)}" for label, units in sorted(positions)) or "none",
+        "cash": "; ".join(
+            f"{c.currency} {c.kind} {text(c.balance)}{' (default)' if c.is_default else ''}"
+            for c in sorted(cash, key=lambda c: (c.currency, c.kind))
+        ) or "none",
+    }
 
 
 def _configuration_rules(account: PortfolioAccount) -> None:

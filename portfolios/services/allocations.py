@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record, text
 from webhooks import events
 from webhooks.payloads import allocation_payload
 
@@ -206,6 +207,38 @@ def _change_summary(previous: AllocationVersion | None, valid: ValidAllocation) 
     return "; ".join(parts) or "same lines, new version"
 
 
+def _lines_text(lines) -> str:
+    """The lines as the audit trail shows them: "IE00B4L5Y983 0.6 [0.55–0.65]; …", largest first."""
+    def one(line):
+        band = ""
+        if line.min_weight is not None or line.max_weight is not None:
+            band = f" [{text(line.min_weight) if line.min_weight is not None else ''}–" \
+                   f"{text(line.max_weight) if line.max_weight is not None else ''}]"
+        return f"{line.instrument.label} {text(line.weight)}{band}"
+    return "; ".join(one(line) for line in sorted(lines, key=lambda line: (-line.weight, line.instrument.label)))
+
+
+def _version_state(allocation: Allocation, version: AllocationVersion | None, lines) -> dict:
+    """What the audit trail compares between two versions of an allocation."""
+    if version is None:
+        return {}
+    period = f"{version.period_count} {version.period_type}" if version.period_type else None
+    return {
+        "name": allocation.name, "base_currency": allocation.base_currency, "version": version.version,
+        "effective_from": version.effective_from, "weight_type": version.weight_type, "period": period,
+        "lines": _lines_text(lines),
+    }
+
+
+def _audit_version(allocation: Allocation, previous: AllocationVersion | None, before: dict, user) -> None:
+    """One audit entry per new version: the allocation created, or its changed fields
+    and lines before → after (a new version is a change of the allocation)."""
+    after = _version_state(allocation, allocation.current_version, allocation.current_version.lines.select_related("instrument"))
+    changes = {name: (before.get(name), value) for name, value in after.items() if before.get(name) != value}
+    audit_record(allocation, "update" if previous else "create", changes, actor=user,
+                 summary=allocation.current_version.change_summary)
+
+
 def _save_version(*, allocation: Allocation, valid: ValidAllocation, user) -> AllocationVersion:
     previous = allocation.current_version
     version = AllocationVersion.objects.create(
@@ -245,6 +278,7 @@ def allocation_create(*, data: AllocationInput, user=None) -> Allocation:
         owner=user if user and user.is_authenticated else None,
     )
     _save_version(allocation=allocation, valid=valid, user=user)
+    _audit_version(allocation, None, {}, user)
     events.record("allocation.created", lambda: allocation_payload(allocation))
     return allocation
 
@@ -255,9 +289,12 @@ def allocation_update(*, allocation: Allocation, data: AllocationInput, user=Non
     # Lock the row so two concurrent updates cannot both claim the next version number.
     allocation = Allocation.objects.select_for_update(of=("self",)).select_related("current_version").get(pk=allocation.pk)
     valid = allocation_validate(data=data, current=allocation)
+    previous = allocation.current_version
+    before = _version_state(allocation, previous, previous.lines.select_related("instrument") if previous else [])
     allocation.name = data.name
     allocation.base_currency = data.base_currency or allocation.base_currency
     _save_version(allocation=allocation, valid=valid, user=user)
+    _audit_version(allocation, previous, before, user)
     events.record("allocation.updated", lambda: allocation_payload(allocation))
     return allocation
 
@@ -268,6 +305,9 @@ def allocation_delete(*, allocation: Allocation) -> None:
     count = allocation.configurations.count()
     if count:
         raise Conflict(f"allocation {allocation.pk} is used by {count} configuration(s); move them to another allocation first")
+    version = allocation.current_version
+    before = _version_state(allocation, version, version.lines.select_related("instrument") if version else [])
+    audit_record(allocation, "delete", {name: (value, None) for name, value in before.items()})
     Allocation.objects.filter(pk=allocation.pk).update(current_version=None)
     allocation.delete()
 

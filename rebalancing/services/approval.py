@@ -39,6 +39,7 @@ from ..models import (
     TradeOrderStatus,
 )
 from . import bulk
+from .audit_trail import execution_audit
 from .preferences import ApprovalThresholds
 
 APPROVE_PERMISSION = "rebalancing.approve_execution"
@@ -122,13 +123,18 @@ def held_execution_finish(execution_id, now) -> str | None:
     execution.gross_amount, execution.order_count = totals["gross"], totals["count"]
     reasons = _reasons(execution, execution.gross_amount, execution.order_count, notes)
     if reasons:
+        execution_audit(execution, "await_approval", ExecutionStatus.AWAITING_APPROVAL,
+                        changes={"approval_reason": ("", "; ".join(reasons))})
         execution.status = ExecutionStatus.AWAITING_APPROVAL
         execution.approval_reason = "; ".join(reasons)
         execution.save(update_fields=["status", "gross_amount", "order_count", "approval_reason"])
         events.record("execution.status_changed", lambda: execution_payload(execution_id))
         return execution.status
     execution.save(update_fields=["gross_amount", "order_count"])
-    return _activate(execution, now=now)
+    before = execution.status
+    status = _activate(execution, now=now)
+    execution_audit(execution, "finish", status, before=before)
+    return status
 
 
 # --- Activation, approval, rejection ----------------------------------------------------------
@@ -221,6 +227,8 @@ def execution_approve(*, execution: Execution, user, comment: str = "") -> Execu
     Conflict (409) unless AWAITING_APPROVAL. Set-based: a fixed number of statements."""
     locked = _decision_locked(execution, user, "approve")
     _activate(locked, now=timezone.now(), user=user, comment=_comment(comment))
+    execution_audit(locked, "approve", locked.status, before=ExecutionStatus.AWAITING_APPROVAL, actor=user,
+                    changes={"approval_comment": ("", locked.approval_comment)})
     return locked
 
 
@@ -231,6 +239,8 @@ def execution_reject(*, execution: Execution, user, comment: str = "") -> Execut
     `comment`. Same refusals as `execution_approve`."""
     locked = _decision_locked(execution, user, "reject")
     now = timezone.now()
+    execution_audit(locked, "reject", ExecutionStatus.REJECTED, actor=user,
+                    changes={"approval_comment": ("", _comment(comment))})
     held_release(execution_id=locked.pk, order_status=TradeOrderStatus.REJECTED, now=now)
     locked.status, locked.finished_at = ExecutionStatus.REJECTED, now
     locked.approved_by, locked.approved_at, locked.approval_comment = user, now, _comment(comment)

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.services import audit_record
 from portfolios.errors import Conflict, FieldError, InvalidInput, raise_if_errors
 from portfolios.models import AccountStatus, Allocation, Configuration
 from portfolios.selectors import parse_uuid
@@ -43,6 +44,7 @@ from ..models import (
 )
 from ..selectors import book_load
 from . import approval, bulk
+from .audit_trail import execution_audit
 from .preferences import approval_thresholds, preferences_effective
 from .preview import account_ids_validate, rebalance_account
 
@@ -161,6 +163,10 @@ def execution_create(
         requested_accounts=[str(a) for a in selected] if deferred and selected is not None else None,
     )
     events.record("execution.status_changed", lambda: execution_payload(execution.pk))
+    audit_record(execution, "create", {
+        "status": (None, execution.status), "trigger": (None, trigger), "method": (None, method),
+        "rebalance_date": (None, execution.rebalance_date), "allocation": (None, allocation), "accounts": (None, total),
+    }, actor=user)
     if not deferred:
         execution_plan(execution_id=execution.pk, account_ids=selected)
         execution.refresh_from_db()
@@ -299,6 +305,7 @@ def _chunk_start(chunk_id) -> tuple | None:
             status=ExecutionStatus.RUNNING, started_at=now
         ):
             events.record("execution.status_changed", lambda: execution_payload(execution_id))
+            execution_audit(execution_id, "start", ExecutionStatus.RUNNING, before=ExecutionStatus.PENDING)
     return execution_id, attempts + 1
 
 
@@ -431,9 +438,11 @@ def _execution_finish(execution_id, now, held: bool = False) -> str | None:
     if held:
         return approval.held_execution_finish(execution_id, now)
     status = approval.execution_final_status(execution_id)
+    execution = Execution.objects.get(pk=execution_id)  # its status before, for the audit entry
     updated = Execution.objects.filter(pk=execution_id, status__in=UNFINISHED).update(status=status, finished_at=now)
     if updated:
         events.record("execution.status_changed", lambda: execution_payload(execution_id))
+        execution_audit(execution, "finish", status)
     return status if updated else None
 
 
@@ -460,11 +469,15 @@ def execution_chunk_fail(*, chunk_id, error: str) -> ChunkOutcome:
 
 def execution_fail(*, execution_id, error: str) -> bool:
     """PENDING → FAILED with `error`, for an execution that could not be planned."""
-    return bool(
+    failed = bool(
         Execution.objects.filter(pk=execution_id, status=ExecutionStatus.PENDING).update(
             status=ExecutionStatus.FAILED, error=error, finished_at=timezone.now()
         )
     )
+    if failed:
+        execution_audit(execution_id, "fail", ExecutionStatus.FAILED, before=ExecutionStatus.PENDING,
+                        changes={"error": ("", error)})
+    return failed
 
 
 # --- Cancel --------------------------------------------------------------------------------
@@ -488,6 +501,8 @@ def execution_cancel(*, execution: Execution, user=None) -> Execution:
             f"execution {execution.pk} is {execution.status}; only {', '.join(CANCELLABLE)} executions can be cancelled"
         )
     events.record("execution.status_changed", lambda: execution_payload(execution.pk))
+    # The status the caller saw (the conditional update above does not return it).
+    execution_audit(execution, "cancel", ExecutionStatus.CANCELLED, actor=user)
     # SKIP LOCKED: a chunk locked by a worker is running; leave it to finish (or, if its
     # worker dies, to be cancelled by the redelivered task).
     pending = list(

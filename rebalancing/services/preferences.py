@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from audit.services import audit_save
 from portfolios.errors import FieldError, raise_if_errors
 from portfolios.models import InstrumentType, PortfolioAccount
 from portfolios.models.fields import MONEY, is_currency_code
@@ -209,5 +210,7 @@ def preferences_replace(*, values: dict, account: PortfolioAccount | None = None
     for name in PREFERENCE_FIELDS:
         setattr(row, name, values.get(name))
     row.updated_by = user if user and user.is_authenticated else None
-    row.save()
+    # Saved with its audit entry: the fields before → after (an account's first
+    # overrides show as changed from None, i.e. from inheriting).
+    audit_save(row, actor=user)
     return row

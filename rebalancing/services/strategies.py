@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import audit_records
 from portfolios.errors import Conflict, FieldError, InvalidInput, raise_if_errors
 from portfolios.models import Allocation, Configuration, PeriodType
 from portfolios.models.fields import WEIGHT
@@ -288,10 +289,12 @@ def configuration_update_with_strategy(
 def strategies_pause(*, strategy_ids: Iterable, paused: bool = True) -> int:
     """Pause (or resume) strategies; returns how many changed. A paused strategy is
     skipped by the evaluation, and so are its accounts (they do not fall back to their
-    allocation's strategy). Resuming catches up no date missed while paused."""
-    return Strategy.objects.filter(pk__in=list(strategy_ids)).exclude(paused=paused).update(
-        paused=paused, updated_at=timezone.now()
-    )
+    allocation's strategy). Resuming catches up no date missed while paused.
+    Each changed strategy gets its audit entry."""
+    changing = list(Strategy.objects.filter(pk__in=list(strategy_ids)).exclude(paused=paused).order_by("pk"))
+    count = Strategy.objects.filter(pk__in=[s.pk for s in changing]).update(paused=paused, updated_at=timezone.now())
+    audit_records(((strategy, {"paused": (not paused, paused)}) for strategy in changing), "update")
+    return count
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
+from audit.services import audit_records
 from portfolios.errors import BusinessRuleViolation, DomainError, FieldError, InvalidInput, raise_if_errors
 from portfolios.models import AccountStatus, AccountType, CashAccount, PortfolioAccount
 from portfolios.models.fields import MONEY, is_currency_code
@@ -296,7 +297,8 @@ def savings_plan_delete(*, plan: SavingsPlan) -> None:
 
 def savings_plans_pause(*, plan_ids: Iterable, active: bool = False) -> int:
     """Pause (active False) or resume plans; returns how many changed. Resuming catches
-    up no date missed while paused."""
-    return SavingsPlan.objects.filter(pk__in=list(plan_ids)).exclude(active=active).update(
-        active=active, updated_at=timezone.now()
-    )
+    up no date missed while paused. Each changed plan gets its audit entry."""
+    changing = list(SavingsPlan.objects.filter(pk__in=list(plan_ids)).exclude(active=active).order_by("pk"))
+    count = SavingsPlan.objects.filter(pk__in=[p.pk for p in changing]).update(active=active, updated_at=timezone.now())
+    audit_records(((plan, {"active": (not active, active)}) for plan in changing), "update")
+    return count

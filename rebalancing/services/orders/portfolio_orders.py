@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from audit.services import audit_records
 from portfolios.errors import BusinessRuleViolation, FieldError, InvalidInput, raise_if_errors
 from portfolios.models import AccountStatus, CashAccount, CashKind, Configuration, InstrumentType, PortfolioAccount
 from portfolios.models.fields import MONEY, is_currency_code
@@ -272,7 +273,7 @@ def portfolio_order_create(
         requested_by=user if user is not None and user.is_authenticated else None,
     )
     now = timezone.now()
-    TradeOrder.objects.bulk_create(
+    orders = TradeOrder.objects.bulk_create(
         TradeOrder(
             account_id=p.account_id, instrument_id=p.instrument_id, side=p.side, transaction_type=p.transaction_type,
             units=p.units, unit_price=p.unit_price, trade_amount=p.trade_amount, currency=p.currency,
@@ -280,5 +281,11 @@ def portfolio_order_create(
             created_at=now, updated_at=now,
         )
         for p in proposals
+    )
+    # Written in bulk, so no signal sees them: one audit entry per order, in one INSERT.
+    audit_records(
+        ((order, {name: (None, getattr(order, name)) for name in ("status", "side", "units", "trade_amount", "currency")})
+         for order in orders),
+        "create", actor=user, portfolio_order=portfolio_order.pk,
     )
     return portfolio_order

@@ -5,6 +5,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from portfolios.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound, raise_if_errors
 from portfolios.models import CashAccount, CashKind, InstrumentType, PortfolioAccount, Position
 from portfolios.models.fields import MONEY, PRICE, UNITS
@@ -25,6 +26,9 @@ from .flow import (
     allowed_transitions,
 )
 from .portfolio_orders import portfolio_order_status_refresh
+
+# What a transition may change besides the status, for its audit entry.
+ORDER_AMOUNTS = ("executed_units", "executed_amount", "settled_units", "settled_amount")
 
 
 def _fill_errors(status: str, executed_units, executed_price) -> list[FieldError]:
@@ -136,12 +140,31 @@ def _settle(order: TradeOrder) -> None:
         position.save(update_fields=["units", "updated_at"])
     # A future's notional never moves cash (spec §4.8): its fees and margin arrive with
     # the custodian's cash balances.
+    cash = None
     if instrument.type != InstrumentType.FUTURE and cash_change:
         cash = _settlement_cash_account(order)
         cash.balance += cash_change
         cash.save(update_fields=["balance", "updated_at"])
+    _audit_settlement(order, held, new_units, cash, cash_change)
     order.settled_units += units
     order.settled_amount += amount
+
+
+def _audit_settlement(order: TradeOrder, held, new_units, cash: CashAccount | None, cash_change) -> None:
+    """The account's audit entry for what a settlement booked into its holdings: the
+    position and the cash account, before → after (one SELECT, one INSERT)."""
+    changes = {f"position {order.instrument.label}": (held, new_units)}
+    if cash is not None:
+        changes[f"cash {cash.currency} {cash.kind}"] = (cash.balance - cash_change, cash.balance)
+    account = PortfolioAccount.objects.only("pk", "client_id").get(pk=order.account_id)
+    audit_record(account, "settle", changes, trade_order=order.pk)
+
+
+def _audit_transition(order: TradeOrder, previous: str, before: dict, user) -> None:
+    """The order's audit entry: status and the amounts that moved, before → after."""
+    changes = {"status": (previous, order.status)}
+    changes.update((name, (before[name], getattr(order, name))) for name in ORDER_AMOUNTS if before[name] != getattr(order, name))
+    audit_record(order, "settle" if order.status == S.SETTLED else "transition", changes, actor=user)
 
 
 @transaction.atomic
@@ -171,6 +194,7 @@ def trade_order_transition(
     except TradeOrder.DoesNotExist:
         raise NotFound(f"no trade order with id {order.pk}") from None
     current = order.status
+    before = {name: getattr(order, name) for name in ORDER_AMOUNTS}
     if status not in TRANSITIONS[current] or ((current, status) in SYSTEM_TRANSITIONS and not system):
         if current == S.PENDING_APPROVAL:
             raise Conflict(
@@ -193,6 +217,7 @@ def trade_order_transition(
         "status", "executed_units", "executed_amount", "settled_units", "settled_amount", "updated_at"
     ])
     events.record("trade_order.status_changed", lambda: trade_order_payload(order, previous_status=current))
+    _audit_transition(order, current, before, user)
     if order.portfolio_order_id is not None:
         portfolio_order_status_refresh(portfolio_order=PortfolioOrder(pk=order.portfolio_order_id))
     return order

@@ -412,8 +412,9 @@ def test_a_chunk_runs_a_fixed_number_of_queries(size, fifty_fifty, account_with,
     [chunk] = execution.chunks.all()
     # Claim (3), chunk and execution (2), preferences (2), book (10: OPEN orders locked, one currency,
     # static weights), replace, orders, results, leases (4), chunk done, execution done, finish (5);
+    # the audit entries of the execution's start and finish (4: read it, write one, twice);
     # the test's savepoints (4).
-    with django_assert_num_queries(30):
+    with django_assert_num_queries(34):
         outcome = execution_chunk_process(chunk_id=chunk.pk)
     assert outcome.accounts == size and outcome.execution_status == "COMPLETED"
     assert TradeOrder.objects.filter(status=TradeOrderStatus.REPLACED).count() == size // 5
