@@ -17,7 +17,7 @@ from portfolios.forms import ServiceModelForm
 
 from . import services
 from .models import RebalancePreferences
-from .services.preferences import BUILT_IN
+from .services.preferences import APPROVAL_FIELDS, BUILT_IN
 
 FIELDSETS = (
     ("Cash range (CONSERVATIVE and EXCHANGE leave an account alone while its excess cash is inside)",
@@ -28,6 +28,10 @@ FIELDSETS = (
     ("Cash, prices and units", ("available_cash", "price_source", "default_decimals", "futures_fee_pct")),
 )
 assert {name for _, names in FIELDSETS for name in names} == set(services.PREFERENCE_FIELDS)
+# The global row only: thresholds of a whole execution mean nothing for one account.
+APPROVAL_FIELDSET = (
+    "Approval of large executions (four eyes; empty: no limit; at the limit needs no approval)", APPROVAL_FIELDS
+)
 
 
 def _shown(value) -> str:
@@ -45,7 +49,7 @@ class PreferencesForm(ServiceModelForm):
 
     class Meta:
         model = RebalancePreferences
-        fields = ["account", *services.PREFERENCE_FIELDS]
+        fields = ["account", *services.PREFERENCE_FIELDS, *APPROVAL_FIELDS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -73,9 +77,10 @@ class PreferencesForm(ServiceModelForm):
         return super().clean()
 
     def values(self) -> dict:
+        names = (*services.PREFERENCE_FIELDS, *APPROVAL_FIELDS)  # approval fields: on the global row's form only
         return {
             name: self.cleaned_data[name]
-            for name in services.PREFERENCE_FIELDS
+            for name in names
             if name in self.cleaned_data and self.cleaned_data[name] is not None
         }
 
@@ -142,6 +147,9 @@ class RebalancePreferencesAdmin(ServiceAdmin):
         if obj is None or not obj.is_global:
             fieldsets.append((None, {"fields": ("account",)}))
         fieldsets.extend((title, {"fields": names}) for title, names in FIELDSETS)
+        if obj is not None and obj.is_global:
+            title, names = APPROVAL_FIELDSET
+            fieldsets.append((title, {"fields": names}))
         if obj is not None:
             fieldsets.append(("Record", {"fields": ("updated_at", "updated_by"), "classes": ("collapse",)}))
         return fieldsets

@@ -57,6 +57,7 @@ from .services import (
     portfolio_order_create,
     trade_orders_transition,
 )
+from .services.approval import APPROVE_PERMISSION, execution_approve, execution_reject
 
 EXECUTE_PERMISSION = "rebalancing.execute_rebalance"
 RESULTS_PER_PAGE = 100
@@ -64,6 +65,8 @@ RESULTS_PER_PAGE = 100
 POLLED_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 # At most this many orders per transition action (each moves in its own savepoint).
 MAX_TRANSITION_ORDERS = 10_000
+# Executions approved or rejected by one admin action.
+MAX_DECISIONS = 100
 # Refusals listed one by one; beyond, a count.
 MAX_REFUSAL_MESSAGES = 50
 TRANSITION_TARGETS = (
@@ -250,6 +253,18 @@ def execution_progress(status: str, done: int, total: int) -> dict:
     return {"status": status, "done": done, "total": total}
 
 
+class DecisionForm(forms.Form):
+    comment = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Optional: why, in a few words; kept on the execution.",
+    )
+
+
+DECISIONS = {"approve": execution_approve, "reject": execution_reject}
+DECIDED = {"approve": "approved", "reject": "rejected"}
+DECISION_CONFIRMED = "decision_confirmed"
+
+
 @admin.register(Execution)
 class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     """Executions are created by "Rebalance now", the API, beat and the command; here they
@@ -267,19 +282,28 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     search_help_text = "The execution's full UUID, or part of its allocation's name."
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    actions = ["cancel_executions"]
-    fields = (
-        "id", "status", "trigger", "method", "rebalance_date", "allocation", "requested_by", "total", "done",
-        "error", "created_at", "started_at", "finished_at",
+    actions = ["cancel_executions", "approve_executions", "reject_executions"]
+    fieldsets = (
+        (None, {"fields": (
+            "id", "status", "trigger", "method", "rebalance_date", "allocation", "requested_by", "total", "done",
+            "error", "created_at", "started_at", "finished_at",
+        )}),
+        ("Approval (four eyes)", {"fields": (
+            "held", "approval_currency", "approval_gross_limit", "approval_order_limit", "gross_amount", "order_count",
+            "approval_reason", "approved_by", "approved_at", "approval_comment",
+        )}),
     )
-    readonly_fields = fields
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     change_form_template = "admin/rebalancing/execution/change_form.html"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("allocation", "requested_by")
+        return super().get_queryset(request).select_related("allocation", "requested_by", "approved_by")
 
     def has_execute_rebalance_permission(self, request):
         return request.user.has_perm(EXECUTE_PERMISSION)
+
+    def has_approve_execution_permission(self, request):
+        return request.user.has_perm(APPROVE_PERMISSION)
 
     def get_urls(self):
         return [
@@ -287,6 +311,10 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
                  name="rebalancing_execution_progress"),
             path("<path:object_id>/cancel/", self.admin_site.admin_view(require_POST(self.cancel_view)),
                  name="rebalancing_execution_cancel"),
+            path("<path:object_id>/approve/", self.admin_site.admin_view(self.approve_view),
+                 name="rebalancing_execution_approve"),
+            path("<path:object_id>/reject/", self.admin_site.admin_view(self.reject_view),
+                 name="rebalancing_execution_reject"),
             *super().get_urls(),
         ]
 
@@ -309,8 +337,100 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
         self._cancel(request, [execution])
         return redirect("admin:rebalancing_execution_change", execution.pk)
 
+    def approve_view(self, request, object_id):
+        return self._decision_view(request, object_id, "approve")
+
+    def reject_view(self, request, object_id):
+        return self._decision_view(request, object_id, "reject")
+
+    def _decision_view(self, request, object_id, verb: str):
+        """The detail page's Approve / Reject: GET asks for the comment, POST decides."""
+        if not self.has_approve_execution_permission(request):
+            raise PermissionDenied
+        execution = self.get_object(request, object_id)
+        if execution is None:
+            raise Http404("No such execution.")
+        if request.method == "POST":
+            form = DecisionForm(request.POST)
+            if form.is_valid():
+                self._decide(request, [execution], verb, form.cleaned_data["comment"])
+                return redirect("admin:rebalancing_execution_change", execution.pk)
+        else:
+            form = DecisionForm()
+        return self._decision_page(request, [execution], verb, form, form_url=request.get_full_path())
+
+    def _decision_page(self, request, executions, verb: str, form, *, form_url: str, action: str = ""):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{verb.capitalize()} {_plural(len(executions), 'execution')}",
+            "verb": verb,
+            "executions": [
+                {
+                    "pk": e.pk, "label": str(e), "url": reverse("admin:rebalancing_execution_change", args=[e.pk]),
+                    "status": e.status, "reason": e.approval_reason, "gross_amount": _money(e.gross_amount, e.approval_currency),
+                    "order_count": e.order_count, "requested_by": e.requested_by,
+                    "own": e.requested_by_id is not None and e.requested_by_id == request.user.pk,
+                }
+                for e in executions
+            ],
+            "form": form,
+            "form_url": form_url,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "confirm_field": DECISION_CONFIRMED,
+        }
+        return TemplateResponse(request, "admin/rebalancing/execution/decide.html", context)
+
+    def _decide(self, request, executions, verb: str, comment: str) -> None:
+        decided = 0
+        for execution in executions:
+            try:
+                DECISIONS[verb](execution=execution, user=request.user, comment=comment)
+            except DomainError as exc:
+                self.message_user(request, f"Execution {execution.pk} not {DECIDED[verb]}: {exc.detail}", messages.ERROR)
+            else:
+                decided += 1
+        if decided:
+            self.message_user(
+                request, f"{DECIDED[verb].capitalize()} {_plural(decided, 'execution')}.", messages.SUCCESS
+            )
+
+    def _decision_action(self, request, queryset, verb: str):
+        executions = list(queryset.select_related("requested_by")[:MAX_DECISIONS + 1])
+        if len(executions) > MAX_DECISIONS:
+            self.message_user(request, f"At most {MAX_DECISIONS} executions at a time: select fewer.", messages.ERROR)
+            return None
+        if DECISION_CONFIRMED in request.POST:
+            form = DecisionForm(request.POST)
+            if form.is_valid():
+                self._decide(request, executions, verb, form.cleaned_data["comment"])
+                return None
+        else:
+            form = DecisionForm()
+        return self._decision_page(
+            request, executions, verb, form, form_url=request.get_full_path(), action=request.POST.get("action", "")
+        )
+
+    @admin.action(description="Approve selected executions (four eyes)", permissions=["approve_execution"])
+    def approve_executions(self, request, queryset):
+        return self._decision_action(request, queryset, "approve")
+
+    @admin.action(description="Reject selected executions (four eyes)", permissions=["approve_execution"])
+    def reject_executions(self, request, queryset):
+        return self._decision_action(request, queryset, "reject")
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
+            may_decide = (
+                obj.status == ExecutionStatus.AWAITING_APPROVAL and self.has_approve_execution_permission(request)
+            )
+            context.update(
+                may_decide=may_decide,
+                own_execution=obj.requested_by_id is not None and obj.requested_by_id == request.user.pk,
+                approve_url=reverse("admin:rebalancing_execution_approve", args=[obj.pk]),
+                reject_url=reverse("admin:rebalancing_execution_reject", args=[obj.pk]),
+            )
             context.update(
                 progress=execution_progress(obj.status, obj.done, obj.total),
                 polling=obj.status in POLLED_STATUSES,
