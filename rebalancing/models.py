@@ -223,9 +223,11 @@ class ExecutionChunk(models.Model):
     gross_amount = models.DecimalField(
         **MONEY, null=True, blank=True, help_text="Σ |trade amount| of the chunk's orders in the approval currency."
     )
-    order_count = models.PositiveIntegerField(default=0)
+    # Database defaults too: the planner inserts chunks in raw SQL (bulk.plan).
+    order_count = models.PositiveIntegerField(default=0, db_default=0)
     approval_note = models.TextField(
-        blank=True, help_text="Why the gross amount is unknown (a missing FX rate): the execution then needs approval."
+        blank=True, default="", db_default="",
+        help_text="Why the gross amount is unknown (a missing FX rate): the execution then needs approval.",
     )
 
     class Meta:
