@@ -247,7 +247,8 @@ class ResultStatus(models.TextChoices):
 
 
 class ExecutionResult(models.Model):
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="results")
+    # The unique (execution, account) key below is the index for the execution's results.
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="results", db_index=False)
     account = models.ForeignKey(PortfolioAccount, on_delete=models.CASCADE, related_name="execution_results")
     status = models.CharField(max_length=20, choices=ResultStatus.choices)
     error = models.TextField(blank=True)
@@ -298,8 +299,19 @@ class TradeOrder(models.Model):
     """One order for one instrument in one account (spec §5)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    account = models.ForeignKey(PortfolioAccount, on_delete=models.PROTECT, related_name="trade_orders")
-    instrument = models.ForeignKey("portfolios.Instrument", on_delete=models.PROTECT, related_name="trade_orders")
+    # The composite (…, status) indexes below serve every lookup by account, instrument
+    # and execution, so these foreign keys get no single-column index of their own:
+    # each index costs a few microseconds per order of a whole-book COPY.
+    account = models.ForeignKey(PortfolioAccount, on_delete=models.PROTECT, related_name="trade_orders", db_index=False)
+    # No database constraint on the instrument and the execution (docs/executions.md,
+    # "Trade order table"): the per-row checks were a third of PostgreSQL's work in a
+    # whole-book execution. An execution's orders are written by its own chunks while
+    # they hold its row lock, an ordered instrument is held or targeted (rows that do
+    # protect it in the database), and on_delete=PROTECT still guards both in the ORM.
+    instrument = models.ForeignKey(
+        "portfolios.Instrument", on_delete=models.PROTECT, related_name="trade_orders", db_index=False,
+        db_constraint=False,
+    )
     side = models.CharField(max_length=4, choices=Side.choices)
     transaction_type = models.CharField(max_length=30)
     units = models.DecimalField(**UNITS)
@@ -313,10 +325,11 @@ class TradeOrder(models.Model):
     settled_units = models.DecimalField(**UNITS, default=0, help_text="Units already booked into the position.")
     settled_amount = models.DecimalField(**MONEY, default=0, help_text="Cash already booked into the cash account.")
     execution = models.ForeignKey(
-        Execution, null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders"
+        Execution, null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders", db_index=False,
+        db_constraint=False,
     )
     portfolio_order = models.ForeignKey(
-        "PortfolioOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders"
+        "PortfolioOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders", db_index=False
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -328,6 +341,10 @@ class TradeOrder(models.Model):
             models.Index(fields=["execution", "status"]),
             models.Index(fields=["status", "-created_at"]),
             models.Index(fields=["instrument", "status"]),
+            # Most orders come from executions: index only those of portfolio orders.
+            models.Index(
+                fields=["portfolio_order"], condition=Q(portfolio_order__isnull=False), name="tradeorder_portfolio_order"
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(units__gt=0), name="tradeorder_units_positive"),
@@ -383,8 +400,17 @@ class AccountLease(models.Model):
     running execution per account" a database rule: a second execution cannot take
     the account and records it as failed with the holder's id."""
 
-    account = models.OneToOneField(PortfolioAccount, primary_key=True, on_delete=models.CASCADE, related_name="+")
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="leases")
+    # No database constraints: a whole-book plan inserts ~100,000 leases in one statement,
+    # and checking (and key-share locking) every account and the execution row took half
+    # of it. A lease is short-lived coordination, taken from accounts just selected and
+    # removed by its own execution; deleting an account or execution still cascades
+    # through the ORM.
+    account = models.OneToOneField(
+        PortfolioAccount, primary_key=True, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    execution = models.ForeignKey(
+        Execution, on_delete=models.CASCADE, related_name="leases", db_constraint=False, db_index=False
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

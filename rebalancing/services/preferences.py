@@ -13,6 +13,7 @@ from portfolios.models.fields import MONEY, is_currency_code
 from rebalancing import engine
 
 from ..models import AvailableCash, OrderBasis, RebalancePreferences
+from ..selectors import with_ids
 
 PREFERENCE_FIELDS = (
     "cash_range_min", "cash_range_max",
@@ -144,7 +145,7 @@ def preferences_effective(
     call_overrides = {k: v for k, v in (call_overrides or {}).items() if v is not None}
     default = EffectivePreferences({**global_values, **call_overrides}, frozenset(call_overrides))
     per_account = {}
-    for row in RebalancePreferences.objects.filter(account_id__in=list(account_ids)):
+    for row in with_ids(RebalancePreferences.objects, account_ids, "account_id"):  # one array parameter
         own = _set_values(row)
         per_account[row.account_id] = EffectivePreferences(
             {**global_values, **own, **call_overrides}, frozenset(own) | frozenset(call_overrides)
