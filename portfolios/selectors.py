@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import OuterRef, Subquery
 
 from .models import (
@@ -109,7 +110,21 @@ class MissingMarketData(Exception):
 
 
 def latest_prices(instrument_ids: Iterable, on_date: date, source: str = "default") -> dict:
-    """instrument_id → (price, effective_at) of the latest price at or before `on_date`; one query."""
+    """instrument_id → (price, effective_at) of the latest price at or before `on_date`; one query.
+
+    On PostgreSQL one probe of the unique (instrument, source, effective_at) index per
+    instrument (a LATERAL join), so the cost does not grow with the price history.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT i.id, p.value, p.effective_at FROM unnest(%s::uuid[]) AS i(id) CROSS JOIN LATERAL ("
+                f"SELECT value, effective_at FROM {connection.ops.quote_name(Price._meta.db_table)} "
+                f"WHERE instrument_id = i.id AND source = %s AND effective_at <= %s "
+                f"ORDER BY effective_at DESC LIMIT 1) AS p",
+                ["{" + ",".join(map(str, set(instrument_ids))) + "}", source, on_date],
+            )
+            return {instrument_id: (value, effective_at) for instrument_id, value, effective_at in cursor.fetchall()}
     latest = (
         Price.objects.filter(instrument=OuterRef("instrument"), source=source, effective_at__lte=on_date)
         .order_by("-effective_at")
