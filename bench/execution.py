@@ -212,6 +212,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy since boot (every core, /proc/stat)."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def workers_stop(workers: list[subprocess.Popen]) -> None:
     for worker in workers:
         if worker.poll() is None:
@@ -288,6 +294,7 @@ def main(args) -> None:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
 
+        machine_before = machine_cpu()
         started = time.perf_counter()
         response = client.post(
             "/api/v1/portfolios/rebalancings/executions/",
@@ -313,6 +320,7 @@ def main(args) -> None:
             time.sleep(0.1)
         elapsed = time.perf_counter() - started
 
+        machine_seconds = machine_cpu() - machine_before
         peaks, cpu = [], 0.0
         for worker in workers:
             tree = process_tree(worker.pid)
@@ -332,7 +340,10 @@ def main(args) -> None:
     print(f"end to end: {rate:,.0f} accounts/s, {orders / elapsed:,.0f} orders/s ({orders:,} orders, "
           f"{orders / max(total, 1):.1f} per account)")
     print(f"workers: peak RSS {', '.join(f'{kb / 1024:.0f} MB' for kb in peaks)} (VmHWM, largest process of each "
-          f"worker); {cpu:.1f} CPU s in the workers, the rest in PostgreSQL, Redis and this process")
+          f"worker)")
+    print(f"CPU: {cpu:.1f} s in the workers, {machine_seconds - cpu:.1f} s elsewhere on the machine (PostgreSQL, Redis, "
+          f"this process, anything else running), {machine_seconds:.1f} s in all = "
+          f"{1e6 * machine_seconds / max(total, 1):.0f} ms per 1000 accounts")
     if naive_rate:
         print(f"naive: {naive_rate:,.0f} accounts/s → executions are {rate / naive_rate:.1f}× faster")
     if not args.keep:
