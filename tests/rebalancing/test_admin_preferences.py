@@ -148,3 +148,22 @@ def test_viewers_see_but_do_not_create_or_change(client, user_with_perms):
     assert client.post(change_url(row), {"min_trade_amount": "9"}).status_code == 403
     row.refresh_from_db()
     assert row.min_trade_amount == Decimal("5")
+
+
+def test_approval_thresholds_are_saved_from_the_global_page_and_refused_when_invalid(admin_client):
+    from rebalancing.services.preferences import approval_thresholds
+
+    row = RebalancePreferences.objects.get(pk=admin_client.get(GLOBAL)["Location"].rstrip("/").split("/")[-2])
+    data = page_data(admin_client.get(change_url(row)))
+    response = admin_client.post(change_url(row), data | {
+        "approval_gross_amount": "250000", "approval_order_count": "5000", "approval_currency": "CHF",
+    })
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    thresholds = approval_thresholds()
+    assert (thresholds.gross_amount, thresholds.order_count, thresholds.currency) == (Decimal("250000"), 5000, "CHF")
+
+    before = list(RebalancePreferences.objects.values())
+    response = admin_client.post(change_url(row), data | {"approval_gross_amount": "1", "approval_currency": "XYZ"})
+    assert response.status_code == 200
+    assert "XYZ is not an ISO 4217 currency code" in " ".join(response.context["adminform"].form.errors["approval_currency"])
+    assert list(RebalancePreferences.objects.values()) == before
