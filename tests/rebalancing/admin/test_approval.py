@@ -71,6 +71,7 @@ def test_the_requester_sees_no_buttons_and_is_refused(admin_client, awaiting):
 def test_approve_from_the_detail_page_with_a_comment(approver_client, awaiting):
     page = approver_client.get(url("execution", "approve", awaiting.pk))
     assert page.status_code == 200 and 'id="execution-decision-form"' in page.content.decode()
+    assert '<textarea name="comment"' in page.content.decode()  # the form's field, laid out by the include
     response = approver_client.post(url("execution", "approve", awaiting.pk), {"comment": "fine"})
     assert response.status_code == 302
     awaiting.refresh_from_db()
