@@ -28,6 +28,18 @@ GROUPS = {
             CUSTOM: ("execute_rebalance",),
         },
     },
+    # Four eyes (docs/executions.md, "Approval"): approvers see executions, their results
+    # and orders, and decide the ones waiting; they do not start executions themselves.
+    "Approvers": {
+        "portfolios": {
+            "portfolioaccount": VIEW, "position": VIEW, "cashaccount": VIEW, "configuration": VIEW,
+            "allocation": VIEW, "allocationversion": VIEW, "allocationline": VIEW, "instrument": VIEW,
+        },
+        "rebalancing": {
+            "rebalancepreferences": VIEW, "execution": VIEW, "executionresult": VIEW, "executionchunk": VIEW,
+            "tradeorder": VIEW, CUSTOM: ("approve_execution",),
+        },
+    },
     "Read-only": {
         "portfolios": {
             model: VIEW

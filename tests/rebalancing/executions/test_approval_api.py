@@ -166,3 +166,21 @@ def test_thresholds_are_refused_on_an_account(api_client, fifty_fifty, account_w
     assert message_for(body, "approval_order_count") == (
         "is a global preference only: approval thresholds apply to a whole execution, not to one account"
     )
+
+
+def test_the_approvers_group_decides_and_the_operations_group_cannot(client_for, awaiting):
+    from django.contrib.auth.models import Group
+
+    from tests.factories import UserFactory
+
+    def member(group: str, username: str):
+        user = UserFactory(username=username, is_staff=True)
+        user.groups.add(Group.objects.get(name=group))
+        return client_for(user)
+
+    operations, approvers = member("Operations", "ops"), member("Approvers", "checker")
+    assert operations.post(f"{URL}{awaiting.pk}/approve/", {}, format="json").status_code == 403
+    assert approvers.post(URL, {"accounts": [], "rebalance_date": D.isoformat()}, format="json").status_code == 403
+    response = approvers.post(f"{URL}{awaiting.pk}/approve/", {"comment": "ok"}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["approval"]["decided_by"] == "checker"
