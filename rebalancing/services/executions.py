@@ -334,14 +334,23 @@ def execution_chunk_process(*, chunk_id) -> ChunkOutcome:
             return SKIPPED
         execution = Execution.objects.get(pk=chunk.execution_id)
         if execution.status not in UNFINISHED:  # cancelled meanwhile (or rejected)
-            return _chunk_cancel(chunk)
+            return _chunk_cancel(chunk, held=execution.held)
         return _chunk_run(chunk, execution)
 
 
-def _chunk_cancel(chunk: ExecutionChunk) -> ChunkOutcome:
+def _chunk_cancel(chunk: ExecutionChunk, held: bool = False) -> ChunkOutcome:
+    """The chunk of a cancelled execution: CANCELLED, its leases released. In a held
+    execution, chunks done before the cancel keep their leases and PENDING_APPROVAL
+    orders until the last busy chunk has ended (execution_cancel): if this is that
+    chunk, the held execution's undo runs now (approval.held_execution_finish)."""
     now = timezone.now()
     bulk.leases_release(execution_id=chunk.execution_id, account_ids=[uuid.UUID(a) for a in chunk.account_ids])
     ExecutionChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.CANCELLED, finished_at=now)
+    if held:
+        # The execution's row lock first, as _chunk_count_done takes it: of two chunks
+        # ending together, the second sees the first's end and does the undo.
+        Execution.objects.order_by().select_for_update(of=("self",)).filter(pk=chunk.execution_id).exists()
+        _execution_finish(chunk.execution_id, now, held=True)
     return ChunkOutcome(processed=True, status=ChunkStatus.CANCELLED)
 
 
@@ -456,7 +465,7 @@ def execution_chunk_fail(*, chunk_id, error: str) -> ChunkOutcome:
         return SKIPPED
     execution = Execution.objects.get(pk=chunk.execution_id)
     if execution.status not in UNFINISHED:
-        return _chunk_cancel(chunk)
+        return _chunk_cancel(chunk, held=execution.held)
     now = timezone.now()
     account_ids = [uuid.UUID(a) for a in chunk.account_ids]
     existing = bulk.existing_account_ids(account_ids)

@@ -218,6 +218,36 @@ def test_cancel_while_a_held_execution_runs(fifty_fifty, account_with, chunk_siz
     assert set(execution.chunks.values_list("status", flat=True)) == {"DONE", "CANCELLED"}
 
 
+def test_a_cancel_while_every_chunk_is_busy_is_undone_by_the_last_one_to_end(fifty_fifty, account_with, chunk_size):
+    """Cancel arrives while both chunks are being processed (locked by workers): the
+    first commits its PENDING_APPROVAL orders after the cancel, the second ends as
+    CANCELLED on its redelivery; that last chunk undoes the held execution."""
+    from django.db import transaction
+
+    from rebalancing.models import ChunkStatus, ExecutionChunk
+    from rebalancing.services import execution_chunk_process
+    from rebalancing.services.executions import _chunk_run
+
+    *_, allocation = fifty_fifty
+    chunk_size(1)
+    accounts = [account_with(allocation) for _ in range(2)]
+    thresholds(approval_order_count=1)
+    execution = execution_create(account_ids=[str(a.pk) for a in accounts], rebalance_date=D)
+    first, second = execution.chunks.order_by("number")
+    seen_running = Execution.objects.get(pk=execution.pk)  # what the first chunk read before the cancel
+    # The cancel finds both chunks locked: it cancels the execution and leaves them to their workers.
+    Execution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.CANCELLED)
+    with transaction.atomic():
+        _chunk_run(ExecutionChunk.objects.get(pk=first.pk), seen_running)
+    assert statuses(execution=execution) == ["PENDING_APPROVAL"] * 2 and AccountLease.objects.count() == 2
+    execution_chunk_process(chunk_id=second.pk)  # redelivered after its worker died: the execution is cancelled
+    assert statuses(execution=execution) == ["CANCELLED"] * 2
+    assert not AccountLease.objects.exists()
+    assert list(execution.chunks.order_by("number").values_list("status", flat=True)) == [
+        ChunkStatus.DONE, ChunkStatus.CANCELLED
+    ]
+
+
 def test_a_scheduled_execution_waits_too_and_any_holder_decides(two_accounts, approver):
     thresholds(approval_order_count=1)
     execution = run(two_accounts, trigger=Trigger.SCHEDULED)
