@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from portfolios.errors import Conflict, Forbidden
-from portfolios.models import PortfolioAccount
+from portfolios.models import AccountStatus, PortfolioAccount
 from portfolios.models.fields import MONEY
 from portfolios.selectors import FxTable, MissingMarketData
 from webhooks import events
@@ -152,12 +152,49 @@ def execution_final_status(execution_id) -> str:
     )
 
 
+BARRED = (
+    "the account was locked or is no longer ACTIVE when execution {execution} was activated: its proposal was "
+    "not made OPEN (its orders are CANCELLED) and its OPEN orders were kept"
+)
+
+
+def _bar_accounts_changed_since(execution: Execution, *, now) -> int:
+    """Accounts locked or no longer ACTIVE since their chunk ran (or with a sub-portfolio
+    that sells and is now locked) may not receive the proposal: their PENDING_APPROVAL
+    orders → CANCELLED, their result → FAILED with the reason, so `_activate` neither
+    opens nor replaces anything for them. Returns how many accounts. Four statements."""
+    proposed = ExecutionResult.objects.filter(execution_id=execution.pk, status__in=REPLACING)
+    held_orders = TradeOrder.objects.filter(execution_id=execution.pk, status=TradeOrderStatus.PENDING_APPROVAL)
+    barred = set(
+        PortfolioAccount.objects.filter(pk__in=Subquery(proposed.values("account_id")))
+        .filter(Q(locked=True) | ~Q(status=AccountStatus.ACTIVE)).values_list("pk", flat=True)
+    )
+    barred |= set(
+        PortfolioAccount.objects.filter(
+            parent_id__in=Subquery(proposed.values("account_id")), locked=True,
+            pk__in=Subquery(held_orders.values("account_id")),
+        ).values_list("parent_id", flat=True)
+    )
+    if not barred:
+        return 0
+    barred = list(barred)  # a handful: accounts changed by hand during the wait
+    held_orders.filter(Q(account_id__in=barred) | Q(account__parent_id__in=barred)).update(
+        status=TradeOrderStatus.CANCELLED, updated_at=now
+    )
+    proposed.filter(account_id__in=barred).update(
+        status=ResultStatus.FAILED, error=BARRED.format(execution=execution.pk)
+    )
+    return len(barred)
+
+
 def _activate(execution: Execution, *, now, user=None, comment: str = "") -> str:
     """Make a held execution's proposals the accounts' OPEN orders, as a chunk of a
     non-held execution does: the OPEN orders of every account (and its sub-portfolios)
     whose result is PROPOSED or NO_TRADES → REPLACED, except a portfolio order's; the
     execution's PENDING_APPROVAL orders → OPEN; its leases released; its final status.
-    Five statements whatever the size. The caller holds the execution's row lock."""
+    A fixed number of statements whatever the size (accounts changed during the wait are
+    barred first). The caller holds the execution's row lock."""
+    _bar_accounts_changed_since(execution, now=now)
     replacing = ExecutionResult.objects.filter(execution_id=execution.pk, status__in=REPLACING).values("account_id")
     sub_accounts = PortfolioAccount.objects.filter(parent_id__in=Subquery(replacing)).values("pk")
     TradeOrder.objects.filter(status=TradeOrderStatus.OPEN, portfolio_order__isnull=True).filter(

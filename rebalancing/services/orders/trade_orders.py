@@ -12,7 +12,7 @@ from portfolios.models.fields import MONEY, PRICE, UNITS
 from webhooks import events
 from webhooks.payloads import trade_order_payload
 
-from ...models import PortfolioOrder, Side, TradeOrder
+from ...models import EXECUTION_ENDED, AccountLease, PortfolioOrder, Side, TradeOrder
 from .flow import (
     FILL_STATUSES,
     MONEY_QUANTUM,
@@ -167,6 +167,25 @@ def _audit_transition(order: TradeOrder, previous: str, before: dict, user) -> N
     audit_record(order, "settle" if order.status == S.SETTLED else "transition", changes, actor=user)
 
 
+def _refuse_while_held(order: TradeOrder) -> None:
+    """Conflict (409) when a held execution (approval thresholds) leases the order's
+    account group: its proposal replaces these OPEN orders when it is activated, so an
+    OPEN order accepted meanwhile would trade next to its replacement (both buys, say,
+    on the same cash). Cancelling or rejecting it stays allowed: it goes either way.
+    Two small queries."""
+    account = PortfolioAccount.objects.filter(pk=order.account_id).values_list("parent_id", flat=True).first()
+    group = [order.account_id] if account is None else [order.account_id, account]
+    lease = (
+        AccountLease.objects.filter(account_id__in=group, execution__held=True)
+        .exclude(execution__status__in=EXECUTION_ENDED).values_list("execution_id", "execution__status").first()
+    )
+    if lease is not None:
+        raise Conflict(
+            f"trade order {order.pk} is OPEN in an account that execution {lease[0]} ({lease[1]}) will rebalance "
+            "once approved, replacing its OPEN orders: approve, reject or cancel that execution first"
+        )
+
+
 @transaction.atomic
 def trade_order_transition(
     *, order: TradeOrder, status: str, executed_units: Decimal | None = None,
@@ -207,6 +226,8 @@ def trade_order_transition(
             f"trade order {order.pk} cannot go from {current} to {status}; from {current} it may go to "
             + (", ".join(allowed) if allowed else f"nothing ({current} is final)")
         )
+    if current == S.OPEN and status == S.ACCEPTED and order.portfolio_order_id is None:
+        _refuse_while_held(order)
     if status in FILL_STATUSES:
         _record_fill(order, status, executed_units, executed_price)
     if status == S.SETTLED:

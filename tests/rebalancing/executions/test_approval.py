@@ -248,6 +248,42 @@ def test_a_cancel_while_every_chunk_is_busy_is_undone_by_the_last_one_to_end(fif
     ]
 
 
+def test_an_open_order_the_held_execution_will_replace_cannot_be_accepted_meanwhile(
+    two_accounts, previous_open, approver
+):
+    """Accepted during the wait, an old OPEN buy would trade next to its replacement:
+    2000 EUR of buys on 1000 EUR. Refused (409) until the execution is decided;
+    cancelling an old OPEN order stays possible."""
+    thresholds(approval_order_count=1)
+    execution = run(two_accounts)
+    assert execution.status == "AWAITING_APPROVAL"
+    old = sorted(TradeOrder.objects.filter(pk__in=previous_open), key=lambda o: str(o.pk))
+    with pytest.raises(Conflict, match=f"execution {execution.pk} .*AWAITING_APPROVAL.* will rebalance once approved"):
+        trade_order_transition(order=old[0], status=S.ACCEPTED)
+    trade_order_transition(order=old[1], status=S.CANCELLED)
+    execution_approve(execution=execution, user=approver)
+    assert statuses(pk__in=previous_open) == ["CANCELLED", "REPLACED", "REPLACED", "REPLACED"]
+    assert statuses(execution=execution) == ["OPEN"] * 4
+    trade_order_transition(order=TradeOrder.objects.filter(execution=execution).first(), status=S.ACCEPTED)
+
+
+def test_an_account_locked_or_closed_during_the_wait_gets_nothing_on_approval(two_accounts, previous_open, approver):
+    thresholds(approval_order_count=1)
+    execution = run(two_accounts)
+    locked, other = two_accounts
+    locked.locked = True
+    locked.save(update_fields=["locked"])
+    execution = execution_approve(execution=execution, user=approver)
+    assert execution.status == "PARTIALLY_FAILED"
+    assert statuses(execution=execution, account=locked) == ["CANCELLED"] * 2
+    assert statuses(execution=execution, account=other) == ["OPEN"] * 2
+    assert statuses(pk__in=previous_open, account=locked) == ["OPEN"] * 2  # kept: no proposal replaces them
+    assert statuses(pk__in=previous_open, account=other) == ["REPLACED"] * 2
+    result = execution.results.get(account=locked)
+    assert result.status == "FAILED" and "was locked or is no longer ACTIVE" in result.error
+    assert not AccountLease.objects.exists()
+
+
 def test_a_scheduled_execution_waits_too_and_any_holder_decides(two_accounts, approver):
     thresholds(approval_order_count=1)
     execution = run(two_accounts, trigger=Trigger.SCHEDULED)
