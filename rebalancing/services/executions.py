@@ -476,6 +476,7 @@ def execution_chunk_fail(*, chunk_id, error: str) -> ChunkOutcome:
     return ChunkOutcome(processed=True, accounts=len(account_ids), status=ChunkStatus.DONE, execution_status=finished or "")
 
 
+@transaction.atomic
 def execution_fail(*, execution_id, error: str) -> bool:
     """PENDING → FAILED with `error`, for an execution that could not be planned."""
     failed = bool(

@@ -286,13 +286,20 @@ def configuration_update_with_strategy(
     return configuration
 
 
+@transaction.atomic
 def strategies_pause(*, strategy_ids: Iterable, paused: bool = True) -> int:
     """Pause (or resume) strategies; returns how many changed. A paused strategy is
     skipped by the evaluation, and so are its accounts (they do not fall back to their
     allocation's strategy). Resuming catches up no date missed while paused.
     Each changed strategy gets its audit entry."""
-    changing = list(Strategy.objects.filter(pk__in=list(strategy_ids)).exclude(paused=paused).order_by("pk"))
-    count = Strategy.objects.filter(pk__in=[s.pk for s in changing]).update(paused=paused, updated_at=timezone.now())
+    # Locked rows and a conditional update: two concurrent pauses record each change once.
+    changing = list(
+        Strategy.objects.select_for_update(of=("self",)).filter(pk__in=list(strategy_ids)).exclude(paused=paused)
+        .order_by("pk")
+    )
+    count = Strategy.objects.filter(pk__in=[s.pk for s in changing]).exclude(paused=paused).update(
+        paused=paused, updated_at=timezone.now()
+    )
     audit_records(((strategy, {"paused": (not paused, paused)}) for strategy in changing), "update")
     return count
 

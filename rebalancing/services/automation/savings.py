@@ -295,10 +295,17 @@ def savings_plan_delete(*, plan: SavingsPlan) -> None:
     plan.delete()
 
 
+@transaction.atomic
 def savings_plans_pause(*, plan_ids: Iterable, active: bool = False) -> int:
     """Pause (active False) or resume plans; returns how many changed. Resuming catches
     up no date missed while paused. Each changed plan gets its audit entry."""
-    changing = list(SavingsPlan.objects.filter(pk__in=list(plan_ids)).exclude(active=active).order_by("pk"))
-    count = SavingsPlan.objects.filter(pk__in=[p.pk for p in changing]).update(active=active, updated_at=timezone.now())
+    # Locked rows and a conditional update: two concurrent pauses record each change once.
+    changing = list(
+        SavingsPlan.objects.select_for_update(of=("self",)).filter(pk__in=list(plan_ids)).exclude(active=active)
+        .order_by("pk")
+    )
+    count = SavingsPlan.objects.filter(pk__in=[p.pk for p in changing]).exclude(active=active).update(
+        active=active, updated_at=timezone.now()
+    )
     audit_records(((plan, {"active": (not active, active)}) for plan in changing), "update")
     return count
