@@ -17,7 +17,7 @@ from portfolios.forms import ServiceModelForm
 
 from . import services
 from .models import RebalancePreferences
-from .services.preferences import APPROVAL_FIELDS, BUILT_IN
+from .services.preferences import APPROVAL_FIELDS, APPROVE_PERMISSION, BUILT_IN
 
 FIELDSETS = (
     ("Cash range (CONSERVATIVE and EXCHANGE leave an account alone while its excess cash is inside)",
@@ -51,8 +51,15 @@ class PreferencesForm(ServiceModelForm):
         model = RebalancePreferences
         fields = ["account", *services.PREFERENCE_FIELDS, *APPROVAL_FIELDS]
 
+    approval_locked = False  # set by the admin for a user without APPROVE_PERMISSION
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.approval_locked:
+            for name in APPROVAL_FIELDS:
+                if name in self.fields:
+                    self.fields[name].disabled = True
+                    self.fields[name].help_text += f" Changing it needs the permission {APPROVE_PERMISSION}."
         if "account" in self.fields:
             self.fields["account"].required = True
             self.fields["account"].help_text = "The account these overrides apply to (and to no other)."
@@ -77,12 +84,15 @@ class PreferencesForm(ServiceModelForm):
         return super().clean()
 
     def values(self) -> dict:
-        names = (*services.PREFERENCE_FIELDS, *APPROVAL_FIELDS)  # approval fields: on the global row's form only
-        return {
+        values = {
             name: self.cleaned_data[name]
-            for name in names
+            for name in services.PREFERENCE_FIELDS
             if name in self.cleaned_data and self.cleaned_data[name] is not None
         }
+        # Approval fields (the global row's form only): always sent, an empty one resets
+        # its limit (the service keeps a field that is left out).
+        values.update({name: self.cleaned_data[name] for name in APPROVAL_FIELDS if name in self.cleaned_data})
+        return values
 
     def apply(self, *, user=None) -> RebalancePreferences:
         if self.instance.is_global:
@@ -141,6 +151,12 @@ class RebalancePreferencesAdmin(ServiceAdmin):
                 return redirect("admin:rebalancing_rebalancepreferences_changelist")
             row = services.preferences_replace(values={}, user=request.user)
         return redirect("admin:rebalancing_rebalancepreferences_change", row.pk)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and obj.is_global and not request.user.has_perm(APPROVE_PERMISSION):
+            form = type(form.__name__, (form,), {"approval_locked": True})
+        return form
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = []

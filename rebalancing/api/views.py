@@ -54,9 +54,10 @@ class GlobalPreferencesView(ApiView):
         description=PREFERENCES_PUT_DESCRIPTION.format(
             whose="The fields sent replace the global defaults", inherits="goes back to the built-in default"
         ) + " The approval thresholds of executions (`approval_gross_amount`, `approval_order_count`, "
-        "`approval_currency`) are set here only: null or left out means no limit (EUR).",
+        "`approval_currency`) are set here only: left out, they keep their value; null means no limit (EUR). "
+        "Changing them needs the `rebalancing.approve_execution` permission (403 naming the field).",
         request=s.GlobalPreferencesInputSerializer,
-        responses={200: s.GlobalPreferencesSerializer, **problems(400)},
+        responses={200: s.GlobalPreferencesSerializer, **problems(400, 403)},
     )
     def put(self, request):
         data = s.GlobalPreferencesInputSerializer(data=request.data)

@@ -40,9 +40,8 @@ from ..models import (
 )
 from . import bulk
 from .audit_trail import execution_audit
-from .preferences import ApprovalThresholds
+from .preferences import APPROVE_PERMISSION, ApprovalThresholds
 
-APPROVE_PERMISSION = "rebalancing.approve_execution"
 UNFINISHED = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 # A new rebalance proposal exists for these results, so it replaces the OPEN orders (§4.6).
 REPLACING = (ResultStatus.PROPOSED, ResultStatus.NO_TRADES)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from audit.services import audit_save
-from portfolios.errors import FieldError, raise_if_errors
+from portfolios.errors import FieldError, Forbidden, raise_if_errors
 from portfolios.models import InstrumentType, PortfolioAccount
 from portfolios.models.fields import MONEY, is_currency_code
 from rebalancing import engine
@@ -32,6 +32,7 @@ BUILT_IN = {
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY["decimal_places"])
 # Four-eyes approval of large executions: rules of a whole execution, so they live on
 # the global row only (an account override would have no meaning). Null: no limit.
+APPROVE_PERMISSION = "rebalancing.approve_execution"  # decides executions, sets their thresholds
 APPROVAL_FIELDS = ("approval_gross_amount", "approval_order_count", "approval_currency")
 APPROVAL_DEFAULTS = {"approval_gross_amount": None, "approval_order_count": None, "approval_currency": "EUR"}
 GLOBAL_ONLY = "is a global preference only: approval thresholds apply to a whole execution, not to one account"
@@ -198,14 +199,29 @@ def approval_values() -> dict:
 def preferences_replace(*, values: dict, account: PortfolioAccount | None = None, user=None) -> RebalancePreferences:
     """Replace the global preferences (account None) or an account's overrides with
     `values`; fields left out go back to inheriting. `{}` clears every override.
-    The approval fields (APPROVAL_FIELDS) belong to the global row only: left out, they
-    go back to their defaults (no limit, EUR); given for an account, InvalidInput."""
+
+    The approval fields (APPROVAL_FIELDS) belong to the global row only (given for an
+    account: InvalidInput). Left out they keep their value, so a script that replaces
+    the cash rules cannot switch four eyes off unnoticed; null sets the default (no
+    limit, EUR). Changing them takes `rebalancing.approve_execution` (Forbidden, 403,
+    naming the field): whoever may start executions must not lift their own limits.
+    `user` None is the system (commands, migrations), which may."""
     preferences_validate(values, global_row=account is None)
     if account is None:
         row, _ = RebalancePreferences.objects.select_for_update().get_or_create(is_global=True)
+        changed = []
         for name in APPROVAL_FIELDS:
-            value = values.get(name)
-            setattr(row, name, APPROVAL_DEFAULTS[name] if value is None else value)
+            if name not in values:
+                continue
+            value = APPROVAL_DEFAULTS[name] if values[name] is None else values[name]
+            if getattr(row, name) != value:
+                changed.append(name)
+            setattr(row, name, value)
+        if changed and user is not None and not user.has_perm(APPROVE_PERMISSION):
+            raise Forbidden(
+                f"changing the approval thresholds needs the permission {APPROVE_PERMISSION}",
+                [FieldError(name, f"changing it needs the permission {APPROVE_PERMISSION}") for name in changed],
+            )
     else:
         row, _ = RebalancePreferences.objects.select_for_update().get_or_create(account=account)
     for name in PREFERENCE_FIELDS:

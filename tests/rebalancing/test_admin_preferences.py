@@ -167,3 +167,22 @@ def test_approval_thresholds_are_saved_from_the_global_page_and_refused_when_inv
     assert response.status_code == 200
     assert "XYZ is not an ISO 4217 currency code" in " ".join(response.context["adminform"].form.errors["approval_currency"])
     assert list(RebalancePreferences.objects.values()) == before
+
+
+def test_without_the_approve_permission_the_thresholds_are_shown_but_not_changed(client, user_with_perms):
+    from rebalancing.services.preferences import approval_thresholds
+
+    row = preferences_replace(values={"approval_order_count": 10})
+    client.force_login(user_with_perms(
+        "rebalancing.change_rebalancepreferences", "rebalancing.view_rebalancepreferences", username="operator"
+    ))
+    page = client.get(change_url(row))
+    form = page.context["adminform"].form
+    assert form.fields["approval_order_count"].disabled and "needs the permission" in form.fields[
+        "approval_order_count"
+    ].help_text
+    data = page_data(page) | {"approval_order_count": "", "min_trade_amount": "3"}  # a tampered post is ignored
+    response = client.post(change_url(row), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    row.refresh_from_db()
+    assert approval_thresholds().order_count == 10 and row.min_trade_amount == Decimal("3")

@@ -138,11 +138,35 @@ def test_thresholds_on_the_global_preferences(api_client):
     assert (body["approval_gross_amount"], body["approval_order_count"], body["approval_currency"]) == (
         "1000000.5", 5000, "USD"
     )
-    # Left out: back to no limit, in EUR.
-    body = api_client.put(PREFERENCES, {}, format="json").json()["preferences"]
+    # Left out: kept (a PUT of the cash rules alone cannot switch four eyes off).
+    body = api_client.put(PREFERENCES, {"min_trade_amount": "10"}, format="json").json()["preferences"]
+    assert (body["approval_gross_amount"], body["approval_order_count"], body["approval_currency"]) == (
+        "1000000.5", 5000, "USD"
+    )
+    # Null: back to no limit, in EUR.
+    body = api_client.put(
+        PREFERENCES, {"approval_gross_amount": None, "approval_order_count": None, "approval_currency": None},
+        format="json",
+    ).json()["preferences"]
     assert (body["approval_gross_amount"], body["approval_order_count"], body["approval_currency"]) == (
         None, None, "EUR"
     )
+
+
+def test_changing_thresholds_needs_the_approve_permission(api_client, client_for, user_with_perms):
+    """Whoever may start executions and change the preferences must not lift their own limits."""
+    api_client.put(PREFERENCES, {"approval_order_count": 10}, format="json")
+    operator = client_for(user_with_perms(
+        "rebalancing.change_rebalancepreferences", "rebalancing.view_rebalancepreferences",
+        "rebalancing.execute_rebalance", username="operator",
+    ))
+    body = problem(operator.put(PREFERENCES, {"approval_order_count": None}, format="json"), 403)
+    assert message_for(body, "approval_order_count") == "changing it needs the permission rebalancing.approve_execution"
+    assert api_client.get(PREFERENCES).json()["preferences"]["approval_order_count"] == 10
+    # The same values sent back, or none at all, change nothing and pass.
+    assert operator.put(PREFERENCES, {"approval_order_count": 10, "min_trade_amount": "5"}, format="json").status_code == 200
+    assert operator.put(PREFERENCES, {"min_trade_amount": "6"}, format="json").status_code == 200
+    assert api_client.get(PREFERENCES).json()["preferences"]["approval_order_count"] == 10
 
 
 def test_bad_thresholds_are_400_naming_the_field(api_client):
