@@ -502,6 +502,11 @@ def execution_cancel(*, execution: Execution, user=None) -> Execution:
     CANCELLED and the leases of its done chunks released.
     A finished execution is a Conflict (409)."""
     now = timezone.now()
+    # The status it has now, under its row lock: the audit entry's "before".
+    before = (
+        Execution.objects.order_by().select_for_update(of=("self",)).filter(pk=execution.pk)
+        .values_list("status", flat=True).first()
+    )
     updated = Execution.objects.filter(pk=execution.pk, status__in=CANCELLABLE).update(
         status=ExecutionStatus.CANCELLED, finished_at=now
     )
@@ -511,8 +516,7 @@ def execution_cancel(*, execution: Execution, user=None) -> Execution:
             f"execution {execution.pk} is {execution.status}; only {', '.join(CANCELLABLE)} executions can be cancelled"
         )
     events.record("execution.status_changed", lambda: execution_payload(execution.pk))
-    # The status the caller saw (the conditional update above does not return it).
-    execution_audit(execution, "cancel", ExecutionStatus.CANCELLED, actor=user)
+    execution_audit(execution, "cancel", ExecutionStatus.CANCELLED, before=before, actor=user)
     # SKIP LOCKED: a chunk locked by a worker is running; leave it to finish (or, if its
     # worker dies, to be cancelled by the redelivered task).
     pending = list(
