@@ -109,6 +109,11 @@ class MissingMarketData(Exception):
     """A price or FX rate needed for a valuation is missing: never valued as zero."""
 
 
+def uuid_array(ids: Iterable) -> str:
+    """A PostgreSQL array literal of UUIDs, for one `%s::uuid[]` parameter."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
 def latest_prices(instrument_ids: Iterable, on_date: date, source: str = "default") -> dict:
     """instrument_id → (price, effective_at) of the latest price at or before `on_date`; one query.
 
@@ -122,7 +127,7 @@ def latest_prices(instrument_ids: Iterable, on_date: date, source: str = "defaul
                 f"SELECT value, effective_at FROM {connection.ops.quote_name(Price._meta.db_table)} "
                 f"WHERE instrument_id = i.id AND source = %s AND effective_at <= %s "
                 f"ORDER BY effective_at DESC LIMIT 1) AS p",
-                ["{" + ",".join(map(str, set(instrument_ids))) + "}", source, on_date],
+                [uuid_array(set(instrument_ids)), source, on_date],
             )
             return {instrument_id: (value, effective_at) for instrument_id, value, effective_at in cursor.fetchall()}
     latest = (

@@ -21,7 +21,7 @@ from portfolios.models import (
     PortfolioAccount,
     Position,
 )
-from portfolios.selectors import FxTable, MissingMarketData, latest_prices, versions_in_effect
+from portfolios.selectors import FxTable, MissingMarketData, latest_prices, uuid_array, versions_in_effect
 from rebalancing import engine
 
 from .models import TradeOrder, TradeOrderStatus
@@ -134,11 +134,6 @@ class Book:
     def group_ids(self, account_id) -> list:
         """The account and its sub-accounts: the accounts whose orders a rebalance of it owns."""
         return [account_id, *self.sub_accounts.get(account_id, ())]
-
-
-def uuid_array(ids: Iterable) -> str:
-    """A PostgreSQL array literal of UUIDs, for one `%s::uuid[]` parameter."""
-    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def with_ids(queryset, ids, *fields: str):

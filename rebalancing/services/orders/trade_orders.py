@@ -3,6 +3,7 @@
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -172,11 +173,10 @@ def _refuse_while_held(order: TradeOrder) -> None:
     account group: its proposal replaces these OPEN orders when it is activated, so an
     OPEN order accepted meanwhile would trade next to its replacement (both buys, say,
     on the same cash). Cancelling or rejecting it stays allowed: it goes either way.
-    Two small queries."""
-    account = PortfolioAccount.objects.filter(pk=order.account_id).values_list("parent_id", flat=True).first()
-    group = [order.account_id] if account is None else [order.account_id, account]
+    One query (the account's parent in a subquery)."""
+    parent = PortfolioAccount.objects.filter(pk=order.account_id).values("parent_id")
     lease = (
-        AccountLease.objects.filter(account_id__in=group, execution__held=True)
+        AccountLease.objects.filter(Q(account_id=order.account_id) | Q(account_id__in=parent), execution__held=True)
         .exclude(execution__status__in=EXECUTION_ENDED).values_list("execution_id", "execution__status").first()
     )
     if lease is not None:

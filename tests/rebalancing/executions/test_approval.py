@@ -267,6 +267,23 @@ def test_an_open_order_the_held_execution_will_replace_cannot_be_accepted_meanwh
     trade_order_transition(order=TradeOrder.objects.filter(execution=execution).first(), status=S.ACCEPTED)
 
 
+def test_an_open_order_of_a_sub_portfolio_is_held_with_its_parent(fifty_fifty, account_with):
+    from tests.factories import AccountFactory
+
+    a, _, allocation = fifty_fifty
+    parent = account_with(allocation)
+    child = AccountFactory(parent=parent)
+    order = TradeOrder.objects.create(
+        account=child, instrument=a, side="SELL", transaction_type="SELL", units=Decimal(1), unit_price=Decimal(10),
+        trade_amount=Decimal(10), currency="EUR", execution_method="UNITS",
+    )
+    thresholds(approval_order_count=1)
+    execution = run([parent])
+    assert execution.status == "AWAITING_APPROVAL"
+    with pytest.raises(Conflict, match=f"execution {execution.pk}"):
+        trade_order_transition(order=order, status=S.ACCEPTED)
+
+
 def test_an_account_locked_or_closed_during_the_wait_gets_nothing_on_approval(two_accounts, previous_open, approver):
     thresholds(approval_order_count=1)
     execution = run(two_accounts)
