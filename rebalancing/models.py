@@ -302,12 +302,15 @@ class TradeOrder(models.Model):
     # The composite (…, status) indexes below serve every lookup by account, instrument
     # and execution, so these foreign keys get no single-column index of their own:
     # each index costs a few microseconds per order of a whole-book COPY.
-    account = models.ForeignKey(PortfolioAccount, on_delete=models.PROTECT, related_name="trade_orders", db_index=False)
-    # No database constraint on the instrument and the execution (docs/executions.md,
-    # "Trade order table"): the per-row checks were a third of PostgreSQL's work in a
-    # whole-book execution. An execution's orders are written by its own chunks while
-    # they hold its row lock, an ordered instrument is held or targeted (rows that do
-    # protect it in the database), and on_delete=PROTECT still guards both in the ORM.
+    # No database constraints on the foreign keys of this table (docs/executions.md,
+    # "Trade order table"): checked row by row at commit, they were a quarter to a third
+    # of PostgreSQL's work in a whole-book execution. Nothing deletes accounts (they are
+    # closed) or portfolio orders; an execution's orders are written by its own chunks
+    # while they hold its row lock; an ordered instrument is held or targeted (rows that
+    # do protect it in the database); and on_delete=PROTECT guards all four in the ORM.
+    account = models.ForeignKey(
+        PortfolioAccount, on_delete=models.PROTECT, related_name="trade_orders", db_index=False, db_constraint=False
+    )
     instrument = models.ForeignKey(
         "portfolios.Instrument", on_delete=models.PROTECT, related_name="trade_orders", db_index=False,
         db_constraint=False,
@@ -329,7 +332,8 @@ class TradeOrder(models.Model):
         db_constraint=False,
     )
     portfolio_order = models.ForeignKey(
-        "PortfolioOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders", db_index=False
+        "PortfolioOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders", db_index=False,
+        db_constraint=False,
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)

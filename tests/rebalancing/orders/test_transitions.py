@@ -301,3 +301,17 @@ def test_bulk_settlement_that_fails_rolls_back_only_that_order(held, make_order)
     assert TradeOrder.objects.get(pk=too_big.pk).status == S.SETTLED_IN_MARKET
     assert units_held(account, instrument) == Decimal("6")
     assert balances(account) == {("EUR", CashKind.CASH): Decimal("1040")}
+
+
+def test_an_account_or_instrument_with_trade_orders_cannot_be_deleted(held, make_order):
+    """The trade-order table has no database foreign keys (migration 0012): the ORM's
+    PROTECT is what refuses these deletes, and nothing is deleted."""
+    from django.db.models import ProtectedError
+
+    account, instrument = held
+    order = make_order(account, instrument)
+    for row in (account, instrument):
+        with pytest.raises(ProtectedError) as refused:
+            row.delete()
+        assert order in refused.value.protected_objects
+    assert TradeOrder.objects.filter(pk=order.pk, account=account, instrument=instrument).exists()
