@@ -109,8 +109,19 @@ class MissingMarketData(Exception):
     """A price or FX rate needed for a valuation is missing: never valued as zero."""
 
 
+class IdTuple(tuple):
+    """Ids that several queries send: `uuid_array` formats them once, not per query
+    (formatting a UUID is about a microsecond; a chunk sends its thousand ids ten times)."""
+
+    literal: str | None = None
+
+
 def uuid_array(ids: Iterable) -> str:
     """A PostgreSQL array literal of UUIDs, for one `%s::uuid[]` parameter."""
+    if type(ids) is IdTuple:
+        if ids.literal is None:
+            ids.literal = "{" + ",".join(map(str, ids)) + "}"
+        return ids.literal
     return "{" + ",".join(map(str, ids)) + "}"
 
 

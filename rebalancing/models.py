@@ -1,6 +1,7 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.functions import TransactionNow
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -323,10 +324,16 @@ class TradeOrder(models.Model):
     currency = models.CharField(max_length=3)
     execution_method = models.CharField(max_length=20, choices=ExecutionMethod.choices)
     status = models.CharField(max_length=20, choices=TradeOrderStatus.choices, default=TradeOrderStatus.OPEN)
-    executed_units = models.DecimalField(**UNITS, default=0, help_text="Units executed so far.")
-    executed_amount = models.DecimalField(**MONEY, default=0, help_text="Cash moved so far, instrument currency.")
-    settled_units = models.DecimalField(**UNITS, default=0, help_text="Units already booked into the position.")
-    settled_amount = models.DecimalField(**MONEY, default=0, help_text="Cash already booked into the cash account.")
+    # Database defaults too (db_default): an execution's COPY leaves these columns out,
+    # and PostgreSQL fills them for less than it takes to parse them (docs/executions.md).
+    executed_units = models.DecimalField(**UNITS, default=0, db_default=0, help_text="Units executed so far.")
+    executed_amount = models.DecimalField(
+        **MONEY, default=0, db_default=0, help_text="Cash moved so far, instrument currency."
+    )
+    settled_units = models.DecimalField(**UNITS, default=0, db_default=0, help_text="Units already booked into the position.")
+    settled_amount = models.DecimalField(
+        **MONEY, default=0, db_default=0, help_text="Cash already booked into the cash account."
+    )
     execution = models.ForeignKey(
         Execution, null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders", db_index=False,
         db_constraint=False,
@@ -335,8 +342,10 @@ class TradeOrder(models.Model):
         "PortfolioOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders", db_index=False,
         db_constraint=False,
     )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(default=timezone.now)
+    # The database default is the transaction's start (CURRENT_TIMESTAMP), which an
+    # execution's COPY relies on (bulk.trade_orders_write).
+    created_at = models.DateTimeField(default=timezone.now, db_default=TransactionNow(), db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now, db_default=TransactionNow())
 
     class Meta:
         ordering = ["-created_at", "id"]

@@ -22,7 +22,7 @@ from portfolios.models import (
     PortfolioAccount,
     Position,
 )
-from portfolios.selectors import FxTable, MissingMarketData, latest_prices, uuid_array, versions_in_effect
+from portfolios.selectors import FxTable, IdTuple, MissingMarketData, latest_prices, uuid_array, versions_in_effect
 from rebalancing import engine
 
 from .models import TradeOrder, TradeOrderStatus
@@ -221,10 +221,11 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
     """
     book = Book(on_date=on_date)
     wanted = set(account_ids)
+    asked = account_ids if type(account_ids) is IdTuple and len(wanted) == len(account_ids) else IdTuple(wanted)
     children = defaultdict(list)
     # The accounts and their sub-accounts (a sub-account may be asked for too: seen twice).
     seen = set()
-    for row in rows_by_ids(PortfolioAccount, ("pk", "parent_id"), wanted, ACCOUNT_ROW_FIELDS):
+    for row in rows_by_ids(PortfolioAccount, ("pk", "parent_id"), asked, ACCOUNT_ROW_FIELDS):
         if row[0] in seen:
             continue
         seen.add(row[0])
@@ -234,7 +235,7 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
         if account.id in wanted:
             book.accounts[account.id] = account
     book.sub_accounts = {parent: [c.id for c in kids] for parent, kids in children.items()}
-    every_id = list(book.accounts) + [c for kids in book.sub_accounts.values() for c in kids]
+    every_id = IdTuple([*book.accounts, *(c for kids in book.sub_accounts.values() for c in kids)])
     root_of = {account_id: account_id for account_id in book.accounts}
     root_of.update({c: parent for parent, kids in book.sub_accounts.items() for c in kids})
 
@@ -284,7 +285,7 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
     for account in book.accounts.values():
         book.snapshots[account.id] = snapshot(account, tuple(snapshot(c) for c in children[account.id]))
 
-    configured = dict(rows_by_ids(Configuration, "account_id", book.accounts, ("account_id", "allocation_id")))
+    configured = dict(rows_by_ids(Configuration, "account_id", asked, ("account_id", "allocation_id")))
     versions = versions_in_effect(configured.values(), on_date)
     instrument_ids = {p.instrument_id for rows in positions.values() for p in rows} | order_instruments
     instrument_ids |= {line.instrument_id for v in versions.values() for line in v.lines_in_effect}

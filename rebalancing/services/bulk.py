@@ -24,12 +24,14 @@ from portfolios.models import AccountStatus, Configuration, PortfolioAccount
 from ..models import AccountLease, ChunkStatus, ExecutionChunk, ExecutionResult, ResultStatus, TradeOrder, TradeOrderStatus
 from ..selectors import uuid_array
 
-# Every column of the tables: COPY has no model defaults to fall back on.
+# Every column of the tables: COPY has no model defaults to fall back on (only database
+# defaults, which the trade orders' COPY relies on for the columns after the first 12).
 TRADE_ORDER_COLUMNS = (
     "id", "account_id", "instrument_id", "side", "transaction_type", "units", "unit_price", "trade_amount",
-    "currency", "execution_method", "status", "executed_units", "executed_amount", "settled_units",
-    "settled_amount", "execution_id", "portfolio_order_id", "created_at", "updated_at",
+    "currency", "execution_method", "status", "execution_id", "executed_units", "executed_amount", "settled_units",
+    "settled_amount", "portfolio_order_id", "created_at", "updated_at",
 )
+TRADE_ORDER_COPY_COLUMNS = TRADE_ORDER_COLUMNS[:12]
 RESULT_COLUMNS = (
     "execution_id", "account_id", "status", "error", "total_value", "cash_before", "cash_after", "order_count",
     "created_at",
@@ -73,13 +75,14 @@ def ordered_uuids(count: int) -> list[str]:
 
 # --- COPY -----------------------------------------------------------------------------
 
+NULL = "\\N"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _text(value) -> str:
     """One value in COPY's text format (\\N for NULL, tabs and newlines escaped)."""
     if value is None:
-        return "\\N"
+        return NULL
     if isinstance(value, str):
         return value.translate(_ESCAPES)
     if isinstance(value, datetime):
@@ -107,11 +110,6 @@ def copy_text(table: str, columns: Sequence[str], lines: list[str]) -> int:
     return len(lines)
 
 
-def copy_rows(table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
-    """COPY rows of Python values (see `_text`)."""
-    return copy_text(table, columns, ["\t".join([_text(value) for value in row]) for row in rows])
-
-
 def insert_many(model, columns: Sequence[str], rows: Sequence[tuple]) -> int:
     """The other databases' path: one INSERT run for every row with `executemany`
     (one statement whatever the number of rows), values prepared by the model fields."""
@@ -137,7 +135,12 @@ def trade_orders_write(
     """Insert engine OrderProposals as trade orders of the execution in `status` (OPEN;
     PENDING_APPROVAL for an execution waiting for approval); ids from `ordered_uuids`.
     Returns how many. The engine's values fit the columns as they are (units ≤ 10
-    places, prices 10, amounts 8)."""
+    places, prices 10, amounts 8).
+
+    On PostgreSQL the COPY leaves the timestamps and the zero amounts to the columns'
+    database defaults (parsing two timestamps an order was a tenth of the COPY): the
+    orders are created at the start of the transaction (CURRENT_TIMESTAMP, PostgreSQL's
+    clock), a few milliseconds before `now`; elsewhere `now` is written."""
     if not proposals:
         return 0
     status = TradeOrderStatus(status).value
@@ -146,14 +149,13 @@ def trade_orders_write(
         return insert_many(TradeOrder, TRADE_ORDER_COLUMNS, [
             (
                 order_id, o.account_id, o.instrument_id, o.side.value, o.transaction_type, o.units, o.unit_price,
-                o.trade_amount, o.currency, o.execution_method.value, status, 0, 0, 0, 0,
-                execution_id, None, now, now,
+                o.trade_amount, o.currency, o.execution_method.value, status, execution_id, 0, 0, 0, 0, None, now, now,
             )
             for order_id, o in zip(ids, proposals)
         ])
     # Formatted by hand: this is the hottest loop of an execution. Ids are formatted
     # once per account and instrument; only the transaction type is free text.
-    tail = f"\t{status}\t0\t0\t0\t0\t{execution_id}\t\\N\t{now.isoformat()}\t{now.isoformat()}"
+    tail = f"\t{status}\t{execution_id}"
     # The engine's enums are StrEnums: formatting one gives its value, faster than `.value`.
     names, types = {}, {}
     lines = []
@@ -171,7 +173,7 @@ def trade_orders_write(
             f"{order_id}\t{account}\t{instrument}\t{o.side}\t{transaction_type}\t{o.units}\t"
             f"{o.unit_price}\t{o.trade_amount}\t{o.currency}\t{o.execution_method}{tail}"
         )
-    return copy_text(TradeOrder._meta.db_table, TRADE_ORDER_COLUMNS, lines)
+    return copy_text(TradeOrder._meta.db_table, TRADE_ORDER_COPY_COLUMNS, lines)
 
 
 def results_write(rows: Sequence[tuple]) -> int:
@@ -179,9 +181,21 @@ def results_write(rows: Sequence[tuple]) -> int:
     (execution, account) refuses a second result for an account: the transaction fails."""
     if not rows:
         return 0
-    if is_postgres():
-        return copy_rows(ExecutionResult._meta.db_table, RESULT_COLUMNS, rows)
-    return insert_many(ExecutionResult, RESULT_COLUMNS, rows)
+    if not is_postgres():
+        return insert_many(ExecutionResult, RESULT_COLUMNS, rows)
+    # By hand as the trade orders are (a chunk's rows share their execution and time).
+    texts = {}
+    lines = []
+    for execution_id, account_id, status, error, total, before, after, count, created in rows:
+        head = texts.get((execution_id, created))
+        if head is None:
+            head = texts[(execution_id, created)] = (f"{execution_id}\t", f"\t{_text(created)}")
+        lines.append(
+            f"{head[0]}{account_id}\t{status}\t{_text(error)}\t"
+            f"{NULL if total is None else total}\t{NULL if before is None else before}\t"
+            f"{NULL if after is None else after}\t{count}{head[1]}"
+        )
+    return copy_text(ExecutionResult._meta.db_table, RESULT_COLUMNS, lines)
 
 
 def trade_orders_replace(*, order_ids: Sequence, now: datetime) -> int:

@@ -27,7 +27,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from portfolios.errors import Conflict, FieldError, InvalidInput, raise_if_errors
 from portfolios.models import AccountStatus, Allocation, Configuration
-from portfolios.selectors import parse_uuid
+from portfolios.selectors import IdTuple, parse_uuid
 from rebalancing import engine
 from webhooks import events
 from webhooks.payloads import execution_payload
@@ -355,7 +355,7 @@ def _chunk_cancel(chunk: ExecutionChunk, held: bool = False) -> ChunkOutcome:
 
 
 def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
-    account_ids = [uuid.UUID(a) for a in chunk.account_ids]
+    account_ids = IdTuple(uuid.UUID(a) for a in chunk.account_ids)  # sent by several queries
     default, per_account = preferences_effective(account_ids=account_ids)
     book = book_load(
         account_ids=account_ids, on_date=execution.rebalance_date,

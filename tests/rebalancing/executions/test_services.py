@@ -83,6 +83,11 @@ def test_lifecycle_pending_running_completed(fifty_fifty, account_with, chunk_si
         )
     order = TradeOrder.objects.filter(execution=execution).first()
     assert (order.currency, order.execution_method, order.transaction_type) == ("EUR", "NET_TRADE_AMOUNT", "BUY")
+    # Columns the PostgreSQL COPY leaves to their database defaults (written on SQLite).
+    for order in TradeOrder.objects.filter(execution=execution):
+        assert (order.executed_units, order.executed_amount, order.settled_units, order.settled_amount) == (0, 0, 0, 0)
+        assert order.portfolio_order_id is None
+        assert order.created_at == order.updated_at and order.created_at <= execution.finished_at
 
 
 def test_failed_accounts_make_it_partially_failed_and_all_failed_make_it_failed(fifty_fifty, account_with):
