@@ -162,7 +162,8 @@ def _column(meta, name: str) -> str:
 
 
 def rows_by_ids(
-    model, keys: str | tuple, ids, fields: Sequence[str], where: Q | None = None, lock: bool = False, probe: bool = True
+    model, keys: str | tuple, ids, fields: Sequence[str], where: Q | None = None, lock: bool = False,
+    probe: bool = True, text: Sequence[str] = (),
 ) -> list:
     """The `fields` (tuples, as values_list gives them) of the rows of `model` whose
     key (or any of `keys`) is one of `ids` and that match `where`; `lock` takes their
@@ -177,35 +178,58 @@ def rows_by_ids(
     forty times slower. Elsewhere, and with `probe` False, the ORM with `key IN (...)`
     (`= ANY(array)` on PostgreSQL): for a large table with several rows per id, where
     the planner's one bitmap scan for the whole array beats a thousand small ones.
+
+    The `text` fields (UUIDs) come back as their text: a str is built and hashed several
+    times faster than a uuid.UUID, for rows that are only grouped by it.
     """
     keys = (keys,) if isinstance(keys, str) else keys
-    if connection.vendor != "postgresql" or not probe:
-        queryset = with_ids(model.objects, ids, *keys)
-        if where is not None:
-            queryset = queryset.filter(where)
-        if lock:
-            queryset = queryset.select_for_update(of=("self",))
-        return list(queryset.values_list(*fields))
     meta = model._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    columns = ", ".join(f"{table}.{quote(_column(meta, name))}" for name in fields)
-    extra, params = "", []
-    if where is not None:
-        query = Query(model)
-        extra, params = query.build_where(where).as_sql(query.get_compiler(connection=connection), connection)
-        extra = f" AND {extra}"
-    locking = f" FOR UPDATE OF {table}" if lock else ""
-    branches = " UNION ALL ".join(
-        f"(SELECT {columns} FROM {table} WHERE {table}.{quote(_column(meta, key))} = k.id{extra} OFFSET 0{locking})"
-        for key in keys
+    columns = ", ".join(
+        f"{table}.{quote(_column(meta, name))}{'::text' if name in text else ''}" for name in fields
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT r.* FROM unnest(%s::uuid[]) AS k(id) CROSS JOIN LATERAL ({branches}) AS r",
-            [uuid_array(ids), *(list(params) * len(keys))],
+    if connection.vendor != "postgresql":
+        rows = _rows_orm(model, keys, ids, fields, where, lock)
+        if text:
+            as_text = [name in text for name in fields]
+            rows = [tuple(str(v) if t and v is not None else v for v, t in zip(row, as_text)) for row in rows]
+        return rows
+    extra, params = _where_sql(model, where)
+    extra = f" AND {extra}" if extra else ""
+    locking = f" FOR UPDATE OF {table}" if lock else ""
+    key_columns = [f"{table}.{quote(_column(meta, key))}" for key in keys]
+    if probe:
+        branches = " UNION ALL ".join(
+            f"(SELECT {columns} FROM {table} WHERE {key} = k.id{extra} OFFSET 0{locking})" for key in key_columns
         )
+        sql = f"SELECT r.* FROM unnest(%s::uuid[]) AS k(id) CROSS JOIN LATERAL ({branches}) AS r"
+        arguments = [uuid_array(ids), *(params * len(keys))]
+    else:
+        matches = " OR ".join(f"{key} = ANY(%s::uuid[])" for key in key_columns)
+        sql = f"SELECT {columns} FROM {table} WHERE ({matches}){extra}{locking}"
+        arguments = [uuid_array(ids)] * len(keys) + params
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arguments)
         return cursor.fetchall()
+
+
+def _rows_orm(model, keys: tuple, ids, fields: Sequence[str], where: Q | None, lock: bool) -> list:
+    queryset = with_ids(model.objects, ids, *keys)
+    if where is not None:
+        queryset = queryset.filter(where)
+    if lock:
+        queryset = queryset.select_for_update(of=("self",))
+    return list(queryset.values_list(*fields))
+
+
+def _where_sql(model, where: Q | None) -> tuple[str, list]:
+    """`where` (on the model's own columns) as SQL and parameters, for hand-written SQL."""
+    if where is None:
+        return "", []
+    query = Query(model)
+    sql, params = query.build_where(where).as_sql(query.get_compiler(connection=connection), connection)
+    return sql, list(params)
 
 
 def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "default", lock_orders: bool = False) -> Book:
@@ -267,19 +291,28 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
         )
     book.outstanding = {account_id: tuple(rows) for account_id, rows in outstanding.items()}
 
-    positions, cash = defaultdict(list), defaultdict(list)
+    # Positions are most of a chunk's rows: ids as text, one UUID per instrument.
+    positions, cash, instrument_of = {}, defaultdict(list), {}
     new_position = engine.Position
-    for account_id, instrument_id, units in rows_by_ids(
-        Position, "account_id", every_id, ("account_id", "instrument_id", "units"), probe=False
+    for account_text, instrument_text, units in rows_by_ids(
+        Position, "account_id", every_id, ("account_id", "instrument_id", "units"), probe=False,
+        text=("account_id", "instrument_id"),
     ):
-        positions[account_id].append(new_position(instrument_id, units))
+        instrument_id = instrument_of.get(instrument_text)
+        if instrument_id is None:
+            instrument_id = instrument_of[instrument_text] = uuid.UUID(instrument_text)
+        held = positions.get(account_text)
+        if held is None:
+            held = positions[account_text] = []
+        held.append(new_position(instrument_id, units))
     for row in rows_by_ids(CashAccount, "account_id", every_id, ("account_id", "currency", "balance", "is_default", "kind")):
         cash[row[0]].append(engine.CashAccount(row[1], row[2], row[3], _CASH_KINDS[row[4]]))
 
     def snapshot(account, sub_accounts=()):
         return engine.AccountSnapshot(
             id=account.id, base_currency=account.base_currency, locked=account.locked,
-            positions=tuple(positions[account.id]), cash_accounts=tuple(cash[account.id]), sub_accounts=sub_accounts,
+            positions=tuple(positions.get(str(account.id), ())), cash_accounts=tuple(cash[account.id]),
+            sub_accounts=sub_accounts,
         )
 
     for account in book.accounts.values():
@@ -287,7 +320,7 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
 
     configured = dict(rows_by_ids(Configuration, "account_id", asked, ("account_id", "allocation_id")))
     versions = versions_in_effect(configured.values(), on_date)
-    instrument_ids = {p.instrument_id for rows in positions.values() for p in rows} | order_instruments
+    instrument_ids = set(instrument_of.values()) | order_instruments
     instrument_ids |= {line.instrument_id for v in versions.values() for line in v.lines_in_effect}
     book.instruments = {i.pk: i for i in Instrument.objects.filter(pk__in=instrument_ids)}
     prices = {key: value for key, (value, _) in latest_prices(instrument_ids, on_date, price_source).items()}
