@@ -175,14 +175,17 @@ def rows_by_ids(
     hash join). `key = ANY(array)` leaves the choice to the planner, which with its
     default costs scans a whole 100,000-row table for 1000 ids, and picks a status
     index over the account one on a trade-order table analyzed while small: five to
-    forty times slower. Elsewhere, and with `probe` False, the ORM with `key IN (...)`
-    (`= ANY(array)` on PostgreSQL): for a large table with several rows per id, where
-    the planner's one bitmap scan for the whole array beats a thousand small ones.
+    forty times slower. With `probe` False, `key = ANY(array)` after all: for a large
+    table with several rows per id, where the planner's one bitmap scan for the whole
+    array beats a thousand small ones. Elsewhere, the ORM with `key IN (...)`. `lock`
+    takes one key only (PostgreSQL locks no rows of a UNION).
 
     The `text` fields (UUIDs) come back as their text: a str is built and hashed several
     times faster than a uuid.UUID, for rows that are only grouped by it.
     """
     keys = (keys,) if isinstance(keys, str) else keys
+    if lock and len(keys) > 1:
+        raise ValueError("rows_by_ids locks rows found by one key only")
     meta = model._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
