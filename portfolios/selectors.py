@@ -118,11 +118,11 @@ class IdTuple(tuple):
 
 def uuid_array(ids: Iterable) -> str:
     """A PostgreSQL array literal of UUIDs, for one `%s::uuid[]` parameter."""
-    if type(ids) is IdTuple:
-        if ids.literal is None:
-            ids.literal = "{" + ",".join(map(str, ids)) + "}"
-        return ids.literal
-    return "{" + ",".join(map(str, ids)) + "}"
+    if type(ids) is not IdTuple:
+        return "{" + ",".join(map(str, ids)) + "}"
+    if ids.literal is None:
+        ids.literal = uuid_array(tuple(ids))
+    return ids.literal
 
 
 def latest_prices(instrument_ids: Iterable, on_date: date, source: str = "default") -> dict:

@@ -260,6 +260,11 @@ class DecisionForm(forms.Form):
     )
 
 
+def _requested_by(execution: Execution, user) -> bool:
+    """Whether `user` asked for the execution (and so may not approve it)."""
+    return execution.requested_by_id is not None and execution.requested_by_id == user.pk
+
+
 DECISIONS = {"approve": execution_approve, "reject": execution_reject}
 DECIDED = {"approve": "approved", "reject": "rejected"}
 DECISION_CONFIRMED = "decision_confirmed"
@@ -370,7 +375,7 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
                     "pk": e.pk, "label": str(e), "url": reverse("admin:rebalancing_execution_change", args=[e.pk]),
                     "status": e.status, "reason": e.approval_reason, "gross_amount": _money(e.gross_amount, e.approval_currency),
                     "order_count": e.order_count, "requested_by": e.requested_by,
-                    "own": e.requested_by_id is not None and e.requested_by_id == request.user.pk,
+                    "own": _requested_by(e, request.user),
                 }
                 for e in executions
             ],
@@ -422,16 +427,13 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            may_decide = (
-                obj.status == ExecutionStatus.AWAITING_APPROVAL and self.has_approve_execution_permission(request)
-            )
             context.update(
-                may_decide=may_decide,
-                own_execution=obj.requested_by_id is not None and obj.requested_by_id == request.user.pk,
+                may_decide=(
+                    obj.status == ExecutionStatus.AWAITING_APPROVAL and self.has_approve_execution_permission(request)
+                ),
+                own_execution=_requested_by(obj, request.user),
                 approve_url=reverse("admin:rebalancing_execution_approve", args=[obj.pk]),
                 reject_url=reverse("admin:rebalancing_execution_reject", args=[obj.pk]),
-            )
-            context.update(
                 progress=execution_progress(obj.status, obj.done, obj.total),
                 polling=obj.status in POLLED_STATUSES,
                 progress_url=reverse("admin:rebalancing_execution_progress", args=[obj.pk]),

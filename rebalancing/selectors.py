@@ -186,18 +186,18 @@ def rows_by_ids(
     keys = (keys,) if isinstance(keys, str) else keys
     if lock and len(keys) > 1:
         raise ValueError("rows_by_ids locks rows found by one key only")
-    meta = model._meta
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    columns = ", ".join(
-        f"{table}.{quote(_column(meta, name))}{'::text' if name in text else ''}" for name in fields
-    )
     if connection.vendor != "postgresql":
         rows = _rows_orm(model, keys, ids, fields, where, lock)
         if text:
             as_text = [name in text for name in fields]
             rows = [tuple(str(v) if t and v is not None else v for v, t in zip(row, as_text)) for row in rows]
         return rows
+    meta = model._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    columns = ", ".join(
+        f"{table}.{quote(_column(meta, name))}{'::text' if name in text else ''}" for name in fields
+    )
     extra, params = _where_sql(model, where)
     extra = f" AND {extra}" if extra else ""
     locking = f" FOR UPDATE OF {table}" if lock else ""
