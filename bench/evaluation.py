@@ -30,10 +30,9 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/ballast_bench_eval"
 
 
 def fresh_database(url: str) -> None:
+    import environ
     import psycopg
     from psycopg import sql
-
-    import environ
 
     config = environ.Env.db_url_config(url)
     if "postgresql" not in config["ENGINE"]:
@@ -103,8 +102,8 @@ def main() -> None:
     # Keep the work that follows the commit (planning a large execution, its chunks)
     # away from the broker: the benchmark times the evaluation, not the rebalances.
     enqueued, plans = [], []
-    executions._enqueue = enqueued.extend
-    executions._enqueue_plan = lambda execution_id, account_ids=None: plans.append((execution_id, account_ids))
+    executions.chunks_enqueue = enqueued.extend
+    executions.plan_enqueue = lambda execution_id, account_ids=None: plans.append((execution_id, account_ids))
 
     profiler = None
     if args.profile:

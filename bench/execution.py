@@ -114,10 +114,10 @@ def naive_run(account_ids: list, execution_id, on_date) -> int:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from rebalancing.models import ExecutionResult, TradeOrder, TradeOrderStatus
-    from rebalancing.selectors import book_load
-    from rebalancing.services import account_preferences, rebalance_account
     from portfolios.models import PortfolioAccount
+    from rebalancing.models import ExecutionResult, TradeOrder, TradeOrderStatus
+    from rebalancing.selectors.book import book_load
+    from rebalancing.services import account_preferences, rebalance_account
 
     connection.close()  # never share the parent's connection across fork
     orders = 0

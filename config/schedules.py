@@ -10,11 +10,11 @@ SCHEDULES = {
     # Daily, after the previous day's closing prices are in. Each due date runs at most
     # once whatever beat does (claims under a unique key): see docs/automation.md.
     "Evaluate rebalancing strategies": {
-        "task": "rebalancing.schedules_tasks.strategies_evaluate_task",
+        "task": "rebalancing.tasks.strategies_evaluate_task",
         "crontab": {"minute": "0", "hour": "5"},
     },
     "Run savings plans": {
-        "task": "rebalancing.schedules_tasks.savings_plans_run_task",
+        "task": "rebalancing.tasks.savings_plans_run_task",
         "crontab": {"minute": "30", "hour": "5"},
     },
     # Safety net of the executions: messages lost by the broker (docs/executions.md).

@@ -21,8 +21,9 @@ from django.db import IntegrityError, transaction
 from django.forms.models import BaseInlineFormSet, construct_instance
 from django.utils import timezone
 
+from core.errors import Conflict, DomainError, InvalidInput
+
 from . import services
-from .errors import Conflict, DomainError, InvalidInput
 from .models import (
     Allocation,
     AllocationLine,

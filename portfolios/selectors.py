@@ -10,6 +10,8 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import OuterRef, Subquery
 
+from core.ids import parse_uuid, uuid_array
+
 from .models import (
     AllocationLine,
     AllocationVersion,
@@ -24,13 +26,6 @@ from .models import (
     Price,
 )
 from .models.fields import MONEY, WEIGHT
-
-
-def parse_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError, AttributeError):
-        return None
 
 
 def instruments_by_reference(references: Iterable[str]) -> dict[str, Instrument]:
@@ -107,22 +102,6 @@ class AccountValuation:
 
 class MissingMarketData(Exception):
     """A price or FX rate needed for a valuation is missing: never valued as zero."""
-
-
-class IdTuple(tuple):
-    """Ids that several queries send: `uuid_array` formats them once, not per query
-    (formatting a UUID is about a microsecond; a chunk sends its thousand ids ten times)."""
-
-    literal: str | None = None
-
-
-def uuid_array(ids: Iterable) -> str:
-    """A PostgreSQL array literal of UUIDs, for one `%s::uuid[]` parameter."""
-    if type(ids) is not IdTuple:
-        return "{" + ",".join(map(str, ids)) + "}"
-    if ids.literal is None:
-        ids.literal = uuid_array(tuple(ids))
-    return ids.literal
 
 
 def latest_prices(instrument_ids: Iterable, on_date: date, source: str = "default") -> dict:

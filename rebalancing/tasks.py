@@ -1,17 +1,22 @@
-"""Celery tasks of the rebalancing app: each takes ids and is one call into a service."""
+"""Celery tasks of the rebalancing app: each takes ids and is one call into a service.
+
+Executions (chunks, planning, recovery) and the daily automation jobs declared in
+config/schedules.py. The automation services claim every due date under a unique key
+before doing any work, so a second beat tick, a redelivery or a concurrent "run now"
+from the admin does nothing twice."""
 
 import logging
 
 from celery import shared_task
 
-from .services import executions, recovery
+from .services import automation, executions, recovery
 
 logger = logging.getLogger(__name__)
 
 CHUNK_RETRIES = 3
 
 
-@shared_task(bind=True, max_retries=CHUNK_RETRIES, acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=executions.CHUNK_TASK, bind=True, max_retries=CHUNK_RETRIES, acks_late=True, reject_on_worker_lost=True)
 def execution_chunk_run(self, chunk_id: int) -> dict:
     """Process one chunk of an execution. Safe to deliver twice: a duplicate finds the
     chunk row locked (SKIP LOCKED) or no longer PENDING and does nothing.
@@ -35,10 +40,7 @@ def execution_chunk_run(self, chunk_id: int) -> dict:
     }
 
 
-from . import schedules_tasks  # noqa: E402, F401  (registers the daily automation tasks with autodiscovery)
-
-
-@shared_task(bind=True, max_retries=CHUNK_RETRIES, acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=executions.PLAN_TASK, bind=True, max_retries=CHUNK_RETRIES, acks_late=True, reject_on_worker_lost=True)
 def execution_plan_run(self, execution_id: str, account_ids: list | None = None) -> int:
     """Plan a large execution (leases, chunks) and enqueue its chunks; safe to run twice.
     After the last retry the execution is FAILED with the error."""
@@ -57,3 +59,23 @@ def execution_plan_run(self, execution_id: str, account_ids: list | None = None)
 def executions_recover_task() -> str:
     """Beat, every few minutes: send again the lost messages of stalled executions."""
     return str(recovery.executions_recover())
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def strategies_evaluate_task() -> dict:
+    """Evaluate every rebalancing strategy for today's UTC date and start the executions."""
+    summary = automation.strategies_evaluate()
+    return {
+        "on_date": summary.on_date.isoformat(), "claimed": summary.claimed, "executions": len(summary.executions),
+        "accounts": summary.accounts, "failed": summary.failed,
+    }
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def savings_plans_run_task() -> dict:
+    """Place the portfolio orders of every savings plan due on today's UTC date."""
+    summary = automation.savings_plans_run()
+    return {
+        "on_date": summary.on_date.isoformat(), "due": summary.due, "executed": summary.executed,
+        "failed": summary.failed,
+    }

@@ -20,11 +20,15 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
+from core import dispatch
+
 from .models import EVENT_TYPES, Delivery, Event, Subscription
 
 logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 10
+# The Celery task that sends a subscription's due deliveries (webhooks/tasks.py registers it).
+SEND_TASK = "webhooks.tasks.deliveries_send_task"
 
 
 def _cache_key() -> str:
@@ -85,10 +89,8 @@ def enqueue(subscription_ids) -> None:
     """Ask a worker to send what is due for each subscription. A broker that is down
     loses nothing: the deliveries are in the database, and the periodic dispatch
     (config/schedules.py) picks them up."""
-    from .tasks import deliveries_send_task
-
     for subscription_id in subscription_ids:
         try:
-            deliveries_send_task.delay(str(subscription_id))
+            dispatch.task_send(SEND_TASK, str(subscription_id))
         except Exception:  # never fail the committed change for it
             logger.exception("webhooks: could not enqueue the sending for subscription %s", subscription_id)

@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
-from . import services
+from . import events, services
 
 
-@shared_task
+@shared_task(name=events.SEND_TASK)
 def deliveries_send_task(subscription_id: str) -> dict:
     """Send the subscription's due deliveries in order; schedule itself for the next retry."""
     outcome = services.deliveries_send(subscription_id=subscription_id)

@@ -13,13 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from rebalancing.admin_executions import EXECUTE_PERMISSION, rebalance_accounts_now
+from core.errors import DomainError
+from rebalancing.admin.executions import EXECUTE_PERMISSION, rebalance_accounts_now
 from rebalancing.api.serializers import result_reason
 from rebalancing.models import Method
 from rebalancing.services import MAX_PREVIEW_ACCOUNTS, rebalance_preview
 
 from .. import selectors, services
-from ..errors import DomainError
 from ..forms import AccountForm, CashAccountForm, ConfigurationForm, PositionForm, ServiceInlineFormSet
 from ..models import AccountType, CashAccount, Configuration, PortfolioAccount, Position
 from .base import ReadOnlyAdmin, ServiceAdmin, UUIDSearchMixin, percent, plain

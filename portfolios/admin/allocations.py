@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from rebalancing.admin_executions import EXECUTE_PERMISSION, rebalance_allocations_now
-from rebalancing.selectors import allocation_constituents
+from rebalancing.admin.executions import EXECUTE_PERMISSION, rebalance_allocations_now
+from rebalancing.selectors.book import allocation_constituents
 from rebalancing.services import global_preferences
 
 from .. import services

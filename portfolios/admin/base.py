@@ -3,8 +3,7 @@
 from django.contrib import admin
 
 from audit.history import AuditHistoryMixin
-
-from ..selectors import parse_uuid
+from core.ids import parse_uuid
 
 
 class ServiceAdmin(AuditHistoryMixin, admin.ModelAdmin):

@@ -7,13 +7,12 @@ name the bad field in the same `allocation[1].weight` form as these serializers.
 from datetime import date
 from decimal import Decimal
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.errors import InvalidInput
 from rebalancing.services.strategies import strategy_validate
 
-from ..errors import InvalidInput
 from ..models import (
     AccountStatus,
     AccountType,

@@ -15,10 +15,11 @@ from rest_framework.response import Response
 
 from config.api.exceptions import problems
 from config.api.idempotency import IdempotentMixin
+from core.errors import BusinessRuleViolation
+from core.ids import parse_uuid
 from rebalancing.services import strategies
 
 from .. import services
-from ..errors import BusinessRuleViolation
 from ..models import (
     Allocation,
     AllocationLine,
@@ -30,7 +31,7 @@ from ..models import (
     Position,
     Price,
 )
-from ..selectors import account_valuations, instruments_by_reference, parse_uuid
+from ..selectors import account_valuations, instruments_by_reference
 from . import filters
 from . import serializers as s
 

@@ -6,10 +6,10 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from audit.services import audit_record, audit_records, text
+from core.errors import BusinessRuleViolation, Conflict, FieldError, raise_if_errors
 from webhooks import events
 from webhooks.payloads import configuration_payload
 
-from ..errors import BusinessRuleViolation, Conflict, FieldError, raise_if_errors
 from ..models import (
     AccountStatus,
     AccountType,

@@ -12,10 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record, text
+from core.errors import Conflict, FieldError, raise_if_errors
+from core.ids import parse_uuid
 from webhooks import events
 from webhooks.payloads import allocation_payload
 
-from ..errors import Conflict, FieldError, InvalidInput, raise_if_errors
 from ..models import (
     Allocation,
     AllocationLine,
@@ -26,7 +27,7 @@ from ..models import (
     WeightType,
 )
 from ..models.fields import WEIGHT, is_currency_code
-from ..selectors import instruments_by_reference, parse_uuid
+from ..selectors import instruments_by_reference
 
 ONE = Decimal(1)
 WEIGHT_QUANTUM = Decimal(1).scaleb(-WEIGHT["decimal_places"])

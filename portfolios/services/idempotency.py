@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..errors import Conflict
+from core.errors import Conflict
+
 from ..models import IdempotencyRecord
 
 

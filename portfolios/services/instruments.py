@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from ..errors import FieldError, InvalidInput, raise_if_errors
+from core.errors import FieldError, InvalidInput, raise_if_errors
+
 from ..models import FuturesCost, FxRate, Instrument, InstrumentType, Price
 from ..models.fields import is_currency_code
 from ..selectors import instruments_by_reference

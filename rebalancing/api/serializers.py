@@ -10,7 +10,8 @@ from portfolios.api.fields import DecimalString, IsoDateField
 from portfolios.models.fields import MONEY
 from rebalancing import engine
 
-from ..models import PCT, AvailableCash, Method, OrderBasis
+from ..models import AvailableCash, Method, OrderBasis
+from ..models.preferences import PCT
 from ..services import MAX_PREVIEW_ACCOUNTS, PREFERENCE_FIELDS
 from ..services.preferences import AMOUNT_FIELDS, APPROVAL_FIELDS, GLOBAL_ONLY, PCT_FIELDS
 

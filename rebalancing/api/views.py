@@ -6,14 +6,14 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
+from core.errors import BusinessRuleViolation
 from portfolios.api.views import ApiView
-from portfolios.errors import BusinessRuleViolation
 from portfolios.models import Allocation, PortfolioAccount
 from portfolios.selectors import MissingMarketData
 
 from .. import services
 from ..models import RebalancePreferences
-from ..selectors import allocation_constituents
+from ..selectors.book import allocation_constituents
 from ..services.preferences import approval_values
 from . import serializers as s
 

@@ -27,10 +27,11 @@ sub-accounts by id).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 import threading
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_DOWN, Context, Decimal, getcontext, setcontext
 
+from .group import Group, Line, build_group, prepare_model
 from .precision import DUST, ENGINE_CONTEXT, HUNDRED, Q_MONEY, Q_PRICE, ZERO
 from .types import (
     DEFAULT_PREFERENCES,
@@ -50,7 +51,6 @@ from .types import (
     TargetLine,
     TransactionType,
 )
-from .valuation import _build_group, _Group, _Line, _prepare
 
 _BUY = Side.BUY
 _SELL = Side.SELL
@@ -132,7 +132,7 @@ def _check_preferences(p: Preferences) -> None:
     _CHECKED[id(p)] = p  # holding ``p`` keeps its id from being reused
 
 
-def _result(g: _Group, account_id, status, orders=(), cash_after=None, excess=None, reason=""):
+def _result(g: Group, account_id, status, orders=(), cash_after=None, excess=None, reason=""):
     if cash_after is None:
         cash_after = g.cash_unlocked + g.cash_locked
     return _new_result(
@@ -157,16 +157,16 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders) -> R
 
     if account.locked:
         try:
-            model = _prepare(market, targets, account.base_currency, prefs.default_decimals)
-            g = _build_group(account, model, scope, outstanding_orders, fio, fee)
+            model = prepare_model(market, targets, account.base_currency, prefs.default_decimals)
+            g = build_group(account, model, scope, outstanding_orders, fio, fee)
         except DataError:
             return RebalanceResult(account.id, ResultStatus.SKIPPED_LOCKED, reason="the account is locked")
         return _result(g, account.id, ResultStatus.SKIPPED_LOCKED, reason="the account is locked")
     if not targets:
         raise InvalidInputError("the account has no target lines")
 
-    model = _prepare(market, targets, account.base_currency, prefs.default_decimals)
-    g = _build_group(account, model, scope, outstanding_orders, fio, fee)
+    model = prepare_model(market, targets, account.base_currency, prefs.default_decimals)
+    g = build_group(account, model, scope, outstanding_orders, fio, fee)
     total = g.total
     if total < ZERO:
         raise InvalidInputError(f"total value {total.quantize(Q_MONEY)} {account.base_currency} is negative")
@@ -200,9 +200,9 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders) -> R
 
     # Classify the lines: buy (below target), sell (above), sell whole (outside the model).
     full = not cash_method
-    buys: list[_Line] = []
-    sells: list[_Line] = []
-    wholes: list[_Line] = []
+    buys: list[Line] = []
+    sells: list[Line] = []
+    wholes: list[Line] = []
     filt = prefs.filter_by_min_max
     planned = ZERO  # full methods: value of the sells (futures excluded)
     for ln in g.lines:
@@ -448,7 +448,7 @@ def _order(
     return o
 
 
-def _raise_cash(lines: list[_Line], wholes: list[_Line], sells: list[_Line], shortfall: Decimal, fund: Decimal):
+def _raise_cash(lines: list[Line], wholes: list[Line], sells: list[Line], shortfall: Decimal, fund: Decimal):
     """Plan the sells of CONSERVATIVE and EXCHANGE (see the module docstring).
 
     ``shortfall``: cash to raise to bring E back to 0 (steps 1-4). ``fund``:
@@ -482,7 +482,7 @@ def _raise_cash(lines: list[_Line], wholes: list[_Line], sells: list[_Line], sho
         _sell_by_target_weight(lines, left)
 
 
-def _sell_by_target_weight(lines: list[_Line], amount: Decimal) -> None:
+def _sell_by_target_weight(lines: list[Line], amount: Decimal) -> None:
     """Sell ``amount`` across the model's lines in proportion to their target weights.
 
     Each line sells at most what its unlocked accounts still hold; what a line

@@ -20,7 +20,7 @@ from django.db.models import Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from portfolios.errors import Conflict, Forbidden
+from core.errors import Conflict, Forbidden
 from portfolios.models import AccountStatus, PortfolioAccount
 from portfolios.models.fields import MONEY
 from portfolios.selectors import FxTable, MissingMarketData

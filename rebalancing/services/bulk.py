@@ -19,10 +19,18 @@ from datetime import datetime
 
 from django.db import connection
 
+from core.ids import uuid_array
 from portfolios.models import AccountStatus, Configuration, PortfolioAccount
 
-from ..models import AccountLease, ChunkStatus, ExecutionChunk, ExecutionResult, ResultStatus, TradeOrder, TradeOrderStatus
-from ..selectors import uuid_array
+from ..models import (
+    AccountLease,
+    ChunkStatus,
+    ExecutionChunk,
+    ExecutionResult,
+    ResultStatus,
+    TradeOrder,
+    TradeOrderStatus,
+)
 
 # Every column of the tables: COPY has no model defaults to fall back on (only database
 # defaults, which the trade orders' COPY relies on for the columns after the first 12).

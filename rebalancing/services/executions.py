@@ -25,9 +25,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
-from portfolios.errors import Conflict, FieldError, InvalidInput, raise_if_errors
+from core import dispatch
+from core.errors import Conflict, FieldError, InvalidInput, raise_if_errors
+from core.ids import IdTuple, parse_uuid
 from portfolios.models import AccountStatus, Allocation, Configuration
-from portfolios.selectors import IdTuple, parse_uuid
 from rebalancing import engine
 from webhooks import events
 from webhooks.payloads import execution_payload
@@ -42,7 +43,7 @@ from ..models import (
     TradeOrderStatus,
     Trigger,
 )
-from ..selectors import book_load
+from ..selectors.book import book_load
 from . import approval, bulk
 from .audit_trail import execution_audit
 from .preferences import approval_thresholds, preferences_effective
@@ -67,6 +68,10 @@ def chunk_size() -> int:
 
 REFUSAL_PREFIX = "account is in running execution "
 REFUSAL_UNKNOWN_HOLDER = "account is in another running execution"  # the holder finished meanwhile
+
+# The Celery tasks these services send (core.dispatch); rebalancing/tasks.py registers them under these names.
+PLAN_TASK = "rebalancing.tasks.execution_plan_run"
+CHUNK_TASK = "rebalancing.tasks.execution_chunk_run"
 
 
 def lease_refusal(holder) -> str:
@@ -171,15 +176,14 @@ def execution_create(
         execution_plan(execution_id=execution.pk, account_ids=selected)
         execution.refresh_from_db()
     else:
-        transaction.on_commit(lambda: _enqueue_plan(execution.pk))
+        transaction.on_commit(lambda: plan_enqueue(execution.pk))
     return execution
 
 
-def _enqueue_plan(execution_id, account_ids=None) -> None:
-    """The message carries only the id: the accounts asked for are on the row."""
-    from ..tasks import execution_plan_run  # the tasks module imports the services
-
-    execution_plan_run.delay(str(execution_id), account_ids)
+def plan_enqueue(execution_id) -> None:
+    """Send the planning task now. The message carries only the id: the accounts asked
+    for are on the row."""
+    dispatch.task_send(PLAN_TASK, str(execution_id), None)
 
 
 @transaction.atomic
@@ -199,7 +203,7 @@ def execution_plan(*, execution_id, account_ids: list | None = None) -> int:
         return 0
     planned = list(execution.chunks.filter(status=ChunkStatus.PENDING).order_by("number").values_list("pk", flat=True))
     if planned or execution.done or execution.chunks.exists():
-        transaction.on_commit(lambda: _enqueue(planned))
+        transaction.on_commit(lambda: chunks_enqueue(planned))
         return len(planned)
     if account_ids is None:
         account_ids = execution.requested_accounts
@@ -222,7 +226,7 @@ def execution_plan(*, execution_id, account_ids: list | None = None) -> int:
     if not chunk_ids:
         _execution_finish(execution.pk, now, held=bool(hold))
         return 0
-    transaction.on_commit(lambda: _enqueue(chunk_ids))
+    transaction.on_commit(lambda: chunks_enqueue(chunk_ids))
     return len(chunk_ids)
 
 
@@ -247,11 +251,10 @@ def _plan_python(execution: Execution, account_ids, size: int, now) -> tuple[int
     return len(selected), len(refused), [chunk.pk for chunk in chunks]
 
 
-def _enqueue(chunk_ids: list) -> None:
-    from ..tasks import execution_chunk_run  # the tasks module imports the services
-
+def chunks_enqueue(chunk_ids: list) -> None:
+    """Send one chunk task per chunk id, now."""
     for chunk_id in chunk_ids:
-        execution_chunk_run.delay(chunk_id)
+        dispatch.task_send(CHUNK_TASK, chunk_id)
 
 
 # --- Process one chunk -------------------------------------------------------------------

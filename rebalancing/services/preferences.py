@@ -7,13 +7,13 @@ from decimal import Decimal
 from django.db import transaction
 
 from audit.services import audit_save
-from portfolios.errors import FieldError, Forbidden, raise_if_errors
+from core.errors import FieldError, Forbidden, raise_if_errors
 from portfolios.models import InstrumentType, PortfolioAccount
 from portfolios.models.fields import MONEY, is_currency_code
 from rebalancing import engine
 
 from ..models import AvailableCash, OrderBasis, RebalancePreferences
-from ..selectors import with_ids
+from ..selectors.book import with_ids
 
 PREFERENCE_FIELDS = (
     "cash_range_min", "cash_range_max",

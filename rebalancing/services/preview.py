@@ -5,12 +5,12 @@ from datetime import date
 
 from django.utils import timezone
 
-from portfolios.errors import FieldError, raise_if_errors
+from core.errors import FieldError, raise_if_errors
+from core.ids import parse_uuid
 from portfolios.models import AccountStatus
-from portfolios.selectors import parse_uuid
 from rebalancing import engine
 
-from ..selectors import Book, book_load
+from ..selectors.book import Book, book_load
 from .preferences import preferences_effective, preferences_validate
 
 MAX_PREVIEW_ACCOUNTS = 500

@@ -63,7 +63,7 @@ def executions_recover(*, now: datetime | None = None) -> Recovery:
     for execution_id in unplanned:
         logger.warning("execution %s has not been planned for %s: sending its planning task again",
                        execution_id, stall_after())
-        executions._enqueue_plan(execution_id)
+        executions.plan_enqueue(execution_id)
 
     activity = {
         row["execution_id"]: row
@@ -87,7 +87,7 @@ def executions_recover(*, now: datetime | None = None) -> Recovery:
         if pending:
             logger.warning("execution %s shows no progress for %s: sending its %d pending chunk(s) again",
                            execution_id, stall_after(), len(pending))
-            executions._enqueue(pending)
+            executions.chunks_enqueue(pending)
             chunks += len(pending)
             resent += 1
     return Recovery(plans=len(unplanned), executions=resent, chunks=chunks)

@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_records
-from portfolios.errors import Conflict, FieldError, InvalidInput, raise_if_errors
+from core.errors import Conflict, FieldError, InvalidInput, raise_if_errors
 from portfolios.models import Allocation, Configuration, PeriodType
 from portfolios.models.fields import WEIGHT
 from portfolios.services import configuration_create, configuration_update

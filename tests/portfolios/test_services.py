@@ -3,8 +3,8 @@ from decimal import Decimal
 
 import pytest
 
+from core.errors import BusinessRuleViolation, Conflict, InvalidInput
 from portfolios import services
-from portfolios.errors import BusinessRuleViolation, Conflict, InvalidInput
 from portfolios.models import (
     AccountType,
     Allocation,

@@ -6,7 +6,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portfolios.errors import DomainError
+from core.errors import DomainError
 from rebalancing.models import EXECUTION_ENDED, Execution, ExecutionStatus, Method, Trigger
 from rebalancing.services import execution_create
 

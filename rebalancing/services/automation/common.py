@@ -35,11 +35,11 @@ def evaluation_date(now: datetime | None = None) -> date:
     return now.astimezone(dt_timezone.utc).date()
 
 
-def _utc_date(moment: datetime) -> date:
+def utc_date(moment: datetime) -> date:
     return moment.astimezone(dt_timezone.utc).date()
 
 
-def _chunks(items: list, size: int):
+def in_chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -100,7 +100,7 @@ def next_due_date(periods: Iterable[Period], after: date) -> date | None:
     return min((p.next_after(after) for p in periods), default=None)
 
 
-def _periodical_versions(on_date: date) -> dict:
+def periodical_versions(on_date: date) -> dict:
     """allocation id → its version in effect on `on_date`, when PERIODICAL. One query."""
     chosen = {}
     rows = (
@@ -113,7 +113,7 @@ def _periodical_versions(on_date: date) -> dict:
     return {key: row for key, row in chosen.items() if row.weight_type == WeightType.PERIODICAL}
 
 
-def _last_automatic(since: date) -> dict:
+def last_automatic_dates(since: date) -> dict:
     """account id → the latest rebalance date of an automatic execution (SCHEDULED or
     THRESHOLD) on or after `since` that rebalanced it or still holds it. A FAILED result
     (e.g. the account was in another execution) is not a rebalance. Two queries."""
@@ -145,7 +145,7 @@ def in_cooldown(last_automatic: date | None, cooldown_days: int | None, on_date:
 # --- Claims -------------------------------------------------------------------------------
 
 
-def _claim_rows(model, owner_field: str, keys: list[tuple], now: datetime) -> dict:
+def claim_rows(model, owner_field: str, keys: list[tuple], now: datetime) -> dict:
     """INSERT the claims (owner, due date) with ON CONFLICT DO NOTHING; return
     {(owner id, due date): claim id} of the rows this call inserted. A row another
     transaction is inserting makes this one wait for it, then skip it."""
@@ -156,7 +156,7 @@ def _claim_rows(model, owner_field: str, keys: list[tuple], now: datetime) -> di
     if model is StrategyRun:
         columns.append("accounts")
     won = {}
-    for batch in _chunks(keys, CLAIM_BATCH):
+    for batch in in_chunks(keys, CLAIM_BATCH):
         params = []
         for owner_id, due_date in batch:
             params += [

@@ -12,26 +12,26 @@ from datetime import date, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from portfolios.errors import DomainError
+from core.errors import DomainError
 from portfolios.models import AccountStatus, Configuration
 from rebalancing import engine
 
 from ...models import ClaimOutcome, Strategy, StrategyRun, StrategyType, Trigger
-from ...selectors import book_load
+from ...selectors.book import book_load
 from ..executions import MAX_EXECUTION_ACCOUNTS, execution_create
 from ..preferences import preferences_effective
 from .common import (
     ERRORS_SHOWN,
     VALUATION_CHUNK,
-    _chunks,
-    _claim_rows,
-    _last_automatic,
-    _periodical_versions,
-    _utc_date,
+    claim_rows,
     evaluation_date,
+    in_chunks,
     in_cooldown,
+    last_automatic_dates,
     latest_due_date,
+    periodical_versions,
     strategy_periods,
+    utc_date,
 )
 
 logger = logging.getLogger(__name__)
@@ -136,19 +136,19 @@ def _find_due(today: date) -> tuple[list[_Due], int]:
         if strategy is not None and not strategy.paused:
             members[strategy.id].append(account_id)
 
-    versions = _periodical_versions(today)
+    versions = periodical_versions(today)
     active = [row for row in rows if row.id in members]
     plans = []
     for row in active:
         version = versions.get(row.allocation_id or allocation_of.get(row.id))
-        since = _utc_date(row.updated_at) - timedelta(days=1)
+        since = utc_date(row.updated_at) - timedelta(days=1)
         calendar_date = latest_due_date(strategy_periods(row, version), since, today)
         plans.append((row, calendar_date))
 
     wanted_dates = {d for _, d in plans if d is not None} | {today}
     claimed = set(StrategyRun.objects.filter(due_date__in=wanted_dates).values_list("strategy_id", "due_date"))
     cooldowns = [row.cooldown_days for row in active if row.cooldown_days]
-    last_auto = _last_automatic(today - timedelta(days=max(cooldowns))) if cooldowns else {}
+    last_auto = last_automatic_dates(today - timedelta(days=max(cooldowns))) if cooldowns else {}
 
     entries = []
     for row, calendar_date in plans:
@@ -195,7 +195,7 @@ def _check_thresholds(entries: list[_Due], today: date) -> int:
     at a time, and sort them into due / within the threshold / errors."""
     entry_of = {account_id: entry for entry in entries for account_id in entry.candidates}
     account_ids = sorted(entry_of)
-    for chunk in _chunks(account_ids, VALUATION_CHUNK):
+    for chunk in in_chunks(account_ids, VALUATION_CHUNK):
         default, per_account = preferences_effective(account_ids=chunk)
         book = book_load(account_ids=chunk, on_date=today, price_source=default.values["price_source"])
         for account_id in chunk:
@@ -232,7 +232,7 @@ def _details(entry: _Due) -> list[str]:
 
 @transaction.atomic
 def _claim_and_execute(entries: list[_Due], today: date, now: datetime, strategies: int, valued: int):
-    won = _claim_rows(StrategyRun, "strategy", [e.key for e in entries], now)
+    won = claim_rows(StrategyRun, "strategy", [e.key for e in entries], now)
     mine = [e for e in entries if e.key in won]
     groups: dict = defaultdict(list)
     for entry in mine:
@@ -254,7 +254,7 @@ def _claim_and_execute(entries: list[_Due], today: date, now: datetime, strategi
             with transaction.atomic():
                 created = [
                     (execution_create(method=method, trigger=trigger, account_ids=part, rebalance_date=today), part)
-                    for part in _chunks(accounts, MAX_EXECUTION_ACCOUNTS)
+                    for part in in_chunks(accounts, MAX_EXECUTION_ACCOUNTS)
                 ]
         except Exception as exc:  # recorded on the claims: the other groups still run
             logger.exception("evaluation of %s: the %s %s execution could not be created", today, trigger, method)
@@ -276,7 +276,7 @@ def _claim_and_execute(entries: list[_Due], today: date, now: datetime, strategi
         accounts = len(entry.due)
         same[(entry.outcome, entry.execution_id, accounts, entry.detail)].append(entry.claim_id)
     for (outcome, execution_id, accounts, detail), claim_ids in same.items():
-        for part in _chunks(claim_ids, 5000):
+        for part in in_chunks(claim_ids, 5000):
             StrategyRun.objects.filter(pk__in=part).update(
                 outcome=outcome, execution_id=execution_id, accounts=accounts, detail=detail
             )

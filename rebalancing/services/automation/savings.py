@@ -15,13 +15,13 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from audit.services import audit_records
-from portfolios.errors import BusinessRuleViolation, DomainError, FieldError, InvalidInput, raise_if_errors
+from core.errors import BusinessRuleViolation, DomainError, FieldError, InvalidInput, raise_if_errors
 from portfolios.models import AccountStatus, AccountType, CashAccount, PortfolioAccount
 from portfolios.models.fields import MONEY, is_currency_code
 
 from ...models import ClaimOutcome, Initiation, SavingsInterval, SavingsPlan, SavingsPlanRun, Side
 from ..orders import portfolio_order_create
-from .common import _claim_rows, _utc_date, evaluation_date
+from .common import claim_rows, evaluation_date, utc_date
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def savings_plans_run(*, on_date: date | None = None, now: datetime | None = Non
     due = []
     for plan in plans:
         due_date = savings_plan_date_on_or_before(plan, today)
-        if due_date is not None and due_date > _utc_date(plan.updated_at) - timedelta(days=1):
+        if due_date is not None and due_date > utc_date(plan.updated_at) - timedelta(days=1):
             due.append((plan, due_date))
     claimed = set(
         SavingsPlanRun.objects.filter(due_date__in={d for _, d in due}).values_list("savings_plan_id", "due_date")
@@ -166,7 +166,7 @@ def savings_plan_execute(*, plan: SavingsPlan, due_date: date, now: datetime | N
     """Claim (plan, due date) and place its portfolio order; return the outcome, or
     None when the date was already claimed (nothing done)."""
     now = now or timezone.now()
-    if not _claim_rows(SavingsPlanRun, "savings_plan", [(plan.pk, due_date)], now):
+    if not claim_rows(SavingsPlanRun, "savings_plan", [(plan.pk, due_date)], now):
         return None
     run = SavingsPlanRun.objects.get(savings_plan=plan, due_date=due_date)
     try:

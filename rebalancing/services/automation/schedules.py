@@ -10,11 +10,10 @@ from portfolios.models import Configuration, PortfolioAccount
 from rebalancing import engine
 
 from ...models import AccountLease, Execution, ExecutionResult, ResultStatus, SavingsPlan, Strategy, StrategyType
-from ...selectors import book_load
+from ...selectors.book import book_load
 from ..preferences import preferences_effective
-from .common import AUTOMATIC_TRIGGERS, _periodical_versions, evaluation_date, next_due_date, strategy_periods
+from .common import AUTOMATIC_TRIGGERS, evaluation_date, next_due_date, periodical_versions, strategy_periods
 from .savings import savings_plan_next_run_date, with_last_run
-
 
 # --- The schedule of one account (admin) ----------------------------------------------------
 
@@ -64,7 +63,7 @@ def account_schedule(*, account: PortfolioAccount, on_date: date | None = None) 
             source = "allocation" if strategy is not None else ""
     version = None
     if configuration is not None:
-        version = _periodical_versions(today).get(configuration.allocation_id)
+        version = periodical_versions(today).get(configuration.allocation_id)
 
     next_date, last_claims = None, []
     if strategy is not None:

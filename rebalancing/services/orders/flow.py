@@ -3,7 +3,7 @@ checks of the amounts the order services take (quanta, digits)."""
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from portfolios.errors import FieldError
+from core.errors import FieldError
 from portfolios.models.fields import MONEY, PRICE, UNITS
 
 from ...models import TradeOrderStatus
@@ -48,17 +48,12 @@ LIVE = tuple(s for s in S.values if s not in ENDED)
 FILL_STATUSES = frozenset({S.PARTIALLY_EXECUTED, S.EXECUTED_IN_MARKET})
 
 
-def _text(value: Decimal) -> str:
-    """A decimal as the API writes it: no exponent, no trailing zeros ("0.5", "100")."""
-    return format(value.normalize(), "f") if value else "0"
-
-
 def allowed_transitions(status: str, *, system: bool = False) -> list[str]:
     """The statuses an order in `status` may move to, in flow order."""
     return [s for s in S.values if s in TRANSITIONS[status] and (system or (status, s) not in SYSTEM_TRANSITIONS)]
 
 
-def _decimal_errors(field: str, value, quantum: Decimal, max_digits: int) -> list[FieldError]:
+def decimal_errors(field: str, value, quantum: Decimal, max_digits: int) -> list[FieldError]:
     if not isinstance(value, Decimal) or not value.is_finite():
         return [FieldError(field, "must be a number")]
     if value <= 0:

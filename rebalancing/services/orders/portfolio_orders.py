@@ -9,7 +9,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from audit.services import audit_records
-from portfolios.errors import BusinessRuleViolation, FieldError, InvalidInput, raise_if_errors
+from core.errors import BusinessRuleViolation, FieldError, InvalidInput, raise_if_errors
 from portfolios.models import AccountStatus, CashAccount, CashKind, Configuration, InstrumentType, PortfolioAccount
 from portfolios.models.fields import MONEY, is_currency_code
 from rebalancing import engine
@@ -17,9 +17,10 @@ from webhooks import events
 from webhooks.payloads import portfolio_order_payload
 
 from ...models import Initiation, PortfolioOrder, PortfolioOrderStatus, Side, TradeOrder
-from ...selectors import book_load
+from ...selectors.book import book_load
+from ...selectors.orders import decimal_text
 from ..preferences import account_preferences
-from .flow import ENDED, LIVE, MONEY_QUANTUM, S, _decimal_errors, _text
+from .flow import ENDED, LIVE, MONEY_QUANTUM, S, decimal_errors
 
 # --- Portfolio orders -------------------------------------------------------------
 
@@ -158,7 +159,7 @@ def _input_errors(side, cash_amount, currency) -> list[FieldError]:
     errors = []
     if side not in Side.values:
         errors.append(FieldError("side", f"must be one of {', '.join(Side.values)}"))
-    errors += _decimal_errors("cash_amount", cash_amount, MONEY_QUANTUM, MONEY["max_digits"])
+    errors += decimal_errors("cash_amount", cash_amount, MONEY_QUANTUM, MONEY["max_digits"])
     if not is_currency_code(currency or ""):
         errors.append(FieldError("currency", f"{currency} is not an ISO 4217 currency code"))
     return errors
@@ -171,9 +172,9 @@ def _check_cash(account, needs: dict, available: dict, reserved: dict, what: str
         if need > free:
             _refuse(
                 account,
-                f"lacks the cash: {what} {_text(need)} {currency}, but only {_text(max(free, Decimal(0)))} "
-                f"{currency} is free ({_text(available.get(currency, Decimal(0)))} available, "
-                f"{_text(reserved.get(currency, Decimal(0)))} reserved by buy orders not yet settled)",
+                f"lacks the cash: {what} {decimal_text(need)} {currency}, but only {decimal_text(max(free, Decimal(0)))} "
+                f"{currency} is free ({decimal_text(available.get(currency, Decimal(0)))} available, "
+                f"{decimal_text(reserved.get(currency, Decimal(0)))} reserved by buy orders not yet settled)",
                 f"not enough {currency} cash",
             )
 
@@ -236,8 +237,8 @@ def portfolio_order_create(
         if rate is not None and cash_amount * rate > worth:
             _refuse(
                 account,
-                f"cannot raise {_text(cash_amount)} {currency}: its holdings are worth "
-                f"{_text(worth)} {account.base_currency}",
+                f"cannot raise {decimal_text(cash_amount)} {currency}: its holdings are worth "
+                f"{decimal_text(worth)} {account.base_currency}",
                 "the holdings are worth less than the amount",
             )
         kept = _sells_in_flight(holdings, market)
@@ -256,7 +257,7 @@ def portfolio_order_create(
     if not proposals:
         _refuse(
             account,
-            f"{_text(cash_amount)} {currency} is too small to {'buy' if side == Side.BUY else 'sell'} "
+            f"{decimal_text(cash_amount)} {currency} is too small to {'buy' if side == Side.BUY else 'sell'} "
             "a whole block of any line (or every order falls below the minimum trade amount)",
             "no trade order possible",
         )

@@ -7,13 +7,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
-from portfolios.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound, raise_if_errors
+from core.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound, raise_if_errors
 from portfolios.models import CashAccount, CashKind, InstrumentType, PortfolioAccount, Position
 from portfolios.models.fields import MONEY, PRICE, UNITS
 from webhooks import events
 from webhooks.payloads import trade_order_payload
 
 from ...models import EXECUTION_ENDED, AccountLease, PortfolioOrder, Side, TradeOrder
+from ...selectors.orders import decimal_text
 from .flow import (
     FILL_STATUSES,
     MONEY_QUANTUM,
@@ -22,9 +23,8 @@ from .flow import (
     TRANSITIONS,
     UNITS_QUANTUM,
     S,
-    _decimal_errors,
-    _text,
     allowed_transitions,
+    decimal_errors,
 )
 from .portfolio_orders import portfolio_order_status_refresh
 
@@ -45,9 +45,9 @@ def _fill_errors(status: str, executed_units, executed_price) -> list[FieldError
         if executed_price is not None:
             errors.append(FieldError("executed_price", "needs executed_units: it is the price of one fill"))
     else:
-        errors += _decimal_errors("executed_units", executed_units, UNITS_QUANTUM, UNITS["max_digits"])
+        errors += decimal_errors("executed_units", executed_units, UNITS_QUANTUM, UNITS["max_digits"])
     if executed_price is not None:
-        errors += _decimal_errors("executed_price", executed_price, PRICE_QUANTUM, PRICE["max_digits"])
+        errors += decimal_errors("executed_price", executed_price, PRICE_QUANTUM, PRICE["max_digits"])
     return errors
 
 
@@ -58,13 +58,13 @@ def _record_fill(order: TradeOrder, status: str, executed_units, executed_price)
         if total > order.units:
             raise InvalidInput([FieldError(
                 "executed_units",
-                f"{_text(executed_units)} more would make {_text(total)} executed of the order's "
-                f"{_text(order.units)} units ({_text(order.executed_units)} executed so far)",
+                f"{decimal_text(executed_units)} more would make {decimal_text(total)} executed of the order's "
+                f"{decimal_text(order.units)} units ({decimal_text(order.executed_units)} executed so far)",
             )])
         price = executed_price if executed_price is not None else order.unit_price
         amount = executed_units * price
         if amount.adjusted() >= MONEY["max_digits"] - MONEY["decimal_places"]:
-            raise InvalidInput([FieldError("executed_price", f"the fill's amount {_text(amount)} is too large")])
+            raise InvalidInput([FieldError("executed_price", f"the fill's amount {decimal_text(amount)} is too large")])
         order.executed_units = total
         order.executed_amount += amount.quantize(MONEY_QUANTUM, ROUND_HALF_EVEN)
     elif status == S.EXECUTED_IN_MARKET:
@@ -128,8 +128,8 @@ def _settle(order: TradeOrder) -> None:
     else:
         if units > held:
             raise Conflict(
-                f"cannot settle trade order {order.pk}: it sells {_text(units)} units of {instrument.label} but "
-                f"account {order.account_id} holds only {_text(held)}; correct the holdings first"
+                f"cannot settle trade order {order.pk}: it sells {decimal_text(units)} units of {instrument.label} but "
+                f"account {order.account_id} holds only {decimal_text(held)}; correct the holdings first"
             )
         new_units, cash_change = held - units, amount
     if position is None:

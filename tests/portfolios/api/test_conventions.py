@@ -7,7 +7,7 @@ from rest_framework.exceptions import ErrorDetail
 from rest_framework.test import APIClient
 
 from config.api.exceptions import flatten_errors
-from portfolios.errors import FieldError
+from core.errors import FieldError
 from tests.factories import AccountFactory, InstrumentFactory, UserFactory, make_allocation, make_configuration
 
 from .conftest import error_fields, problem

@@ -154,7 +154,7 @@ def test_concurrent_claims_of_one_key_let_exactly_one_through(is_postgres):
 
     from django.db import connection
 
-    from portfolios.errors import Conflict
+    from core.errors import Conflict
 
     if not is_postgres:
         pytest.skip("needs PostgreSQL (row locks and concurrent connections)")

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from rebalancing import admin_executions
+from rebalancing.admin import executions as admin_executions
 from rebalancing.models import Execution, ExecutionResult, ExecutionStatus, ResultStatus, Side, Trigger
 from rebalancing.services import execution_create
 from tests.factories import AccountFactory, make_allocation, make_configuration

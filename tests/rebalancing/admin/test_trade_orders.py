@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from rebalancing import selectors_orders
 from rebalancing.models import Execution, ExecutionStatus, Side, TradeOrder, TradeOrderStatus
+from rebalancing.selectors import orders as selectors_orders
 from tests.factories import AccountFactory, InstrumentFactory
 
 from .conftest import D, csv_lines, messages_of, url

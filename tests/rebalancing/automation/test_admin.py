@@ -12,7 +12,6 @@ from rebalancing.models import (
     ClaimOutcome,
     Execution,
     SavingsPlan,
-    SavingsPlanRun,
     Strategy,
     StrategyRun,
     StrategyType,

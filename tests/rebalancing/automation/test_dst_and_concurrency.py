@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 
 from rebalancing.models import Execution, StrategyRun
-from rebalancing.schedules_tasks import strategies_evaluate_task
 from rebalancing.services import automation, strategies_evaluate
+from rebalancing.tasks import strategies_evaluate_task
 
 from .conftest import calendar, threshold
 
@@ -110,14 +110,14 @@ def test_two_concurrent_evaluations_create_one_execution_each_due_date(
 
     # Both evaluations find the same due dates before either claims anything.
     barrier = threading.Barrier(2, timeout=30)
-    claim = automation.common._claim_rows
+    claim = automation.common.claim_rows
 
     def claim_together(*args, **kwargs):
         if args[0] is StrategyRun:
             barrier.wait()
         return claim(*args, **kwargs)
 
-    monkeypatch.setattr(automation.evaluation, "_claim_rows", claim_together)
+    monkeypatch.setattr(automation.evaluation, "claim_rows", claim_together)
     outcomes = []
 
     def run():

@@ -10,15 +10,15 @@ from django_celery_beat.models import PeriodicTask
 
 from config.schedules import SCHEDULES
 from rebalancing.models import SavingsPlanRun, StrategyRun
-from rebalancing.schedules_tasks import savings_plans_run_task, strategies_evaluate_task
 from rebalancing.services import automation
+from rebalancing.tasks import savings_plans_run_task, strategies_evaluate_task
 
 from .conftest import calendar
 
 pytestmark = pytest.mark.django_db
 JOBS = {
-    "rebalancing.schedules_tasks.strategies_evaluate_task": {"minute": "0", "hour": "5"},
-    "rebalancing.schedules_tasks.savings_plans_run_task": {"minute": "30", "hour": "5"},
+    "rebalancing.tasks.strategies_evaluate_task": {"minute": "0", "hour": "5"},
+    "rebalancing.tasks.savings_plans_run_task": {"minute": "30", "hour": "5"},
 }
 
 

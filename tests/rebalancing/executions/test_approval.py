@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from portfolios.errors import Conflict, Forbidden, InvalidInput
+from core.errors import Conflict, Forbidden, InvalidInput
 from portfolios.models import FxRate
 from rebalancing.models import (
     AccountLease,

@@ -7,7 +7,6 @@ import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.conf import settings
 from django.db import OperationalError, connection
 
 from config.celery import app

@@ -21,9 +21,9 @@ pytestmark = pytest.mark.django_db
 def sent(monkeypatch):
     """Capture what would go to the broker (and lose it, as a broker restart would)."""
     messages = {"plans": [], "chunks": []}
-    monkeypatch.setattr(executions_module, "_enqueue_plan",
+    monkeypatch.setattr(executions_module, "plan_enqueue",
                         lambda execution_id, ids=None: messages["plans"].append(execution_id))
-    monkeypatch.setattr(executions_module, "_enqueue", lambda chunk_ids: messages["chunks"].extend(chunk_ids))
+    monkeypatch.setattr(executions_module, "chunks_enqueue", lambda chunk_ids: messages["chunks"].extend(chunk_ids))
     return messages
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from portfolios.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 from rebalancing.models import (
     AccountLease,
     ChunkStatus,
@@ -19,13 +19,13 @@ from rebalancing.models import (
     Trigger,
 )
 from rebalancing.services import (
+    bulk,
     execution_cancel,
     execution_chunk_fail,
     execution_chunk_process,
     execution_create,
     preferences_replace,
 )
-from rebalancing.services import bulk
 from rebalancing.services import executions as executions_module
 from tests.factories import AccountFactory, PositionFactory, make_allocation
 from webhooks.events import subscriptions_cache_clear
@@ -437,7 +437,7 @@ def test_a_large_execution_is_planned_by_a_task(fifty_fifty, account_with, setti
     held, *others = [account_with(allocation) for _ in range(4)]
     holder = create([held])  # small: planned inline
     planned = []
-    monkeypatch.setattr(executions_module, "_enqueue_plan", lambda execution_id, ids=None: planned.append(execution_id))
+    monkeypatch.setattr(executions_module, "plan_enqueue", lambda execution_id, ids=None: planned.append(execution_id))
     with django_capture_on_commit_callbacks(execute=True):
         execution = create([held, *others])
     assert (execution.status, execution.total, execution.done) == ("PENDING", 4, 0)
@@ -447,7 +447,7 @@ def test_a_large_execution_is_planned_by_a_task(fifty_fifty, account_with, setti
     assert execution.requested_accounts == sorted(str(a.pk) for a in (held, *others))
 
     enqueued = []
-    monkeypatch.setattr(executions_module, "_enqueue", lambda chunk_ids: enqueued.append(list(chunk_ids)))
+    monkeypatch.setattr(executions_module, "chunks_enqueue", lambda chunk_ids: enqueued.append(list(chunk_ids)))
     with django_capture_on_commit_callbacks(execute=True):
         assert execution_plan(execution_id=execution.pk) == 1
     execution.refresh_from_db()

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from portfolios.errors import BusinessRuleViolation
+from core.errors import BusinessRuleViolation
 from portfolios.models import CashKind
 from rebalancing.models import PortfolioOrder, PortfolioOrderStatus, Side, TradeOrder, TradeOrderStatus
 from rebalancing.services import portfolio_order_create, trade_order_transition

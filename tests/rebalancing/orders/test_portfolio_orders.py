@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from portfolios.errors import BusinessRuleViolation, InvalidInput
+from core.errors import BusinessRuleViolation, InvalidInput
 from portfolios.models import AccountStatus, CashAccount, CashKind
 from rebalancing.models import (
     Initiation,
@@ -380,11 +380,18 @@ def test_a_rebalance_never_replaces_a_portfolio_orders_trade_orders_it_counts_th
     OPEN trade orders and nets them like kept orders (§4.6)."""
     from decimal import Decimal
 
-    from rebalancing.models import TradeOrder
-    from rebalancing.services import execution_chunk_process, execution_create, portfolio_order_create
-    from rebalancing.models import ExecutionChunk
-    from tests.factories import AccountFactory, CashAccountFactory, InstrumentFactory, PriceFactory, make_allocation, make_configuration
     from django.utils import timezone
+
+    from rebalancing.models import ExecutionChunk, TradeOrder
+    from rebalancing.services import execution_chunk_process, execution_create, portfolio_order_create
+    from tests.factories import (
+        AccountFactory,
+        CashAccountFactory,
+        InstrumentFactory,
+        PriceFactory,
+        make_allocation,
+        make_configuration,
+    )
 
     a, b = InstrumentFactory(), InstrumentFactory()
     today = timezone.localdate()

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from portfolios.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 from portfolios.models import CashKind, FuturesCost, InstrumentType
 from rebalancing.models import Side, TradeOrder, TradeOrderStatus
 from rebalancing.services import TRANSITIONS, trade_order_transition, trade_orders_transition

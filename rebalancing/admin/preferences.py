@@ -11,13 +11,13 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import path, reverse
 
+from core.errors import DomainError
 from portfolios.admin.base import ServiceAdmin, plain
-from portfolios.errors import DomainError
 from portfolios.forms import ServiceModelForm
 
-from . import services
-from .models import RebalancePreferences
-from .services.preferences import APPROVAL_FIELDS, APPROVE_PERMISSION, BUILT_IN
+from .. import services
+from ..models import RebalancePreferences
+from ..services.preferences import APPROVAL_FIELDS, APPROVE_PERMISSION, BUILT_IN
 
 FIELDSETS = (
     ("Cash range (CONSERVATIVE and EXCHANGE leave an account alone while its excess cash is inside)",
@@ -190,7 +190,3 @@ class RebalancePreferencesAdmin(ServiceAdmin):
     def overrides(self, obj):
         names = [name for name in services.PREFERENCE_FIELDS if getattr(obj, name) is not None]
         return ", ".join(names) or "— (all inherited)"
-
-
-from . import admin_automation  # noqa: E402, F401  (strategies, claims, savings plans, schedules)
-from . import admin_executions  # noqa: E402, F401  (executions, trade orders, portfolio orders)

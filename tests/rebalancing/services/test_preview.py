@@ -3,9 +3,9 @@ from decimal import Decimal
 
 import pytest
 
-from portfolios.errors import InvalidInput
+from core.errors import InvalidInput
 from portfolios.models import WeightType
-from rebalancing.selectors import book_load
+from rebalancing.selectors.book import book_load
 from rebalancing.services import preferences_replace, rebalance_preview
 from tests.factories import (
     AccountFactory,

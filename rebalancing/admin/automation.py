@@ -20,8 +20,8 @@ from portfolios.admin.base import ReadOnlyAdmin, ServiceAdmin, percent, plain
 from portfolios.forms import ServiceModelForm
 from portfolios.models import PortfolioAccount
 
-from .models import ClaimOutcome, SavingsPlan, SavingsPlanRun, Strategy, StrategyRun, StrategyType
-from .services import automation, strategies
+from ..models import ClaimOutcome, SavingsPlan, SavingsPlanRun, Strategy, StrategyRun, StrategyType
+from ..services import automation, strategies
 
 RUN_PERMISSION = "rebalancing.execute_rebalance"
 CHANGE_LIST_TEMPLATE = "admin/rebalancing/automation/change_list.html"

@@ -6,9 +6,9 @@ from decimal import Decimal
 import pytest
 from django.db.models import Q
 
+from core.ids import IdTuple, uuid_array
 from portfolios.models import PortfolioAccount, Position
-from portfolios.selectors import IdTuple, uuid_array
-from rebalancing.selectors import rows_by_ids
+from rebalancing.selectors.book import rows_by_ids
 from tests.factories import AccountFactory, InstrumentFactory, PositionFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.db.models import Count, F, QuerySet, Sum
 
-from .models import TradeOrderStatus
+from ..models import TradeOrderStatus
 
 # A spreadsheet runs a cell that starts with one of these as a formula ("CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

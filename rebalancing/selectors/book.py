@@ -6,13 +6,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 
 from django.db import connection
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.sql import Query
 
+from core.ids import IdTuple, uuid_array
 from portfolios.models import (
     Allocation,
     CashAccount,
@@ -22,10 +22,10 @@ from portfolios.models import (
     PortfolioAccount,
     Position,
 )
-from portfolios.selectors import FxTable, IdTuple, MissingMarketData, latest_prices, uuid_array, versions_in_effect
+from portfolios.selectors import FxTable, MissingMarketData, latest_prices, versions_in_effect
 from rebalancing import engine
 
-from .models import TradeOrder, TradeOrderStatus
+from ..models import TradeOrder, TradeOrderStatus
 
 # §4.6: the statuses a new rebalance counts (kept) and the one it replaces (OPEN).
 KEPT_ORDER_STATUSES = tuple(sorted(str(s) for s in engine.KEPT_STATUSES))
