@@ -11,7 +11,7 @@ from django.urls import reverse
 from rebalancing.models import RebalancePreferences
 from rebalancing.services import account_preferences, preferences_replace
 from tests.factories import AccountFactory
-from tests.portfolios.test_admin import page_data
+from tests.portfolios.admin.test_site import page_data
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:rebalancing_rebalancepreferences_changelist")

@@ -17,7 +17,7 @@ from rebalancing.models import (
     StrategyType,
 )
 from rebalancing.services import automation, strategies_evaluate
-from tests.portfolios.test_admin import page_data
+from tests.portfolios.admin.test_site import page_data
 
 from .conftest import calendar, threshold
 

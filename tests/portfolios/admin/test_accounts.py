@@ -20,7 +20,7 @@ from tests.factories import (
     make_allocation,
     make_configuration,
 )
-from tests.portfolios.test_admin import PRICE_DATE, in_group, page_data, url
+from tests.portfolios.admin.test_site import PRICE_DATE, in_group, page_data, url
 
 
 @pytest.fixture

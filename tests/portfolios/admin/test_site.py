@@ -1,7 +1,7 @@
 """The staff UI: every page renders, permissions per staff group, pinned query counts.
 
-Allocation and account pages have their own modules (test_admin_allocations.py,
-test_admin_accounts.py); `page_data` here turns a rendered admin page into the POST
+Allocation and account pages have their own modules (test_allocations.py,
+test_accounts.py); `page_data` here turns a rendered admin page into the POST
 body it would send, so tests change only what a user would change.
 """
 

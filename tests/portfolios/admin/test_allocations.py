@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from portfolios import models
 from tests.factories import InstrumentFactory, make_allocation, make_configuration
-from tests.portfolios.test_admin import page_data, url
+from tests.portfolios.admin.test_site import page_data, url
 
 
 @pytest.fixture
