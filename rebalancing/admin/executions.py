@@ -23,20 +23,8 @@ from core.ids import parse_uuid
 from portfolios.admin.base import ReadOnlyAdmin, UUIDSearchMixin, plain
 from portfolios.models import AccountStatus, Configuration, PortfolioAccount
 
-from ..models import (
-    EXECUTION_ENDED,
-    Execution,
-    ExecutionResult,
-    ExecutionStatus,
-    Method,
-    TradeOrder,
-    Trigger,
-)
-from ..services import (
-    MAX_EXECUTION_ACCOUNTS,
-    execution_cancel,
-    execution_create,
-)
+from ..models import EXECUTION_ENDED, Execution, ExecutionResult, ExecutionStatus, Method, TradeOrder, Trigger
+from ..services import MAX_EXECUTION_ACCOUNTS, execution_cancel, execution_create
 from ..services.approval import APPROVE_PERMISSION, execution_approve, execution_reject
 from .common import money_text, plural, short_id
 

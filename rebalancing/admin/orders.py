@@ -6,7 +6,6 @@ changelist is built for a large table: no full count, no facet counts, filters t
 never list every related row (autocomplete instead), an exact, index-friendly search,
 and CSV / blotter views that reuse the changelist's own filtering."""
 
-
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, IGNORED_PARAMS, ChangeList
@@ -20,18 +19,9 @@ from django.urls import path, reverse
 from portfolios.admin.base import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin, plain
 from portfolios.forms import ServiceModelForm
 
-from ..models import (
-    Initiation,
-    PortfolioOrder,
-    TradeOrder,
-    TradeOrderStatus,
-)
+from ..models import Initiation, PortfolioOrder, TradeOrder, TradeOrderStatus
 from ..selectors import orders as selectors_orders
-from ..services import (
-    allowed_transitions,
-    portfolio_order_create,
-    trade_orders_transition,
-)
+from ..services import allowed_transitions, portfolio_order_create, trade_orders_transition
 from .common import (
     AutocompleteFilter,
     ExactSearchMixin,

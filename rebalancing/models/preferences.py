@@ -1,6 +1,5 @@
 """Rebalance preferences: the global row and per-account overrides (spec §4.2)."""
 
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
