@@ -179,13 +179,17 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
     total = g.total
     if total < ZERO:
         raise InvalidInputError(f"total value {total.quantize(Q_MONEY)} {account.base_currency} is negative")
-    if not total:
-        return _result(g, account.id, ResultStatus.NO_TRADES)
     adjustments = ()
     if restrictions:
         model, g, adjustments = restrict(
             account, targets, market, prefs, model, g, restrictions, (scope, outstanding_orders, fio, fee)
         )
+    if not total:
+        if adjustments:  # only futures held: their NO_HOLD sales still go out
+            orders = _forced_sales(g, prefs)
+            return _result(g, account.id, ResultStatus.PROPOSED if orders else ResultStatus.NO_TRADES, orders,
+                           adjustments=adjustments)  # fmt: skip
+        return _result(g, account.id, ResultStatus.NO_TRADES)
 
     # Excess cash (§4.1), after buffers (§4.3).
     cu = g.cash_unlocked
@@ -473,6 +477,21 @@ def _order(
     _s[7](o, info.currency)
     _s[8](o, method)
     return o
+
+
+def _forced_sales(g: Group, prefs: Preferences) -> list[OrderProposal]:
+    """The sell-all orders of the NO_HOLD positions alone (a group with no value)."""
+    orders = []
+    for ln in g.lines:
+        if ln.force_whole:
+            info = ln.info
+            for aid, units in ln.holdings:
+                amount = (units * info.price).quantize(Q_MONEY, ROUND_DOWN)
+                orders.append(_new_order(
+                    aid, info.iid, _SELL, prefs.sell_all_transaction_type, units, info.unit_price, amount,
+                    info.currency, _UNITS,
+                ))  # fmt: skip
+    return orders
 
 
 def _raise_cash(lines: list[Line], wholes: list[Line], sells: list[Line], shortfall: Decimal, fund: Decimal):
