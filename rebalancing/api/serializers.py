@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portfolios.api.fields import DecimalString, IsoDateField
-from portfolios.models import RestrictedWeightTo
+from portfolios.models import RestrictedWeightTo, RestrictionRule
 from portfolios.models.fields import MONEY
 from rebalancing import engine
 
@@ -186,7 +186,7 @@ class AdjustmentSerializer(serializers.Serializer):
     """What a restriction changed (§11)."""
 
     instrument_id = serializers.UUIDField()
-    rule = serializers.ChoiceField([r.value for r in engine.Rule])
+    rule = serializers.ChoiceField(RestrictionRule.choices)
     effect = serializers.ChoiceField(
         [e.value for e in engine.Effect],
         help_text="SUBSTITUTED, TO_CASH or PRO_RATA: where the line's weight went; HELD: a position kept "
