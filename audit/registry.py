@@ -8,6 +8,8 @@ from django.apps import apps
 
 AUDITED = (
     "portfolios.allocation",
+    "portfolios.restrictionlist",
+    "portfolios.instrument",
     "portfolios.portfolioaccount",
     "portfolios.configuration",
     "rebalancing.rebalancepreferences",

@@ -54,6 +54,11 @@ def parse_args():
     parser.add_argument("--reuse", action="store_true", help="reuse a loaded database (only empty its executions)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting after this many seconds [1800]")
+    parser.add_argument(
+        "--restricted", type=int, default=0, metavar="ROUNDS",
+        help="measure the unrestricted and the restricted book alternately, ROUNDS times each (10 %% of the "
+        "accounts under an ACCOUNT list of 20 entries, plus a FIRM list of 50), and print both rates and the ratio",
+    )
     return parser.parse_args()
 
 
@@ -232,6 +237,105 @@ def workers_stop(workers: list[subprocess.Popen]) -> None:
 # --- Main ------------------------------------------------------------------------------------
 
 
+EXECUTION_SECONDS: dict = {}
+EXECUTION_MACHINE: dict = {}
+
+
+def execution_measure(client, args, on_date, workers, quiet=False) -> tuple[float, str]:
+    """POST a whole-book execution and wait for it; returns (accounts/s, execution id)."""
+    from rebalancing.models import EXECUTION_ENDED, Execution
+
+    machine_before = machine_cpu()
+    started = time.perf_counter()
+    response = client.post(
+        "/api/v1/portfolios/rebalancings/executions/",
+        {"all_accounts": True, "method": "FULL", "rebalance_date": on_date.isoformat()},
+        format="json", HTTP_HOST="localhost",
+    )
+    accepted = time.perf_counter() - started
+    assert response.status_code == 202, response.content[:500]
+    execution_id = response.json()["execution_id"]
+    total = response.json()["accounts"]
+    if not quiet:
+        print(f"POST answered 202 in {accepted:.2f}s: execution {execution_id}, {total:,} accounts")
+    last_print = 0.0
+    while True:
+        row = Execution.objects.values("status", "done").get(pk=execution_id)
+        now = time.perf_counter() - started
+        if row["status"] in EXECUTION_ENDED:
+            break
+        if now > args.timeout:
+            raise SystemExit(f"still {row['status']} after {now:.0f}s; see /tmp/ballast-bench-worker*.log")
+        if now - last_print >= 5 and not quiet:
+            print(f"  {now:5.1f}s {row['status']}: {row['done']:,}/{total:,}")
+            last_print = now
+        time.sleep(0.1)
+    elapsed = time.perf_counter() - started
+    machine_seconds = machine_cpu() - machine_before
+    peaks, cpu = [], 0.0
+    for worker in workers:
+        tree = process_tree(worker.pid)
+        peaks.append(max(proc_status(pid, "VmHWM") for pid in tree))
+        cpu += sum(cpu_seconds(pid) for pid in tree)
+    EXECUTION_SECONDS[execution_id] = elapsed
+    EXECUTION_MACHINE[execution_id] = (machine_seconds, peaks, cpu)
+    return total / elapsed, execution_id
+
+
+def restrictions_set(on: bool) -> None:
+    """`on`: a FIRM list of 50 entries (sanctioned issuers outside every model) and an
+    ACCOUNT list of 20 entries on instruments the models use (NO_BUY with a substitute,
+    NO_BUY, NO_SELL, NO_HOLD) assigned to every tenth configured account. Off: no
+    restriction data at all (the unrestricted book)."""
+    from django.db import transaction
+
+    from portfolios.models import (
+        AccountRestrictionList, AllocationLine, Configuration, Instrument, RestrictionEntry, RestrictionList, Substitute,
+    )
+
+    with transaction.atomic():
+        AccountRestrictionList.objects.all().delete()
+        RestrictionEntry.objects.all().delete()
+        Substitute.objects.all().delete()
+        RestrictionList.objects.all().delete()
+        if not on:
+            return
+        sanctioned = list(Instrument.objects.filter(name__startswith="Sanctioned issuer ").order_by("name"))
+        for n in range(len(sanctioned), 50):
+            sanctioned.append(Instrument.objects.create(name=f"Sanctioned issuer {n:02d}", type="EQUITY", currency="EUR"))
+        firm = RestrictionList.objects.create(name="Sanctions", scope="FIRM")
+        RestrictionEntry.objects.bulk_create(
+            RestrictionEntry(restriction_list=firm, instrument=i, rule="NO_HOLD", reason="sanctions") for i in sanctioned
+        )
+        used = list(
+            AllocationLine.objects.exclude(instrument__type__in=("CASH", "FUTURE")).order_by("instrument__name")
+            .values_list("instrument_id", flat=True).distinct()
+        )
+        used = list(dict.fromkeys(used))
+        rules = ["NO_BUY", "NO_BUY", "NO_SELL", "NO_HOLD"]
+        own = RestrictionList.objects.create(name="Client ESG", scope="ACCOUNT")
+        chosen = used[:20]
+        RestrictionEntry.objects.bulk_create(
+            RestrictionEntry(restriction_list=own, instrument_id=i, rule=rules[k % 4], reason="ESG")
+            for k, i in enumerate(chosen)
+        )
+        spare = [i for i in used if i not in chosen] or used[-1:]
+        Substitute.objects.bulk_create(
+            Substitute(instrument_id=i, substitute_id=spare[k % len(spare)], rank=1)
+            for k, i in enumerate(chosen[::4]) if spare[k % len(spare)] != i
+        )
+        accounts = list(
+            Configuration.objects.filter(account__status="ACTIVE", account__parent__isnull=True)
+            .order_by("account_id").values_list("account_id", flat=True)
+        )[::10]
+        AccountRestrictionList.objects.bulk_create(
+            AccountRestrictionList(account_id=a, restriction_list=own) for a in accounts
+        )
+        print(f"  restrictions: FIRM list of 50 entries; ACCOUNT list of {len(chosen)} entries on "
+              f"{len(accounts):,} accounts") if not getattr(restrictions_set, "said", False) else None
+        restrictions_set.said = True
+
+
 def main(args) -> None:
     env = environment(args)
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG", "LOG_LEVEL")})
@@ -293,39 +397,27 @@ def main(args) -> None:
         )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-
-        machine_before = machine_cpu()
-        started = time.perf_counter()
-        response = client.post(
-            "/api/v1/portfolios/rebalancings/executions/",
-            {"all_accounts": True, "method": "FULL", "rebalance_date": on_date.isoformat()},
-            format="json", HTTP_HOST="localhost",
-        )
-        accepted = time.perf_counter() - started
-        assert response.status_code == 202, response.content[:500]
-        execution_id = response.json()["execution_id"]
-        total = response.json()["accounts"]
-        print(f"POST answered 202 in {accepted:.2f}s: execution {execution_id}, {total:,} accounts")
-        last_print = 0.0
-        while True:
-            row = Execution.objects.values("status", "done").get(pk=execution_id)
-            now = time.perf_counter() - started
-            if row["status"] in EXECUTION_ENDED:
-                break
-            if now > args.timeout:
-                raise SystemExit(f"still {row['status']} after {now:.0f}s; see /tmp/ballast-bench-worker*.log")
-            if now - last_print >= 5:
-                print(f"  {now:5.1f}s {row['status']}: {row['done']:,}/{total:,}")
-                last_print = now
-            time.sleep(0.1)
-        elapsed = time.perf_counter() - started
-
-        machine_seconds = machine_cpu() - machine_before
-        peaks, cpu = [], 0.0
-        for worker in workers:
-            tree = process_tree(worker.pid)
-            peaks.append(max(proc_status(pid, "VmHWM") for pid in tree))
-            cpu += sum(cpu_seconds(pid) for pid in tree)
+        if args.restricted:
+            rates = {False: [], True: []}
+            for n in range(args.restricted):
+                for restricted in (False, True):
+                    restrictions_set(restricted)
+                    executions_empty()
+                    rate, _ = execution_measure(client, args, on_date, workers, quiet=True)
+                    rates[restricted].append(rate)
+                    print(f"  round {n + 1} {'restricted  ' if restricted else 'unrestricted'}: {rate:,.0f} accounts/s")
+            plain, limited = max(rates[False]), max(rates[True])
+            print(f"unrestricted: {plain:,.0f} accounts/s; restricted: {limited:,.0f} accounts/s (best of "
+                  f"{args.restricted} each, alternating) → restricted/unrestricted = {100 * limited / plain:.1f} %")
+            restrictions_set(False)
+            if not args.keep:
+                connection.close()
+                database_drop(args)
+            return
+        _, execution_id = execution_measure(client, args, on_date, workers)
+        total = Execution.objects.get(pk=execution_id).total
+        elapsed = EXECUTION_SECONDS[execution_id]
+        machine_seconds, peaks, cpu = EXECUTION_MACHINE[execution_id]
     finally:
         workers_stop(workers)
 

@@ -7,6 +7,11 @@ SCHEDULES = {
         "task": "portfolios.tasks.idempotency_records_purge_task",
         "crontab": {"minute": "15", "hour": "3"},
     },
+    # Daily, after the night's prices: model lines untradable or without a price (docs/restrictions.md).
+    "Check allocations needing attention": {
+        "task": "portfolios.tasks.allocation_alerts_refresh_task",
+        "crontab": {"minute": "45", "hour": "4"},
+    },
     # Daily, after the previous day's closing prices are in. Each due date runs at most
     # once whatever beat does (claims under a unique key): see docs/automation.md.
     "Evaluate rebalancing strategies": {

@@ -11,6 +11,7 @@ from django.utils import timezone
 EVENT_TYPES = (
     "allocation.created",
     "allocation.updated",
+    "allocation.needs_attention",
     "configuration.created",
     "configuration.updated",
     "execution.status_changed",

@@ -21,7 +21,15 @@ from rebalancing.services import MAX_PREVIEW_ACCOUNTS, rebalance_preview
 
 from .. import selectors, services
 from ..forms import AccountForm, CashAccountForm, ConfigurationForm, PositionForm, ServiceInlineFormSet
-from ..models import AccountType, CashAccount, Configuration, PortfolioAccount, Position
+from ..models import (
+    AccountType,
+    CashAccount,
+    Configuration,
+    PortfolioAccount,
+    Position,
+    RestrictionList,
+    RestrictionScope,
+)
 from .base import ReadOnlyAdmin, ServiceAdmin, UUIDSearchMixin, percent, plain
 
 
@@ -68,6 +76,13 @@ class CashAccountInline(HoldingsInline):
     readonly_fields = ("updated_at",)
 
 
+class AccountActionForm(helpers.ActionForm):
+    restriction_list = forms.ModelChoiceField(
+        RestrictionList.objects.filter(scope=RestrictionScope.ACCOUNT), required=False,
+        label="Restriction list", help_text="For “Assign the restriction list”.",
+    )
+
+
 class PreviewRebalanceForm(forms.Form):
     """Method and date of a rebalance preview (the page re-runs it for the same selection)."""
 
@@ -82,6 +97,28 @@ def _money(value, currency: str = "") -> str:
     if value is None:
         return "—"
     return f"{value:,.2f}{' ' + currency if currency else ''}"
+
+
+_EFFECT_WORDS = {
+    "SUBSTITUTED": "weight to {substitute}",
+    "TO_CASH": "weight to cash",
+    "PRO_RATA": "weight spread pro rata over the model's other lines",
+    "HELD": "held, not sold",
+    "SOLD": "sold whole",
+}
+
+
+def adjustment_words(adjustment, instruments: dict) -> str:
+    """An adjustment in words: "Tobacco Co: NO_BUY (ESG list) → weight to Substitute ETF"."""
+
+    def name(instrument_id):
+        instrument = instruments.get(instrument_id)
+        return instrument.name if instrument is not None else str(instrument_id)
+
+    effect = _EFFECT_WORDS[str(adjustment.effect)].format(
+        substitute=name(adjustment.substitute_id) if adjustment.substitute_id is not None else ""
+    )
+    return f"{name(adjustment.instrument_id)}: {adjustment.rule} ({adjustment.list_name} list) → {effect}"
 
 
 def is_uuid(value) -> bool:
@@ -103,8 +140,25 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
     search_help_text = "Client reference (part of it) or the account's full UUID."
     autocomplete_fields = ("parent",)
     readonly_fields = ("id", "valuation", "allocation_link", "created_at", "updated_at")
-    actions = ["lock_accounts", "unlock_accounts", "preview_rebalance", "rebalance_now"]
+    actions = ["lock_accounts", "unlock_accounts", "preview_rebalance", "rebalance_now", "assign_restriction_list"]
+    action_form = AccountActionForm
     show_full_result_count = False
+
+    @admin.action(description="Assign the restriction list chosen below to the selected accounts",
+                  permissions=["change"])
+    def assign_restriction_list(self, request, queryset):
+        restriction_list = RestrictionList.objects.filter(pk=request.POST.get("restriction_list") or None).first()
+        if restriction_list is None:
+            self.message_user(request, "Choose a restriction list in the box next to the action first.", messages.ERROR)
+            return
+        try:
+            added = services.accounts_restriction_list_assign(
+                account_ids=list(queryset.values_list("pk", flat=True)), restriction_list=restriction_list, user=request.user
+            )
+        except DomainError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+            return
+        self.message_user(request, f"{restriction_list} assigned to {added} account(s).", messages.SUCCESS)
 
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
@@ -293,6 +347,7 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
                 "cash_before": _money(result.cash_before, currency),
                 "cash_after": _money(result.cash_after, currency),
                 "orders": orders,
+                "adjustments": [adjustment_words(a, preview.instruments) for a in result.adjustments],
             })
         return {
             "results": results,

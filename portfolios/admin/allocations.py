@@ -25,6 +25,7 @@ from ..models import (
     WeightType,
 )
 from ..selectors import MissingMarketData
+from .restrictions import NeedsAttentionFilter, needs_attention_text
 from .base import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin, UUIDSearchMixin, percent, plain
 
 
@@ -80,10 +81,12 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
         "line_count", "account_count", "owner", "updated_at",
     )
     list_select_related = ("current_version", "owner")
-    list_filter = ("base_currency", "current_version__weight_type")
+    list_filter = (NeedsAttentionFilter, "base_currency", "current_version__weight_type")
     search_fields = ("name",)
     search_help_text = "Name, UUID, or the ISIN of an instrument in the current version."
-    readonly_fields = ("id", "owner", "current_version_display", "weight_sum", "created_at", "updated_at")
+    readonly_fields = (
+        "id", "owner", "current_version_display", "weight_sum", "needs_attention", "created_at", "updated_at",
+    )
     show_full_result_count = False
     actions = ["rebalance_now"]
 
@@ -116,6 +119,11 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
             .annotate(line_count=Coalesce(Subquery(lines), 0), account_count=Coalesce(Subquery(accounts), 0))
         )
 
+    @admin.display(description="needs attention")
+    def needs_attention(self, obj):
+        """Model lines that cannot be traded today (docs/restrictions.md)."""
+        return needs_attention_text(obj)
+
     def get_search_results(self, request, queryset, search_term):
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
@@ -136,7 +144,7 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
                 },
             ))
         if obj is not None:
-            fieldsets.append(("Current version", {"fields": ("current_version_display", "weight_sum")}))
+            fieldsets.append(("Current version", {"fields": ("current_version_display", "weight_sum", "needs_attention")}))
             fieldsets.append(("Record", {"fields": ("id", "owner", "created_at", "updated_at"), "classes": ("collapse",)}))
         return fieldsets
 

@@ -14,6 +14,7 @@ from core.errors import InvalidInput
 from rebalancing.services.strategies import strategy_validate
 
 from ..models import (
+    AlertReason,
     AccountStatus,
     AccountType,
     Allocation,
@@ -184,6 +185,11 @@ class AllocationLineSerializer(serializers.Serializer):
         return str(line.instrument_id)
 
 
+class NeedsAttentionSerializer(serializers.Serializer):
+    instrument_id = serializers.UUIDField()
+    reason = serializers.ChoiceField(AlertReason.choices)
+
+
 class AllocationSerializer(serializers.Serializer):
     """A model portfolio in its current version."""
 
@@ -198,8 +204,21 @@ class AllocationSerializer(serializers.Serializer):
     effective_from = serializers.DateField(source="current_version.effective_from")
     version = serializers.IntegerField(source="current_version.version")
     allocation = AllocationLineSerializer(source="current_version.lines.all", many=True)
+    needs_attention = serializers.SerializerMethodField(
+        help_text="Why a line of the model cannot be traded today: NOT_TRADABLE, NO_PRICE (none at or before "
+        "today); empty when all is well. Recomputed on every save, when an instrument's tradable flag or "
+        "prices change, and daily."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(NeedsAttentionSerializer(many=True))
+    def get_needs_attention(self, allocation) -> list:
+        # Expects `alerts` prefetched.
+        return [
+            {"instrument_id": str(alert.instrument_id), "reason": alert.reason}
+            for alert in sorted(allocation.alerts.all(), key=lambda a: (str(a.instrument_id), a.reason))
+        ]
 
 
 class AllocationVersionSerializer(serializers.Serializer):
@@ -230,8 +249,16 @@ class AccountSerializer(serializers.Serializer):
     parent_id = serializers.UUIDField(allow_null=True)
     locked = serializers.BooleanField()
     allocation_id = serializers.SerializerMethodField(help_text="Null while the account has no configuration.")
+    restriction_list_ids = serializers.SerializerMethodField(
+        help_text="The ACCOUNT restriction lists assigned to the account (FIRM lists apply to every account)."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_restriction_list_ids(self, account) -> list:
+        # Expects `restriction_assignments` prefetched.
+        return sorted(str(a.restriction_list_id) for a in account.restriction_assignments.all())
 
     @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_allocation_id(self, account) -> str | None:
@@ -266,6 +293,10 @@ class AccountUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     status = _choice(AccountStatus.choices, required=False)
     locked = serializers.BooleanField(required=False)
     parent_id = _account_field(required=False, allow_null=True)
+    restriction_list_ids = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="Replaces the account's ACCOUNT restriction lists; [] removes them all.",
+    )
 
 
 class PositionInputSerializer(serializers.Serializer):

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import restrictions, views
 
 router = SimpleRouter()
 router.register("instruments", views.InstrumentViewSet, basename="instrument")
@@ -10,6 +10,8 @@ router.register("fx-rates", views.FxRateViewSet, basename="fxrate")
 router.register("portfolios/allocations", views.AllocationViewSet, basename="allocation")
 router.register("portfolios/accounts", views.AccountViewSet, basename="account")
 router.register("portfolios/configurations", views.ConfigurationViewSet, basename="configuration")
+router.register("restriction-lists", restrictions.RestrictionListViewSet, basename="restrictionlist")
+router.register("substitutes", restrictions.SubstituteViewSet, basename="substitute")
 
 urlpatterns = [
     path(

@@ -3,6 +3,7 @@
 Every list is paginated and runs a fixed number of queries whatever the page size.
 """
 
+from django.db import transaction
 from django.db.models import Prefetch
 from django.http import Http404
 from django.utils import timezone
@@ -189,7 +190,7 @@ class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
     def get_queryset(self):
         return (
             Allocation.objects.select_related("current_version")
-            .prefetch_related(_lines_prefetch("current_version__lines"))
+            .prefetch_related(_lines_prefetch("current_version__lines"), "alerts")
             .order_by("-created_at", "-id")
         )
 
@@ -256,7 +257,10 @@ class AllocationVersionListView(IdempotentMixin, ListAPIView):
     ),
 )
 class AccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    queryset = PortfolioAccount.objects.select_related("configuration").order_by("-created_at", "-id")
+    queryset = (
+        PortfolioAccount.objects.select_related("configuration").prefetch_related("restriction_assignments")
+        .order_by("-created_at", "-id")
+    )
     serializer_class = s.AccountSerializer
     filterset_class = filters.AccountFilter
     lookup_url_kwarg = "account_id"
@@ -278,13 +282,19 @@ class AccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
         data = s.AccountUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         changes = data.validated_data
-        account = services.account_update(
-            account=account,
-            status=changes.get("status"),
-            locked=changes.get("locked"),
-            parent=changes.get("parent_id"),
-            set_parent="parent_id" in changes,
-        )
+        with transaction.atomic():  # both changes or neither
+            if changes.keys() - {"restriction_list_ids"} or "restriction_list_ids" not in changes:
+                account = services.account_update(
+                    account=account,
+                    status=changes.get("status"),
+                    locked=changes.get("locked"),
+                    parent=changes.get("parent_id"),
+                    set_parent="parent_id" in changes,
+                )
+            if "restriction_list_ids" in changes:
+                services.account_restriction_lists_set(
+                    account=account, list_ids=changes["restriction_list_ids"], user=request.user
+                )
         return self._respond(account)
 
 

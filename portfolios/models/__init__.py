@@ -9,8 +9,28 @@ from .allocations import (
 )
 from .idempotency import IdempotencyRecord
 from .instruments import FuturesCost, FxRate, Instrument, InstrumentType, Price
+from .restrictions import (
+    AccountRestrictionList,
+    AlertReason,
+    AllocationAlert,
+    RestrictedWeightTo,
+    RestrictionEntry,
+    RestrictionList,
+    RestrictionRule,
+    RestrictionScope,
+    Substitute,
+)
 
 __all__ = [
+    "AccountRestrictionList",
+    "AlertReason",
+    "AllocationAlert",
+    "RestrictedWeightTo",
+    "RestrictionEntry",
+    "RestrictionList",
+    "RestrictionRule",
+    "RestrictionScope",
+    "Substitute",
     "AccountStatus",
     "AccountType",
     "Allocation",

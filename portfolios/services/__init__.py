@@ -19,12 +19,34 @@ from .allocations import (
     allocation_update,
     allocation_validate,
 )
+from .alerts import allocation_alerts_refresh
 from .idempotency import idempotency_claim, idempotency_complete, idempotency_records_purge, idempotency_release
 from .instruments import FxRateRow, PriceRow, fx_rates_upsert, instrument_create, instrument_update, prices_upsert
+from .restrictions import (
+    EntryInput,
+    account_restriction_lists_set,
+    accounts_restriction_list_assign,
+    restriction_entries_add,
+    restriction_entries_parse_csv,
+    restriction_list_create,
+    restriction_list_delete,
+    restriction_list_update,
+    substitutes_replace,
+)
 
 __all__ = [
     "AllocationInput",
     "CashInput",
+    "EntryInput",
+    "account_restriction_lists_set",
+    "accounts_restriction_list_assign",
+    "allocation_alerts_refresh",
+    "restriction_entries_add",
+    "restriction_entries_parse_csv",
+    "restriction_list_create",
+    "restriction_list_delete",
+    "restriction_list_update",
+    "substitutes_replace",
     "FxRateRow",
     "LineInput",
     "PositionInput",

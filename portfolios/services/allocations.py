@@ -28,6 +28,7 @@ from ..models import (
 )
 from ..models.fields import WEIGHT, is_currency_code
 from ..selectors import instruments_by_reference
+from .alerts import allocation_alerts_refresh
 
 ONE = Decimal(1)
 WEIGHT_QUANTUM = Decimal(1).scaleb(-WEIGHT["decimal_places"])
@@ -281,6 +282,7 @@ def allocation_create(*, data: AllocationInput, user=None) -> Allocation:
     _save_version(allocation=allocation, valid=valid, user=user)
     _audit_version(allocation, None, {}, user)
     events.record("allocation.created", lambda: allocation_payload(allocation))
+    allocation_alerts_refresh(allocation_ids=[allocation.pk])
     return allocation
 
 
@@ -297,6 +299,7 @@ def allocation_update(*, allocation: Allocation, data: AllocationInput, user=Non
     _save_version(allocation=allocation, valid=valid, user=user)
     _audit_version(allocation, previous, before, user)
     events.record("allocation.updated", lambda: allocation_payload(allocation))
+    allocation_alerts_refresh(allocation_ids=[allocation.pk])
     return allocation
 
 

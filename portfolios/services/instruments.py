@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from core.errors import FieldError, InvalidInput, raise_if_errors
 
+from . import alerts
 from ..models import FuturesCost, FxRate, Instrument, InstrumentType, Price
 from ..models.fields import is_currency_code
 from ..selectors import instruments_by_reference
@@ -69,7 +70,11 @@ def instrument_create(
         futures_cost=futures_cost,
     )
     _check_instrument_rules(instrument)
+    was_tradable = Instrument.objects.filter(pk=instrument.pk).values_list("tradable", flat=True).first()
     instrument.save()
+    if was_tradable is not None and was_tradable != instrument.tradable:
+        # The models holding it need (or no longer need) attention at once.
+        alerts.allocation_alerts_refresh(allocation_ids=alerts.allocations_with_instruments([instrument.pk]))
     return instrument
 
 
@@ -88,7 +93,11 @@ def instrument_update(*, instrument: Instrument, **changes) -> Instrument:
             value = value.upper()
         setattr(instrument, field, value)
     _check_instrument_rules(instrument)
+    was_tradable = Instrument.objects.filter(pk=instrument.pk).values_list("tradable", flat=True).first()
     instrument.save()
+    if was_tradable is not None and was_tradable != instrument.tradable:
+        # The models holding it need (or no longer need) attention at once.
+        alerts.allocation_alerts_refresh(allocation_ids=alerts.allocations_with_instruments([instrument.pk]))
     return instrument
 
 
@@ -134,6 +143,10 @@ def prices_upsert(*, rows: list[PriceRow]) -> int:
         unique_fields=["instrument", "source", "effective_at"],
         update_fields=["value", "updated_at"],
     )
+    # A price may end a NO_PRICE alert (one query when none is open).
+    waiting = alerts.allocations_with_price_alerts({price.instrument_id for price in prices})
+    if waiting:
+        alerts.allocation_alerts_refresh(allocation_ids=waiting)
     return len(prices)
 
 

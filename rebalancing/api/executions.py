@@ -27,6 +27,7 @@ from portfolios.api.views import ApiViewSet
 from portfolios.models import PortfolioAccount
 
 from .. import services
+from .serializers import AdjustmentSerializer
 from ..services.approval import APPROVE_PERMISSION, execution_approve, execution_reject
 from ..models import (
     Execution,
@@ -193,6 +194,7 @@ class ExecutionResultSerializer(serializers.Serializer):
     cash_before = DecimalString(allow_null=True)
     cash_after = DecimalString(allow_null=True, help_text="Once the orders have executed at the prices used.")
     orders = ExecutionOrderSerializer(many=True)
+    adjustments = AdjustmentSerializer(many=True, help_text="What the account's restrictions changed (§11).")
 
 
 class ResultsPageSerializer(serializers.Serializer):
@@ -263,7 +265,7 @@ def results_page(execution: Execution, *, offset: int, limit: int) -> tuple[list
     total_count = rows.count()
     page = list(
         rows.order_by("account_id").values_list(
-            "account_id", "status", "error", "total_value", "cash_before", "cash_after", "order_count"
+            "account_id", "status", "error", "total_value", "cash_before", "cash_after", "order_count", "adjustments"
         )[offset:offset + limit]
     )
     with_orders = [row[0] for row in page if row[6]]
@@ -288,8 +290,9 @@ def results_page(execution: Execution, *, offset: int, limit: int) -> tuple[list
         {
             "account_id": account_id, "status": result_status, "error": error or None, "total_value": total_value,
             "cash_before": cash_before, "cash_after": cash_after, "orders": orders.get(account_id, []),
+            "adjustments": adjustments or [],
         }
-        for account_id, result_status, error, total_value, cash_before, cash_after, _ in page
+        for account_id, result_status, error, total_value, cash_before, cash_after, _, adjustments in page
     ]
     return results, total_count
 

@@ -4,15 +4,17 @@ services and selectors return. The rules themselves live in the services
 `preferences.min_trade_amount` / `accounts[3]` form as these serializers.
 """
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portfolios.api.fields import DecimalString, IsoDateField
+from portfolios.models import RestrictedWeightTo, RestrictionRule
 from portfolios.models.fields import MONEY
 from rebalancing import engine
 
 from ..models import AvailableCash, Method, OrderBasis
 from ..models.preferences import PCT
-from ..services import MAX_PREVIEW_ACCOUNTS, PREFERENCE_FIELDS
+from ..services import MAX_PREVIEW_ACCOUNTS, PREFERENCE_FIELDS, adjustments_json
 from ..services.preferences import AMOUNT_FIELDS, APPROVAL_FIELDS, GLOBAL_ONLY, PCT_FIELDS
 
 _DEFAULT_DECIMALS_HELP = (
@@ -50,6 +52,10 @@ def _preference_fields(*, for_input: bool) -> dict:
     )
     fields["default_decimals"] = serializers.DictField(
         child=serializers.IntegerField(), **inherit, help_text=_DEFAULT_DECIMALS_HELP
+    )
+    fields["restricted_weight_to"] = serializers.ChoiceField(
+        RestrictedWeightTo.choices, **inherit,
+        help_text="Where a model line's weight goes when the account may not buy it and no substitute fits.",
     )
     assert set(fields) == set(PREFERENCE_FIELDS)
     return {name: fields[name] for name in PREFERENCE_FIELDS}
@@ -176,6 +182,20 @@ class OrderProposalSerializer(serializers.Serializer):
         return instrument.isin if instrument is not None else None
 
 
+class AdjustmentSerializer(serializers.Serializer):
+    """What a restriction changed (§11)."""
+
+    instrument_id = serializers.UUIDField()
+    rule = serializers.ChoiceField(RestrictionRule.choices)
+    effect = serializers.ChoiceField(
+        [e.value for e in engine.Effect],
+        help_text="SUBSTITUTED, TO_CASH or PRO_RATA: where the line's weight went; HELD: a position kept "
+        "(NO_SELL); SOLD: a position sold whole (NO_HOLD).",
+    )
+    substitute_id = serializers.UUIDField(required=False, help_text="SUBSTITUTED only: the instrument bought instead.")
+    list = serializers.CharField(help_text="The restriction list the rule comes from.")
+
+
 class RebalanceResultSerializer(serializers.Serializer):
     """An engine RebalanceResult. Amounts are in the account's base currency; they are
     null when the account could not be valued. Pass `instruments` in the context."""
@@ -187,9 +207,14 @@ class RebalanceResultSerializer(serializers.Serializer):
     cash_before = DecimalString(allow_null=True)
     cash_after = DecimalString(allow_null=True, help_text="Once the proposed orders have executed at the prices used.")
     orders = OrderProposalSerializer(many=True)
+    adjustments = serializers.SerializerMethodField(help_text="What the account's restrictions changed (§11).")
 
     def get_error(self, result) -> str | None:
         return result_reason(result)
+
+    @extend_schema_field(AdjustmentSerializer(many=True))
+    def get_adjustments(self, result) -> list:
+        return adjustments_json(result.adjustments)
 
 
 class PreviewInputSerializer(serializers.Serializer):

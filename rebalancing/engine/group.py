@@ -210,6 +210,9 @@ class Line:
     sell = ZERO
     whole = False
     buy = ZERO
+    # restrictions (restrictions.py): never bought; sold whole in every method
+    no_buy = False
+    force_whole = False
 
 
 class Group:

@@ -32,11 +32,13 @@ from collections.abc import Iterable, Sequence
 from decimal import ROUND_DOWN, Context, Decimal, getcontext, setcontext
 
 from .group import Group, Line, build_group, prepare_model
+from .restrictions import restrict
 from .precision import DUST, ENGINE_CONTEXT, HUNDRED, Q_MONEY, Q_PRICE, ZERO
 from .types import (
     DEFAULT_PREFERENCES,
     AccountSnapshot,
     DataError,
+    Effect,
     ExecutionMethod,
     InvalidInputError,
     Market,
@@ -46,6 +48,7 @@ from .types import (
     OutstandingOrder,
     Preferences,
     RebalanceResult,
+    Restrictions,
     ResultStatus,
     Side,
     TargetLine,
@@ -79,6 +82,7 @@ def rebalance(
     preferences: Preferences = DEFAULT_PREFERENCES,
     method: Method = Method.FULL,
     outstanding_orders: Iterable[OutstandingOrder] = (),
+    restrictions: Restrictions | None = None,
 ) -> RebalanceResult:
     """Propose the trade orders that rebalance ``account`` towards ``targets``.
 
@@ -86,13 +90,15 @@ def rebalance(
     pass the same tuple and ``Market`` for every account of a run: what the
     engine derives from them is cached. ``outstanding_orders``: the group's
     orders of earlier runs that are not settled, any status (only the kept
-    statuses count; OPEN ones are to be replaced). Never raises for bad data:
-    returns status FAILED with the reason.
+    statuses count; OPEN ones are to be replaced). ``restrictions``: the
+    account's effective restrictions and substitutes (§11, restrictions.py); pass
+    one object per distinct set of lists. Never raises for bad data: returns
+    status FAILED with the reason.
     """
     saved = getcontext()
     setcontext(_engine_context())
     try:
-        return _rebalance(account, targets, market, preferences, method, outstanding_orders)
+        return _rebalance(account, targets, market, preferences, method, outstanding_orders, restrictions)
     except DataError as exc:
         return RebalanceResult(account.id, ResultStatus.FAILED, reason=str(exc))
     except ArithmeticError as exc:  # a decimal signal: absurd magnitudes
@@ -132,7 +138,7 @@ def _check_preferences(p: Preferences) -> None:
     _CHECKED[id(p)] = p  # holding ``p`` keeps its id from being reused
 
 
-def _result(g: Group, account_id, status, orders=(), cash_after=None, excess=None, reason=""):
+def _result(g: Group, account_id, status, orders=(), cash_after=None, excess=None, reason="", adjustments=()):
     if cash_after is None:
         cash_after = g.cash_unlocked + g.cash_locked
     return _new_result(
@@ -144,10 +150,11 @@ def _result(g: Group, account_id, status, orders=(), cash_after=None, excess=Non
         cash_after.quantize(Q_MONEY),
         excess.quantize(Q_MONEY) if excess is not None else None,
         reason,
+        adjustments,
     )
 
 
-def _rebalance(account, targets, market, prefs, method, outstanding_orders) -> RebalanceResult:
+def _rebalance(account, targets, market, prefs, method, outstanding_orders, restrictions) -> RebalanceResult:
     _check_preferences(prefs)
     if method not in _METHODS:
         raise InvalidInputError(f"unknown method {method!r}")
@@ -166,11 +173,22 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders) -> R
         raise InvalidInputError("the account has no target lines")
 
     model = prepare_model(market, targets, account.base_currency, prefs.default_decimals)
+    if restrictions and type(outstanding_orders) is not tuple:
+        outstanding_orders = tuple(outstanding_orders)  # may be read twice
     g = build_group(account, model, scope, outstanding_orders, fio, fee)
     total = g.total
     if total < ZERO:
         raise InvalidInputError(f"total value {total.quantize(Q_MONEY)} {account.base_currency} is negative")
+    adjustments = ()
+    if restrictions:
+        model, g, adjustments = restrict(
+            account, targets, market, prefs, model, g, restrictions, (scope, outstanding_orders, fio, fee)
+        )
     if not total:
+        if adjustments:  # only futures held: their NO_HOLD sales still go out
+            orders = _forced_sales(g, prefs)
+            return _result(g, account.id, ResultStatus.PROPOSED if orders else ResultStatus.NO_TRADES, orders,
+                           adjustments=adjustments)  # fmt: skip
         return _result(g, account.id, ResultStatus.NO_TRADES)
 
     # Excess cash (§4.1), after buffers (§4.3).
@@ -195,8 +213,9 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders) -> R
     if cash_method and (prefs.cash_range_min is not None or prefs.cash_range_max is not None):
         low = prefs.cash_range_min if prefs.cash_range_min is not None else ZERO
         high = prefs.cash_range_max if prefs.cash_range_max is not None else ZERO
-        if low <= excess <= high:
-            return _result(g, account.id, ResultStatus.SKIPPED_WITHIN_RANGE, excess=excess)
+        # A NO_HOLD position is sold whatever the cash: no skip then.
+        if low <= excess <= high and not any(a.effect == Effect.SOLD for a in adjustments):
+            return _result(g, account.id, ResultStatus.SKIPPED_WITHIN_RANGE, excess=excess, adjustments=adjustments)
 
     # Classify the lines: buy (below target), sell (above), sell whole (outside the model).
     full = not cash_method
@@ -205,9 +224,15 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders) -> R
     wholes: list[Line] = []
     filt = prefs.filter_by_min_max
     planned = ZERO  # full methods: value of the sells (futures excluded)
+    forced = ZERO  # value of the NO_HOLD positions sold whole whatever the method (futures excluded)
     for ln in g.lines:
         info = ln.info
         if not info.tradable:
+            continue
+        if ln.force_whole:
+            ln.whole = True
+            if not info.future:
+                forced += ln.sellable
             continue
         w = info.w
         if not w:
@@ -237,6 +262,8 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders) -> R
                 if low <= ln.value / total <= high:
                     continue
         if d > ZERO:
+            if ln.no_buy:
+                continue
             ln.buy = d
             buys.append(ln)
         else:
@@ -251,19 +278,21 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders) -> R
 
     csp = prefs.cash_from_sells_pct / HUNDRED
     if full:
+        planned += forced
         for ln in wholes:
             ln.whole = True
             if not ln.info.future:
                 planned += ln.sellable
         if excess + planned < -DUST:
             _sell_by_target_weight(g.lines, -(excess + planned))
-    elif excess < -DUST or (method == _EXCHANGE and buys and csp):
-        shortfall = -excess if excess < ZERO else ZERO
+    elif excess + forced < -DUST or (method == _EXCHANGE and buys and csp):
+        # The NO_HOLD sales raise cash whatever happens: count it before raising more.
+        shortfall = -(excess + forced) if excess + forced < ZERO else ZERO
         fund = ZERO
         if method == _EXCHANGE and buys and csp:
             need = sum((ln.buy for ln in buys), ZERO)
-            if need > excess:
-                fund = (need - excess) / csp
+            if need > excess + forced * csp:
+                fund = (need - excess) / csp - forced
         _raise_cash(g.lines, wholes, sells, shortfall, fund)
 
     # Sells first: their rounded proceeds decide what buys may spend.
@@ -329,7 +358,7 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders) -> R
         cash_after -= spent
 
     status = ResultStatus.PROPOSED if orders else ResultStatus.NO_TRADES
-    return _result(g, account.id, status, orders, cash_after, excess)
+    return _result(g, account.id, status, orders, cash_after, excess, adjustments=adjustments)
 
 
 # Building the result objects through their frozen dataclass __init__ costs
@@ -357,11 +386,12 @@ assert tuple(RebalanceResult.__slots__) == (
     "cash_after",
     "excess_cash",
     "reason",
+    "adjustments",
 )
 
 
 def _new_result(
-    account_id, status, orders, total_value, cash_before, cash_after, excess_cash, reason,
+    account_id, status, orders, total_value, cash_before, cash_after, excess_cash, reason, adjustments=(),
     _new=object.__new__, _cls=RebalanceResult, _s=_result_slots,
 ) -> RebalanceResult:  # fmt: skip
     """Build a ``RebalanceResult`` without the frozen dataclass ``__init__``."""
@@ -374,6 +404,7 @@ def _new_result(
     _s[5](o, cash_after)
     _s[6](o, excess_cash)
     _s[7](o, reason)
+    _s[8](o, adjustments)
     return o
 
 
@@ -446,6 +477,21 @@ def _order(
     _s[7](o, info.currency)
     _s[8](o, method)
     return o
+
+
+def _forced_sales(g: Group, prefs: Preferences) -> list[OrderProposal]:
+    """The sell-all orders of the NO_HOLD positions alone (a group with no value)."""
+    orders = []
+    for ln in g.lines:
+        if ln.force_whole:
+            info = ln.info
+            for aid, units in ln.holdings:
+                amount = (units * info.price).quantize(Q_MONEY, ROUND_DOWN)
+                orders.append(_new_order(
+                    aid, info.iid, _SELL, prefs.sell_all_transaction_type, units, info.unit_price, amount,
+                    info.currency, _UNITS,
+                ))  # fmt: skip
+    return orders
 
 
 def _raise_cash(lines: list[Line], wholes: list[Line], sells: list[Line], shortfall: Decimal, fund: Decimal):

@@ -136,6 +136,31 @@ class ResultStatus(StrEnum):
     FAILED = "FAILED"
 
 
+class Rule(StrEnum):
+    """A restriction rule (§11)."""
+
+    NO_BUY = "NO_BUY"  # never bought; a held position may stay and may be sold
+    NO_SELL = "NO_SELL"  # never sold: held like a locked line
+    NO_HOLD = "NO_HOLD"  # never bought; a held position is sold whole
+
+
+class RestrictedWeightTo(StrEnum):
+    """Where a model line's weight goes when the line may not be bought and no substitute fits."""
+
+    CASH = "CASH"
+    PRO_RATA = "PRO_RATA"
+
+
+class Effect(StrEnum):
+    """What a restriction changed in a result (``Adjustment.effect``)."""
+
+    SUBSTITUTED = "SUBSTITUTED"  # the line's weight went to a substitute
+    TO_CASH = "TO_CASH"  # ... to the cash target
+    PRO_RATA = "PRO_RATA"  # ... to the model's other buyable lines
+    HELD = "HELD"  # a position the rebalance would have sold was kept (NO_SELL)
+    SOLD = "SOLD"  # a position was sold whole (NO_HOLD)
+
+
 class WeightType(StrEnum):
     STATIC = "STATIC"
     FLOATING = "FLOATING"
@@ -339,6 +364,7 @@ class Preferences:
     available_cash: AvailableCash = AvailableCash.ALL_ACCOUNTS
     default_decimals: Mapping[InstrumentType, int] = field(default_factory=lambda: DEFAULT_DECIMALS)
     futures_fee_pct: Decimal = ZERO
+    restricted_weight_to: RestrictedWeightTo = RestrictedWeightTo.CASH
 
     def __post_init__(self):
         if self.default_decimals is not DEFAULT_DECIMALS:
@@ -347,6 +373,68 @@ class Preferences:
 
 
 DEFAULT_PREFERENCES = Preferences()
+
+
+@dataclass(frozen=True, slots=True)
+class Restriction:
+    """One restriction entry in effect for an account on the rebalance date.
+
+    ``list_name`` names the restriction list it comes from (shown in adjustments).
+    The caller passes only the entries in effect on the date.
+    """
+
+    instrument_id: Id
+    rule: Rule
+    list_name: str = ""
+
+
+class Restrictions:
+    """The effective restrictions of an account and the substitutes (§11), as plain data.
+
+    ``entries``: the restriction entries of every list that applies to the account
+    (FIRM lists and the account's own), in effect on the rebalance date; when several
+    apply to one instrument the strictest wins (NO_HOLD > NO_BUY; NO_SELL with
+    NO_BUY or NO_HOLD = frozen). ``substitutes``: instrument id → replacement ids in
+    order of preference. Immutable once built. Build one object per distinct set of
+    lists and pass the same object for every account it applies to: the engine
+    caches what it derives from it by identity, as it does for a Market.
+    """
+
+    __slots__ = ("entries", "substitutes", "rules")
+
+    def __init__(self, entries=(), substitutes: Mapping | None = None):
+        entries = tuple(entries)
+        object.__setattr__(self, "entries", entries)
+        object.__setattr__(
+            self, "substitutes", MappingProxyType({k: tuple(v) for k, v in (substitutes or {}).items()})
+        )
+        # instrument id → {rule: list name}; the first list by name gives the name shown.
+        rules: dict = {}
+        for e in sorted(entries, key=lambda e: (e.list_name, str(e.rule))):
+            per = rules.setdefault(e.instrument_id, {})
+            per.setdefault(Rule(e.rule), e.list_name)
+        object.__setattr__(self, "rules", MappingProxyType({k: MappingProxyType(v) for k, v in rules.items()}))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Restrictions is immutable")
+
+    def __repr__(self):
+        return f"Restrictions(entries={self.entries!r}, substitutes={dict(self.substitutes)!r})"
+
+    def __bool__(self):
+        return bool(self.rules)
+
+    def may_buy(self, instrument_id: Id) -> bool:
+        """False when NO_BUY or NO_HOLD applies to the instrument."""
+        per = self.rules.get(instrument_id)
+        return per is None or (Rule.NO_BUY not in per and Rule.NO_HOLD not in per)
+
+    def may_sell(self, instrument_id: Id) -> bool:
+        per = self.rules.get(instrument_id)
+        return per is None or Rule.NO_SELL not in per
+
+
+NO_RESTRICTIONS = Restrictions()
 
 
 # ---------------------------------------------------------------- outputs
@@ -392,6 +480,22 @@ class RebalanceResult:
     cash_after: Decimal | None = None
     excess_cash: Decimal | None = None
     reason: str = ""
+    adjustments: tuple[Adjustment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """One change the restrictions made to a result (§11).
+
+    ``rule`` caused ``effect`` on ``instrument_id``; ``list_name`` is the list the
+    rule comes from; ``substitute_id`` is set for SUBSTITUTED only.
+    """
+
+    instrument_id: Id
+    rule: Rule
+    effect: Effect
+    list_name: str = ""
+    substitute_id: Id | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,6 +157,8 @@ class ExecutionResult(models.Model):
     cash_after = models.DecimalField(**MONEY, null=True, blank=True)
     order_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # What the restrictions changed (§11): [{"instrument_id", "rule", "effect", "substitute_id"?, "list"}].
+    adjustments = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["execution", "account"]

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from portfolios.models import PortfolioAccount
+from portfolios.models import PortfolioAccount, RestrictedWeightTo
 from portfolios.models.fields import MONEY
 
 PCT = {"max_digits": 7, "decimal_places": 4}
@@ -56,6 +56,10 @@ class RebalancePreferences(models.Model):
         null=True, blank=True, help_text='Decimals per instrument type when an instrument has no block size, e.g. {"FUND": 3}.'
     )
     futures_fee_pct = models.DecimalField(**PCT, null=True, blank=True)
+    restricted_weight_to = models.CharField(
+        max_length=10, choices=RestrictedWeightTo.choices, null=True, blank=True,
+        help_text="Where a model line's weight goes when the portfolio may not buy it and no substitute fits (§11).",
+    )
     # Four-eyes approval of large executions (docs/executions.md): the global row only.
     approval_gross_amount = models.DecimalField(
         **MONEY, null=True, blank=True,

@@ -26,6 +26,7 @@ from portfolios.selectors import FxTable, MissingMarketData, latest_prices, vers
 from rebalancing import engine
 
 from ..models import TradeOrder, TradeOrderStatus
+from .restrictions import restrictions_load
 
 # §4.6: the statuses a new rebalance counts (kept) and the one it replaces (OPEN).
 KEPT_ORDER_STATUSES = tuple(sorted(str(s) for s in engine.KEPT_STATUSES))
@@ -131,6 +132,7 @@ class Book:
     sub_accounts: dict = field(default_factory=dict)  # account id → [sub-account ids] (one level, as loaded)
     outstanding: dict = field(default_factory=dict)  # account id → (engine.OutstandingOrder, ...) of its group, kept only
     open_orders: dict = field(default_factory=dict)  # account id → ids of its group's OPEN orders (lock_orders only)
+    restrictions: dict = field(default_factory=dict)  # account id → engine.Restrictions (restricted accounts only)
 
     def group_ids(self, account_id) -> list:
         """The account and its sub-accounts: the accounts whose orders a rebalance of it owns."""
@@ -323,7 +325,10 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
 
     configured = dict(rows_by_ids(Configuration, "account_id", asked, ("account_id", "allocation_id")))
     versions = versions_in_effect(configured.values(), on_date)
-    instrument_ids = set(instrument_of.values()) | order_instruments
+    book.restrictions, substitute_ids = restrictions_load(
+        account_ids=every_id, groups={a: book.group_ids(a) for a in book.accounts}, on_date=on_date
+    )
+    instrument_ids = set(instrument_of.values()) | order_instruments | substitute_ids
     instrument_ids |= {line.instrument_id for v in versions.values() for line in v.lines_in_effect}
     book.instruments = {i.pk: i for i in Instrument.objects.filter(pk__in=instrument_ids)}
     prices = {key: value for key, (value, _) in latest_prices(instrument_ids, on_date, price_source).items()}

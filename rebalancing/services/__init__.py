@@ -28,7 +28,14 @@ from .preferences import (
     preferences_replace,
     preferences_validate,
 )
-from .preview import MAX_PREVIEW_ACCOUNTS, Preview, account_ids_validate, rebalance_account, rebalance_preview
+from .preview import (
+    MAX_PREVIEW_ACCOUNTS,
+    Preview,
+    account_ids_validate,
+    adjustments_json,
+    rebalance_account,
+    rebalance_preview,
+)
 
 __all__ = [
     "EvaluationSummary",
@@ -52,6 +59,7 @@ __all__ = [
     "MAX_PREVIEW_ACCOUNTS",
     "Preview",
     "account_ids_validate",
+    "adjustments_json",
     "rebalance_account",
     "rebalance_preview",
     "PREFERENCE_FIELDS",

@@ -11,6 +11,7 @@ form (UUIDs, Decimals, str, aware datetimes, None for NULL); trade orders are wr
 straight from the engine's OrderProposals.
 """
 
+import json
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -42,7 +43,7 @@ TRADE_ORDER_COLUMNS = (
 TRADE_ORDER_COPY_COLUMNS = TRADE_ORDER_COLUMNS[:12]
 RESULT_COLUMNS = (
     "execution_id", "account_id", "status", "error", "total_value", "cash_before", "cash_after", "order_count",
-    "created_at",
+    "created_at", "adjustments",
 )
 # SQLite's limit on bound parameters (999 in older builds): keep IN lists and batches below it.
 _BATCH = 900
@@ -187,8 +188,9 @@ def trade_orders_write(
 
 
 def results_write(rows: Sequence[tuple]) -> int:
-    """Insert execution results (tuples in RESULT_COLUMNS order). The unique key
-    (execution, account) refuses a second result for an account: the transaction fails."""
+    """Insert execution results (tuples in RESULT_COLUMNS order; `adjustments` a list
+    of JSON-able dicts, usually empty). The unique key (execution, account) refuses a
+    second result for an account: the transaction fails."""
     if not rows:
         return 0
     if not is_postgres():
@@ -196,14 +198,15 @@ def results_write(rows: Sequence[tuple]) -> int:
     # By hand as the trade orders are (a chunk's rows share their execution and time).
     texts = {}
     lines = []
-    for execution_id, account_id, status, error, total, before, after, count, created in rows:
+    for execution_id, account_id, status, error, total, before, after, count, created, adjustments in rows:
         head = texts.get((execution_id, created))
         if head is None:
-            head = texts[(execution_id, created)] = (f"{execution_id}\t", f"\t{_text(created)}")
+            head = texts[(execution_id, created)] = (f"{execution_id}\t", f"\t{_text(created)}\t")
         lines.append(
             f"{head[0]}{account_id}\t{status}\t{_text(error)}\t"
             f"{NULL if total is None else str(total)}\t{NULL if before is None else str(before)}\t"
             f"{NULL if after is None else str(after)}\t{count}{head[1]}"
+            f"{_text(json.dumps(adjustments, separators=(',', ':'))) if adjustments else '[]'}"
         )
     return copy_text(ExecutionResult._meta.db_table, RESULT_COLUMNS, lines)
 
@@ -349,9 +352,10 @@ def plan(*, execution_id, selection: Selection, chunk_size: int, now: datetime, 
             RETURNING id
         ),
         refused AS (
-            INSERT INTO {_table(ExecutionResult)} (execution_id, account_id, status, error, order_count, created_at)
+            INSERT INTO {_table(ExecutionResult)} (execution_id, account_id, status, error, order_count, created_at,
+                                                   adjustments)
             SELECT %(execution)s, s.account_id, %(failed)s,
-                   coalesce(%(prefix)s || held.execution_id::text, %(unknown)s), 0, %(now)s
+                   coalesce(%(prefix)s || held.execution_id::text, %(unknown)s), 0, %(now)s, '[]'::jsonb
             FROM selected s
             LEFT JOIN leased l ON l.account_id = s.account_id
             LEFT JOIN {_table(AccountLease)} held ON held.account_id = s.account_id

@@ -47,7 +47,7 @@ from ..selectors.book import book_load
 from . import approval, bulk
 from .audit_trail import execution_audit
 from .preferences import approval_thresholds, preferences_effective
-from .preview import account_ids_validate, rebalance_account
+from .preview import account_ids_validate, adjustments_json, rebalance_account
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def plan_inline_max() -> int:
 
 
 def _failed_result_row(execution_id, account_id, error: str, now) -> tuple:
-    return (execution_id, account_id, ResultStatus.FAILED.value, error, None, None, None, 0, now)
+    return (execution_id, account_id, ResultStatus.FAILED.value, error, None, None, None, 0, now, [])
 
 
 @transaction.atomic
@@ -396,6 +396,7 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         result_rows.append((
             execution_id, account_id, status.value, _error_text(result), result.total_value, result.cash_before,
             result.cash_after, len(result.orders), now,
+            adjustments_json(result.adjustments) if result.adjustments else [],
         ))
 
     held = execution.held

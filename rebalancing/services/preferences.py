@@ -8,7 +8,7 @@ from django.db import transaction
 
 from audit.services import audit_save
 from core.errors import FieldError, Forbidden, raise_if_errors
-from portfolios.models import InstrumentType, PortfolioAccount
+from portfolios.models import InstrumentType, PortfolioAccount, RestrictedWeightTo
 from portfolios.models.fields import MONEY, is_currency_code
 from rebalancing import engine
 
@@ -21,6 +21,7 @@ PREFERENCE_FIELDS = (
     "positive_cash_buffer_pct", "positive_cash_buffer_amount",
     "order_basis", "cash_from_sells_pct", "min_trade_amount", "filter_by_min_max",
     "sell_all_transaction_type", "available_cash", "price_source", "default_decimals", "futures_fee_pct",
+    "restricted_weight_to",
 )
 PCT_FIELDS = ("negative_cash_buffer_pct", "positive_cash_buffer_pct", "cash_from_sells_pct", "futures_fee_pct")
 AMOUNT_FIELDS = ("negative_cash_buffer_amount", "positive_cash_buffer_amount", "min_trade_amount")
@@ -47,6 +48,7 @@ class EffectivePreferences:
         values = {name: self.values[name] for name in PREFERENCE_FIELDS if name != "price_source"}
         values["order_basis"] = engine.OrderBasis(values["order_basis"])
         values["available_cash"] = engine.AvailableCash(values["available_cash"])
+        values["restricted_weight_to"] = engine.RestrictedWeightTo(values["restricted_weight_to"])
         values["default_decimals"] = {
             **engine.DEFAULT_PREFERENCES.default_decimals,
             **{engine.InstrumentType(k): int(v) for k, v in values["default_decimals"].items()},
@@ -111,6 +113,10 @@ def preferences_validate(values: dict, prefix: str = "", *, global_row: bool = F
         errors.append(FieldError(f"{prefix}order_basis", f"must be one of {', '.join(OrderBasis.values)}"))
     if values.get("available_cash") not in (None, *AvailableCash.values):
         errors.append(FieldError(f"{prefix}available_cash", f"must be one of {', '.join(AvailableCash.values)}"))
+    if values.get("restricted_weight_to") not in (None, *RestrictedWeightTo.values):
+        errors.append(
+            FieldError(f"{prefix}restricted_weight_to", f"must be one of {', '.join(RestrictedWeightTo.values)}")
+        )
     for name in ("sell_all_transaction_type", "price_source"):
         if name in values and values[name] is not None and not str(values[name]).strip():
             errors.append(FieldError(f"{prefix}{name}", "must not be blank"))

@@ -44,8 +44,20 @@ def rebalance_account(
         return _failed(account_id, targets.error)
     return engine.rebalance(
         book.snapshots[account_id], targets.lines, book.markets[account.base_currency],
-        preferences, engine.Method(method), outstanding_orders,
+        preferences, engine.Method(method), outstanding_orders, book.restrictions.get(account_id),
     )
+
+
+def adjustments_json(adjustments) -> list[dict]:
+    """Engine Adjustments as the API and the execution results show them (§11):
+    `{"instrument_id", "rule", "effect", "substitute_id"?, "list"}`, ids as text."""
+    out = []
+    for a in adjustments:
+        row = {"instrument_id": str(a.instrument_id), "rule": str(a.rule), "effect": str(a.effect), "list": a.list_name}
+        if a.substitute_id is not None:
+            row["substitute_id"] = str(a.substitute_id)
+        out.append(row)
+    return out
 
 
 def account_ids_validate(account_ids: list, *, limit: int, field: str = "accounts") -> list:

@@ -1,0 +1,235 @@
+"""Restrictions and substitutes applied to one account group (§11).
+
+`restrict` runs after the group has been built against the plain model. It
+
+1. redirects the weight of every model line the account may not buy (NO_BUY or
+   NO_HOLD): a NO_BUY (or frozen) line keeps the weight its current holding covers,
+   at most its target (the position "may stay"); a NO_HOLD line keeps nothing. The
+   rest goes to the first substitute the account may buy that is tradable and has a
+   price, else per ``Preferences.restricted_weight_to``: CASH (the cash target
+   grows) or PRO_RATA (the model's other buyable, tradable non-cash non-future
+   lines grow in proportion to their weights; with none, CASH). The weights still
+   add up exactly as before;
+2. rebuilds the group against that model when anything moved (only then);
+3. marks the lines: NO_SELL positions are held like locked ones (HELD when the
+   rebalance would have sold them), NO_HOLD positions are sold whole in every
+   method (SOLD), and no line that may not be bought is ever bought.
+
+What depends only on the restrictions and the model (which target lines are
+blocked) is cached by object identity, so an account whose restrictions touch
+nothing it holds or targets costs one dictionary look-up per line.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from .group import build_group, prepare_model
+from .precision import DUST, ONE, ZERO
+from .types import (
+    Adjustment,
+    Effect,
+    InstrumentType,
+    RestrictedWeightTo,
+    Restrictions,
+    Rule,
+    TargetLine,
+    id_key,
+)
+
+_NO_BUY = Rule.NO_BUY
+_NO_SELL = Rule.NO_SELL
+_NO_HOLD = Rule.NO_HOLD
+_CASH = InstrumentType.CASH
+_FUTURE = InstrumentType.FUTURE
+
+_BLOCKED: dict = {}
+_MODELS: dict = {}
+_CACHE_MAX = 256
+
+
+def blocked_lines(restrictions: Restrictions, targets) -> tuple:
+    """The target lines the account may not buy, as (TargetLine, rules), by id; cached."""
+    key = (id(restrictions), id(targets))
+    hit = _BLOCKED.get(key)
+    if hit is not None and hit[0] is restrictions and hit[1] is targets:
+        return hit[2]
+    rules = restrictions.rules
+    found = []
+    for t in targets:
+        per = rules.get(t.instrument_id)
+        if per is not None and (_NO_BUY in per or _NO_HOLD in per):
+            found.append((t, per))
+    found.sort(key=lambda item: id_key(item[0].instrument_id))
+    found = tuple(found)
+    if type(targets) is tuple:
+        if len(_BLOCKED) >= _CACHE_MAX:
+            _BLOCKED.clear()
+        _BLOCKED[key] = (restrictions, targets, found)  # holding both keeps their ids
+    return found
+
+
+def _buyable(restrictions: Restrictions, market, iid) -> bool:
+    """May the account buy ``iid``: not restricted, known, tradable, priced."""
+    if not restrictions.may_buy(iid):
+        return False
+    inst = market.instruments.get(iid)
+    if inst is None or not inst.tradable:
+        return False
+    if inst.type == _CASH:
+        return True
+    price = market.prices.get(iid)
+    return price is not None and price > ZERO
+
+
+def _shift(t_min, t_max, amount):
+    """A band moved up by ``amount`` with its target (max capped at 1)."""
+    low = t_min + amount if t_min is not None else None
+    high = t_max + amount if t_max is not None else None
+    if high is not None and high > ONE:
+        high = ONE
+    return low, high
+
+
+def _adjusted_model(market, new_targets: tuple, base, decimals, extra_cash: Decimal):
+    """The prepared model of the adjusted targets, cached by content (accounts with the
+    same lists and no partial holdings share it)."""
+    key = (id(market), base, id(decimals), new_targets, extra_cash)
+    hit = _MODELS.get(key)
+    if hit is not None and hit[0] is market and hit[1] is decimals:
+        return hit[2]
+    # A list is never cached by prepare_model: this object is ours to change.
+    model = prepare_model(market, list(new_targets), base, decimals)
+    if extra_cash:
+        model.w_cash += extra_cash
+    if len(_MODELS) >= _CACHE_MAX:
+        _MODELS.clear()
+    _MODELS[key] = (market, decimals, model)
+    return model
+
+
+def restricted_targets(targets, market, prefs, restrictions: Restrictions, held: dict | None = None) -> tuple:
+    """The target lines once the lines the account may not buy are redirected (step 1).
+
+    ``held``: instrument id → the share of the account's total value it holds now
+    (a NO_BUY or frozen line keeps up to that much). Returns (target lines by id,
+    extra cash target weight, adjustments), or None when nothing changes. The new
+    weights plus the extra cash weight add up exactly to the old ones (a future's
+    weight, which is exposure, is dropped when no substitute fits).
+    """
+    blocked = blocked_lines(restrictions, targets)
+    if not blocked:
+        return None
+    held = held or {}
+    adjustments = []
+    lines = {t.instrument_id: [t.weight, t.min_weight, t.max_weight] for t in targets}
+    extra_cash = ZERO
+    blocked_ids = {t.instrument_id for t, _ in blocked}
+    changed = False
+    for t, per in blocked:
+        iid = t.instrument_id
+        w = t.weight
+        frozen = _NO_SELL in per
+        rule = _NO_HOLD if _NO_HOLD in per and not frozen else (_NO_BUY if _NO_BUY in per else _NO_HOLD)
+        keep = ZERO
+        if frozen or _NO_HOLD not in per:
+            share = held.get(iid, ZERO)
+            keep = share if share < w else w
+        moved = w - keep
+        if moved <= ZERO:
+            continue  # the holding covers the target: nothing to buy, nothing changes
+        changed = True
+        line = lines[iid]
+        if keep > ZERO:
+            line[0], line[1], line[2] = keep, None, None
+        else:
+            del lines[iid]
+        future = market.instruments[iid].type == _FUTURE
+        name = per[rule]
+        substitute = next((s for s in restrictions.substitutes.get(iid, ()) if _buyable(restrictions, market, s)), None)
+        if substitute is not None:
+            target = lines.get(substitute)
+            if target is None:
+                band = (t.min_weight, t.max_weight) if not keep else (None, None)
+                lines[substitute] = [moved, *band]
+            else:
+                target[0] += moved
+                target[1], target[2] = _shift(target[1], target[2], moved)
+            adjustments.append(Adjustment(iid, rule, Effect.SUBSTITUTED, name, substitute))
+            continue
+        receivers = []
+        if prefs.restricted_weight_to == RestrictedWeightTo.PRO_RATA and not future:
+            for other in targets:
+                oid = other.instrument_id
+                if oid in blocked_ids or oid == iid:
+                    continue
+                inst = market.instruments[oid]
+                if inst.type == _CASH or inst.type == _FUTURE or not inst.tradable:
+                    continue
+                receivers.append(other)
+        if receivers:
+            receivers.sort(key=lambda r: id_key(r.instrument_id))
+            weights = sum((r.weight for r in receivers), ZERO)
+            left = moved
+            for n, r in enumerate(receivers):
+                # The last one takes what is left: the weights still add up exactly.
+                share = left if n == len(receivers) - 1 else moved * r.weight / weights
+                left -= share
+                target = lines[r.instrument_id]
+                target[0] += share
+                target[1], target[2] = _shift(target[1], target[2], share)
+            adjustments.append(Adjustment(iid, rule, Effect.PRO_RATA, name))
+        else:
+            if not future:  # a future's weight is exposure, not value: it is dropped
+                extra_cash += moved
+            adjustments.append(Adjustment(iid, rule, Effect.TO_CASH, name))
+    if not changed:
+        return None
+    new_targets = tuple(
+        sorted((TargetLine(iid, *line) for iid, line in lines.items()), key=lambda t: id_key(t.instrument_id))
+    )
+    return new_targets, extra_cash, tuple(adjustments)
+
+
+def restrict(account, targets, market, prefs, model, g, restrictions: Restrictions, build_args: tuple):
+    """Apply ``restrictions`` to the built group ``g``; return (model, group, adjustments).
+
+    ``build_args``: (scope, outstanding orders, apply_orders, futures fee) to rebuild
+    the group against the adjusted model.
+    """
+    rules = restrictions.rules
+    adjustments: list = []
+    if blocked_lines(restrictions, targets):
+        total = g.total
+        held = {ln.info.iid: ln.value / total for ln in g.lines if ln.value} if total > ZERO else {}
+        redirected = restricted_targets(targets, market, prefs, restrictions, held)
+        if redirected is not None:
+            new_targets, extra_cash, done = redirected
+            adjustments.extend(done)
+            model = _adjusted_model(market, new_targets, account.base_currency, prefs.default_decimals, extra_cash)
+            g = build_group(account, model, *build_args)
+
+    total = g.total
+    for ln in g.lines:
+        per = rules.get(ln.info.iid)
+        if per is None:
+            continue
+        info = ln.info
+        no_sell = _NO_SELL in per
+        if _NO_BUY in per or _NO_HOLD in per:
+            ln.no_buy = True
+        if no_sell:
+            if ln.sellable > DUST:
+                over = not info.w or ln.value > info.w * total + DUST or (_NO_HOLD in per)
+                if over and info.tradable:
+                    adjustments.append(Adjustment(info.iid, _NO_SELL, Effect.HELD, per[_NO_SELL]))
+                ln.locked_units = ln.units
+                ln.holdings = ()
+                ln.sellable = ZERO
+        elif _NO_HOLD in per and ln.sellable > DUST and info.tradable:
+            ln.force_whole = True
+            adjustments.append(Adjustment(info.iid, _NO_HOLD, Effect.SOLD, per[_NO_HOLD]))
+    return model, g, tuple(adjustments)
+
+
+__all__ = ["blocked_lines", "restrict", "restricted_targets"]
