@@ -21,11 +21,13 @@ def superuser(db):
 @pytest.fixture
 def api_client(superuser):
     """An API client authenticated with a superuser's token."""
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from tests.factories import api_token_key
+
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=superuser).key}")
+    client.token_key = api_token_key(superuser)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {client.token_key}")
     return client
 
 
