@@ -19,6 +19,7 @@ import time
 import uuid
 
 from celery import signals
+from django.db.models.signals import post_save
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 logger = logging.getLogger("ballast.tasks")
@@ -124,6 +125,7 @@ class RequestIdMiddleware:
         request_id = incoming if _SANE_REQUEST_ID.match(incoming) else new_request_id()
         request.request_id = request_id
         token = request_id_var.set(request_id)
+        execution_token = execution_id_var.set(None)
         started = time.monotonic()
         try:
             response = self.get_response(request)
@@ -137,7 +139,21 @@ class RequestIdMiddleware:
             )
             return response
         finally:
+            execution_id_var.reset(execution_token)
             request_id_var.reset(token)
+
+
+# --- Executions -------------------------------------------------------------------------
+
+
+def _execution_saved(sender, instance, **kwargs) -> None:
+    """Once a request or task has created (or saved) an execution, its later log lines
+    and the tasks it enqueues (an execution's chunks) carry the execution's id."""
+    execution_id_var.set(str(instance.pk))
+
+
+# A lazy sender: this module is imported by the settings, before the apps are loaded.
+post_save.connect(_execution_saved, sender="rebalancing.Execution", weak=False, dispatch_uid="ballast-execution-id")
 
 
 # --- Celery -----------------------------------------------------------------------------

@@ -53,10 +53,16 @@ def _metric(page: str, name: str, **labels) -> float:
     raise AssertionError(f"no {name}{{{wanted}}} in the page")
 
 
+@pytest.mark.parametrize("planned_by", ["worker", "request"])
 @pytest.mark.django_db(transaction=True)
-def test_one_execution_in_the_logs_and_the_metrics(fifty_fifty, account_with, client_for, settings, request, json_log):
+def test_one_execution_in_the_logs_and_the_metrics(
+    fifty_fifty, account_with, client_for, settings, request, json_log, planned_by,
+):
+    """Planned by the worker (a large execution: plan task, then chunks) or in the
+    request (a small one: the request enqueues the chunks)."""
     settings.REBALANCE_CHUNK_SIZE = 2
-    settings.REBALANCE_PLAN_INLINE_MAX = 0
+    if planned_by == "worker":
+        settings.REBALANCE_PLAN_INLINE_MAX = 0
     settings.METRICS_TOKEN = METRICS_TOKEN
     _, _, allocation = fifty_fifty
     accounts = [account_with(allocation) for _ in range(3)]
@@ -96,15 +102,17 @@ def test_one_execution_in_the_logs_and_the_metrics(fifty_fifty, account_with, cl
     records = json_log()
     [post] = [r for r in records if r["logger"] == "ballast.request" and r.get("method") == "POST"]
     assert post["request_id"] == "req-from-the-proxy-1" and post["status"] == 202
+    assert post["execution_id"] == execution_id  # the request created it
     assert {"time", "level", "logger", "message"} <= set(post) and post["level"] == "INFO"
     task_lines = [r for r in records if r["logger"] == "ballast.tasks"]
-    assert {r["task"] for r in task_lines} == {"rebalancing.tasks.execution_plan_run", "rebalancing.tasks.execution_chunk_run"}
+    chunks = {"rebalancing.tasks.execution_chunk_run"}
+    assert {r["task"] for r in task_lines} == (chunks | {"rebalancing.tasks.execution_plan_run"} if planned_by == "worker" else chunks)
     for line in task_lines:
         # The worker's lines carry the request that started it all, their task and the execution.
         assert line["request_id"] == "req-from-the-proxy-1", line
         assert line["execution_id"] == execution_id, line
         assert re.fullmatch(r"[0-9a-f-]{36}", line["task_id"]) and line["state"] == "SUCCESS"
-    assert len({line["task_id"] for line in task_lines}) == len(task_lines) == 3  # plan + 2 chunks
+    assert len({line["task_id"] for line in task_lines}) == len(task_lines) == (3 if planned_by == "worker" else 2)
 
     scraper = Client()
     assert scraper.get("/metrics").status_code == 403
@@ -115,7 +123,7 @@ def test_one_execution_in_the_logs_and_the_metrics(fifty_fifty, account_with, cl
     assert _metric(text, "ballast_executions", status="FAILED") == 0
     assert _metric(text, "ballast_accounts_rebalanced_total") == 3
     assert _metric(text, "ballast_celery_tasks_total", task="rebalancing.tasks.execution_chunk_run", state="SUCCESS") >= 2
-    assert _metric(text, "ballast_celery_task_duration_seconds_count", task="rebalancing.tasks.execution_plan_run") >= 1
+    assert _metric(text, "ballast_celery_task_duration_seconds_count", task="rebalancing.tasks.execution_chunk_run") >= 2
     assert _metric(text, "ballast_celery_queue_length", queue=settings.CELERY_TASK_DEFAULT_QUEUE) == 0
     assert _metric(text, "ballast_webhook_deliveries_pending") == 0
     # django-prometheus: requests and their latency by view.
