@@ -116,3 +116,10 @@ def make_configuration(account=None, allocation=None) -> models.Configuration:
     return models.Configuration.objects.create(
         account=account or AccountFactory(), allocation=allocation or make_allocation()
     )
+
+
+def api_token_key(user, name: str = "test") -> str:
+    """A new API token for `user`; its key, for `Authorization: Token <key>`."""
+    from credentials.services import api_token_create
+
+    return api_token_create(user=user, name=name)[1]
