@@ -239,6 +239,11 @@ def workers_stop(workers: list[subprocess.Popen]) -> None:
 
 EXECUTION_SECONDS: dict = {}
 EXECUTION_MACHINE: dict = {}
+WORKER_CPU: dict = {}  # execution id → CPU seconds the workers spent on it (less sensitive to a busy machine)
+
+
+def workers_cpu(workers) -> float:
+    return sum(cpu_seconds(pid) for worker in workers for pid in process_tree(worker.pid))
 
 
 def execution_measure(client, args, on_date, workers, quiet=False) -> tuple[float, str]:
@@ -246,6 +251,7 @@ def execution_measure(client, args, on_date, workers, quiet=False) -> tuple[floa
     from rebalancing.models import EXECUTION_ENDED, Execution
 
     machine_before = machine_cpu()
+    workers_before = workers_cpu(workers)
     started = time.perf_counter()
     response = client.post(
         "/api/v1/portfolios/rebalancings/executions/",
@@ -279,6 +285,7 @@ def execution_measure(client, args, on_date, workers, quiet=False) -> tuple[floa
         cpu += sum(cpu_seconds(pid) for pid in tree)
     EXECUTION_SECONDS[execution_id] = elapsed
     EXECUTION_MACHINE[execution_id] = (machine_seconds, peaks, cpu)
+    WORKER_CPU[execution_id] = workers_cpu(workers) - workers_before
     return total / elapsed, execution_id
 
 
@@ -398,17 +405,23 @@ def main(args) -> None:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, name='benchmark')[1]}")
         if args.restricted:
-            rates = {False: [], True: []}
+            rates, cpu_per_1000 = {False: [], True: []}, {False: [], True: []}
             for n in range(args.restricted):
                 for restricted in (False, True):
                     restrictions_set(restricted)
                     executions_empty()
-                    rate, _ = execution_measure(client, args, on_date, workers, quiet=True)
+                    rate, execution_id = execution_measure(client, args, on_date, workers, quiet=True)
+                    per_1000 = 1_000_000 * WORKER_CPU[execution_id] / Execution.objects.get(pk=execution_id).total
                     rates[restricted].append(rate)
-                    print(f"  round {n + 1} {'restricted  ' if restricted else 'unrestricted'}: {rate:,.0f} accounts/s")
+                    cpu_per_1000[restricted].append(per_1000)
+                    print(f"  round {n + 1} {'restricted  ' if restricted else 'unrestricted'}: {rate:,.0f} accounts/s, "
+                          f"workers' CPU {per_1000:.0f} ms per 1000 accounts")
             plain, limited = max(rates[False]), max(rates[True])
             print(f"unrestricted: {plain:,.0f} accounts/s; restricted: {limited:,.0f} accounts/s (best of "
                   f"{args.restricted} each, alternating) → restricted/unrestricted = {100 * limited / plain:.1f} %")
+            plain_cpu, limited_cpu = min(cpu_per_1000[False]), min(cpu_per_1000[True])
+            print(f"workers' CPU per 1000 accounts (best of {args.restricted}): unrestricted {plain_cpu:.0f} ms, "
+                  f"restricted {limited_cpu:.0f} ms → throughput on CPU alone {100 * plain_cpu / limited_cpu:.1f} %")
             restrictions_set(False)
             if not args.keep:
                 connection.close()
