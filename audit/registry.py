@@ -15,6 +15,7 @@ AUDITED = (
     "rebalancing.savingsplan",
     "rebalancing.execution",
     "rebalancing.tradeorder",
+    "imports.importjob",
 )
 
 

@@ -1,0 +1,25 @@
+"""Reads of the imports app."""
+
+from collections.abc import Iterator
+
+from .models import ImportBreak, ImportJob
+
+BREAK_REPORT_COLUMNS = (
+    "break_id", "account_id", "client_id", "instrument_id", "isin", "currency", "kind", "book", "file", "difference",
+    "accepted",
+)
+
+
+def break_report_rows(job: ImportJob) -> Iterator[list]:
+    """The break report: a header, then one row per break (streamed from the database
+    in chunks, so a report of millions of breaks is never held in memory)."""
+    yield list(BREAK_REPORT_COLUMNS)
+    rows = (
+        ImportBreak.objects.filter(import_job=job)
+        .order_by("account__client_id", "account_id", "instrument__isin", "currency")
+        .values_list("id", "account_id", "account__client_id", "instrument_id", "instrument__isin", "currency",
+                     "cash_kind", "book", "file", "difference", "accepted")
+        .iterator(chunk_size=5000)
+    )
+    for row in rows:
+        yield ["" if v is None else (format(v.normalize(), "f") if hasattr(v, "normalize") else v) for v in row]
