@@ -1,6 +1,7 @@
 """Bulk imports (domain.md §13): one row per file received, and the breaks of a
 reconciliation."""
 
+import os
 import uuid
 from pathlib import Path
 
@@ -14,10 +15,11 @@ from portfolios.models.fields import UNITS
 
 
 def imports_storage() -> FileSystemStorage:
-    """Where received files are kept: settings.IMPORTS_ROOT (default var/imports/).
-    The web process writes there and the worker reads, so several hosts need a shared
-    folder (or another storage in its place)."""
-    root = getattr(settings, "IMPORTS_ROOT", None) or Path(settings.BASE_DIR) / "var" / "imports"
+    """Where received files are kept: settings.IMPORTS_ROOT, else the environment's
+    IMPORTS_ROOT, else var/imports/. The web process writes there and the worker reads,
+    so several hosts need a shared folder (or another storage in its place)."""
+    root = (getattr(settings, "IMPORTS_ROOT", None) or os.environ.get("IMPORTS_ROOT")
+            or Path(settings.BASE_DIR) / "var" / "imports")
     return FileSystemStorage(location=root)
 
 

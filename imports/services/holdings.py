@@ -14,6 +14,7 @@ The path of a file, whatever its size (docs/imports.md):
    transaction or kept as breaks (RECONCILE) for an operator to accept.
 """
 
+import re
 import uuid
 from decimal import Decimal
 
@@ -34,7 +35,7 @@ from .jobs import MAX_ERRORS, ErrorList, FileRows, header_index, import_fail, im
 REQUIRED = ("account_id", "instrument_id", "units", "currency", "balance")
 OPTIONAL = ("kind", "acquired_on", "unit_cost")
 LOT_COLUMNS = ("acquired_on", "unit_cost")
-STAGE, ACCOUNTS, FILE_POSITIONS, FILE_CASH, DIFF = "imp_stage", "imp_accounts", "imp_file_positions", "imp_file_cash", "imp_diff"
+STAGE, NAMED, ACCOUNTS, DIFF = "imp_stage", "imp_named", "imp_accounts", "imp_diff"
 PROGRESS_EVERY = 200_000
 
 
@@ -84,71 +85,134 @@ class InstrumentRefs:
         return staged, currency, None
 
 
-def _stage_file(job: ImportJob, errors: ErrorList) -> int:
-    """Pass 1: check every row on its own and stage the good ones. Returns the number of
-    data rows. Progress goes to 70 % by the bytes read."""
-    db.temp_table(STAGE, f"line bigint, ref text, instrument_id {db.uuid_type()}, currency text, kind text, "
-                         f"units numeric, balance numeric")
-    stager = db.Stager(STAGE, ("line", "ref", "instrument_id", "currency", "kind", "units", "balance"))
-    with FileRows(job) as source:
-        return _stage_rows(job, source, stager, errors)
+UNITS_TEXT = re.compile(r"\d{1,%d}(?:\.\d{0,%d})?" % (UNITS["max_digits"] - UNITS["decimal_places"], UNITS["decimal_places"]))
+BALANCE_TEXT = re.compile(r"-?\d{1,%d}(?:\.\d{0,%d})?" % (MONEY["max_digits"] - MONEY["decimal_places"], MONEY["decimal_places"]))
+NULL = "\\N"
 
 
-def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: ErrorList) -> int:
+class FileShape:
+    """What the pass learnt about the file as a whole."""
+
+    def __init__(self):
+        self.rows = 0
+        self.grouped = True  # every account's rows are together (then duplicates were merged in Python)
+        self.named: dict[str, int] = {}  # staged account reference → its first line
+
+
+class AccountBlock:
+    """The rows of one account while its block is read: a position named twice is
+    added up, a cash account named twice is an error; emitted as COPY lines at the end."""
+
+    def __init__(self, ref_column: str):
+        self.ref_column = ref_column  # "account_id\t\\N" or "\\N\tref"
+        self.positions: dict[str, list] = {}  # instrument id → [first line, units text]
+        self.cash: dict[tuple, list] = {}  # (currency, kind) → [line, balance text]
+
+    def position(self, line: int, instrument_id: str, units: str) -> None:
+        known = self.positions.get(instrument_id)
+        if known is None:
+            self.positions[instrument_id] = [line, units]
+        else:
+            known[1] = str(Decimal(known[1]) + Decimal(units))
+
+    def cash_row(self, line: int, currency: str, kind: str, balance: str, errors: ErrorList) -> None:
+        known = self.cash.get((currency, kind))
+        if known is None:
+            self.cash[(currency, kind)] = [line, balance]
+        else:
+            errors.add(line, "currency", f"{currency} {kind} of this account is already on line {known[0]}")
+
+    def emit(self, stager) -> None:
+        head = self.ref_column
+        stager.extend([f"{line}\t{head}\t{instrument_id}\t{NULL}\t{NULL}\t{units}\t{NULL}\n"
+                       for instrument_id, (line, units) in self.positions.items()])
+        stager.extend([f"{line}\t{head}\t{NULL}\t{currency}\t{kind}\t{NULL}\t{balance}\n"
+                       for (currency, kind), (line, balance) in self.cash.items()])
+
+
+def _stage_file(job: ImportJob, errors: ErrorList) -> FileShape:
+    """Pass 1: check every row on its own and stage the good ones (an account's rows
+    merged when they come together). Progress goes to 70 % by the bytes read."""
+    db.temp_table(STAGE, f"line bigint, account_id {db.uuid_type()}, ref text, instrument_id {db.uuid_type()}, "
+                         f"currency text, kind text, units numeric, balance numeric")
+    shape = FileShape()
+    stager = db.Stager(STAGE, ("line", "account_id", "ref", "instrument_id", "currency", "kind", "units", "balance"))
+    instruments = InstrumentRefs()  # before the COPY: it holds the connection until it ends
+    with FileRows(job) as source, stager:
+        _stage_rows(job, source, stager, errors, shape, instruments)
+    return shape
+
+
+def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: ErrorList, shape: FileShape,
+                instruments: InstrumentRefs) -> None:
+    """No query may run here: on PostgreSQL the COPY holds the connection."""
     pg = db.is_postgres()
     rows = iter(source)
     header = next(rows, None)
     if header is None:
         errors.add(0, "", "the file is empty (a header row is required)")
-        return 0
+        return
     columns = header_index(header, required=REQUIRED, optional=OPTIONAL, errors=errors)
     if errors:
-        return 0
+        return
     width = max(columns.values()) + 1
     i_acc, i_inst, i_units, i_cur, i_bal = (columns[c] for c in REQUIRED)
     i_kind = columns.get("kind")
     lot_columns = [(name, columns[name]) for name in LOT_COLUMNS if name in columns]
     by_id = job.match == AccountMatch.ACCOUNT_ID
-    instruments = InstrumentRefs()
-    units_places, units_digits = UNITS["decimal_places"], UNITS["max_digits"]
-    money_places, money_digits = MONEY["decimal_places"], MONEY["max_digits"]
     kinds = set(CashKind.values)
-    last_ref, last_staged = None, None
+    units_ok, balance_ok = UNITS_TEXT.fullmatch, BALANCE_TEXT.fullmatch
+    decimal_of = db.decimal_of
+    named = shape.named
+    block: AccountBlock | None = None
+    last_ref = None
     total_size = max(job.size, 1)
     line = 0
-    add, decimal_of = stager.add, db.decimal_of
     for row in rows:
         line += 1
-        if len(row) < width:
-            if not any(cell.strip() for cell in row):
-                continue  # a blank line (often the last one): not a row
-            row = row + [""] * (width - len(row))
-        elif len(row) > width and any(cell.strip() for cell in row[width:]):
-            errors.add(line, "", f"{len(row)} cells, the header has {width}")
-            continue
+        if len(row) != width:
+            if len(row) < width:
+                if not any(cell.strip() for cell in row):
+                    continue  # a blank line (often the last one): not a row
+                row = row + [""] * (width - len(row))
+            elif any(cell.strip() for cell in row[width:]):
+                errors.add(line, "", f"{len(row)} cells, the header has {width}")
+                continue
         bad = False
         ref = row[i_acc].strip()
-        if ref == last_ref:
-            staged_ref = last_staged
-        elif not ref:
-            errors.add(line, "account_id", "required")
-            bad, staged_ref = True, None
-        elif by_id:
-            try:
-                parsed = uuid.UUID(ref)
-                staged_ref = str(parsed) if pg else parsed.hex
-                last_ref, last_staged = ref, staged_ref
-            except ValueError:
+        if ref != last_ref:
+            if block is not None:
+                block.emit(stager)
+                block = None
+            last_ref = ref
+            if not ref:
+                staged_ref = None
+            elif by_id:
+                try:
+                    parsed = uuid.UUID(ref)
+                    staged_ref = str(parsed) if pg else parsed.hex
+                except ValueError:
+                    staged_ref = None
+            else:
+                staged_ref = db.copy_escape(ref)
+            if staged_ref is not None:
+                if staged_ref in named:
+                    shape.grouped = False
+                else:
+                    named[staged_ref] = line
+                block = AccountBlock(f"{staged_ref}\t{NULL}" if by_id else f"{NULL}\t{staged_ref}")
+        if block is None:
+            if not ref:
+                errors.add(line, "account_id", "required")
+            else:
                 errors.add(line, "account_id", f"{ref!r} is not a UUID (use match=client_id for client references)")
-                bad, staged_ref = True, None
-        else:
-            staged_ref = last_ref = last_staged = ref
+            bad = True
         for name, position in lot_columns:
             if row[position].strip():
                 errors.add(line, name, "tax lots are not supported yet: leave the lot columns empty")
                 bad = True
         instrument_ref = row[i_inst].strip()
-        units_text, currency, balance_text = row[i_units].strip(), row[i_cur].strip(), row[i_bal].strip()
+        units, currency, balance = row[i_units].strip(), row[i_cur].strip(), row[i_bal].strip()
         kind = row[i_kind].strip().upper() if i_kind is not None else ""
         if instrument_ref:  # a position
             instrument_id, instrument_currency, message = instruments.resolve(instrument_ref)
@@ -158,23 +222,30 @@ def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: Err
             elif currency and currency != instrument_currency:
                 errors.add(line, "currency", f"{instrument_ref} trades in {instrument_currency}, not {currency}")
                 bad = True
-            if balance_text:
+            if balance:
                 errors.add(line, "balance", "a position row has no balance (cash goes in a row without instrument_id)")
                 bad = True
             if kind:
                 errors.add(line, "kind", "only a cash row has a kind")
                 bad = True
-            if not units_text:
-                errors.add(line, "units", "required for a position")
-                continue
-            units, message = decimal_of(units_text, places=units_places, max_digits=units_digits, negative=False)
-            if message:
-                errors.add(line, "units", message)
-                continue
+            if not units_ok(units):
+                if not units:
+                    errors.add(line, "units", "required for a position")
+                    continue
+                value, message = decimal_of(units, places=UNITS["decimal_places"], max_digits=UNITS["max_digits"],
+                                            negative=False)
+                if message:
+                    errors.add(line, "units", message)
+                    continue
+                units = str(value)
             if not bad:
-                add((line, staged_ref, instrument_id, None, None, units, None))
+                known = block.positions.get(instrument_id)
+                if known is None:
+                    block.positions[instrument_id] = [line, units]
+                else:
+                    block.position(line, instrument_id, units)
         else:  # cash
-            if units_text:
+            if units:
                 errors.add(line, "units", "a cash row has no units (set instrument_id for a position)")
                 bad = True
             if not currency:
@@ -186,65 +257,69 @@ def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: Err
             if kind and kind not in kinds:
                 errors.add(line, "kind", f"must be one of {', '.join(CashKind.values)}")
                 bad = True
-            if not balance_text:
-                errors.add(line, "balance", "required for a cash row")
-                continue
-            balance, message = decimal_of(balance_text, places=money_places, max_digits=money_digits, negative=True)
-            if message:
-                errors.add(line, "balance", message)
-                continue
+            if not balance_ok(balance):
+                if not balance:
+                    errors.add(line, "balance", "required for a cash row")
+                    continue
+                value, message = decimal_of(balance, places=MONEY["decimal_places"], max_digits=MONEY["max_digits"],
+                                            negative=True)
+                if message:
+                    errors.add(line, "balance", message)
+                    continue
+                balance = str(value)
             if not bad:
-                add((line, staged_ref, None, currency, kind or CashKind.CASH, None, balance))
-        if stager.full():
-            stager.flush()
+                block.cash_row(line, currency, kind or CashKind.CASH, balance, errors)
         if line % PROGRESS_EVERY == 0:
-            import_progress(job, 70 * min(source.position(), total_size) / total_size)
-    stager.flush()
-    return line
+            import_progress(job, 70 * min(source.position(), total_size) / total_size, live=True)
+    if block is not None:
+        block.emit(stager)
+    shape.rows = line
 
 
-def _resolve_accounts(job: ImportJob, errors: ErrorList) -> None:
-    """Pass 2: every staged account reference → one account, set-based."""
+def _resolve_accounts(job: ImportJob, errors: ErrorList, shape: FileShape) -> None:
+    """Pass 2: every account the file names → one account, set-based; a cash account
+    named twice when an account's rows are not together."""
     accounts = _table(PortfolioAccount)
-    db.analyze(STAGE)
+    pg = db.is_postgres()
+    by_id = job.match == AccountMatch.ACCOUNT_ID
+    db.temp_table(NAMED, "ref text, line bigint")
+    with db.Stager(NAMED, ("ref", "line")) as stager:
+        for ref, line in shape.named.items():
+            stager.add(f"{ref}\t{line}\n")
+    shape.named = {}  # memory back
     db.temp_table(ACCOUNTS, f"ref text, account_id {db.uuid_type()}")
-    if job.match == AccountMatch.ACCOUNT_ID:
-        if db.is_postgres():
-            db.execute(f"INSERT INTO {ACCOUNTS} (ref, account_id) SELECT a.id::text, a.id FROM {accounts} a "
-                       f"WHERE a.id IN (SELECT DISTINCT ref::uuid FROM {STAGE})")
-        else:
-            db.execute(f"INSERT INTO {ACCOUNTS} (ref, account_id) SELECT a.id, a.id FROM {accounts} a "
-                       f"WHERE a.id IN (SELECT DISTINCT ref FROM {STAGE})")
+    if by_id:
+        db.execute(f"INSERT INTO {ACCOUNTS} (ref, account_id) SELECT n.ref, a.id FROM {NAMED} n JOIN {accounts} a "
+                   f"ON a.id = {'CAST(n.ref AS uuid)' if pg else 'n.ref'}")
     else:
-        db.execute(f"INSERT INTO {ACCOUNTS} (ref, account_id) SELECT a.client_id, a.id FROM {accounts} a "
-                   f"WHERE a.client_id IN (SELECT DISTINCT ref FROM {STAGE})")
+        db.execute(f"INSERT INTO {ACCOUNTS} (ref, account_id) SELECT n.ref, a.id FROM {NAMED} n JOIN {accounts} a "
+                   f"ON a.client_id = n.ref")
     db.execute(f"CREATE INDEX {ACCOUNTS}_ref ON {ACCOUNTS} (ref)")
-    db.analyze(ACCOUNTS)
-    field = "account_id"
-    unknown = db.fetchall(
-        f"SELECT s.line, s.ref FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {ACCOUNTS} m WHERE m.ref = s.ref) "
-        f"ORDER BY s.line LIMIT {MAX_ERRORS}"
-    )
-    if unknown:
-        [(count,)] = db.fetchall(
-            f"SELECT count(*) FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {ACCOUNTS} m WHERE m.ref = s.ref)"
-        )
-        what = "account id" if job.match == AccountMatch.ACCOUNT_ID else "client_id"
-        for line, ref in unknown:
-            errors.add(line, field, f"no account with {what} {_ref_text(ref)}")
-        errors.count += count - len(unknown)
-    if job.match == AccountMatch.CLIENT_ID:
+    db.analyze(STAGE, NAMED, ACCOUNTS)
+    missing = f"SELECT ref FROM {NAMED} n WHERE NOT EXISTS (SELECT 1 FROM {ACCOUNTS} m WHERE m.ref = n.ref)"
+    if db.fetchone(f"SELECT EXISTS ({missing})")[0]:
+        column = "account_id" if by_id else "ref"
+        cast = "::text" if by_id and pg else ""
+        what = "account id" if by_id else "client_id"
+        unknown = f"SELECT s.line, s.{column}{cast} FROM {STAGE} s WHERE s.{column}{cast} IN ({missing})"
+        for line, ref in db.fetchall(f"{unknown} ORDER BY s.line LIMIT {MAX_ERRORS}"):
+            errors.add(line, "account_id", f"no account with {what} {_ref_text(ref)}")
+        [(count,)] = db.fetchall(f"SELECT count(*) FROM ({unknown}) u")
+        errors.count += max(0, count - min(count, MAX_ERRORS))
+    if not by_id:
         for line, ref, n in db.fetchall(
             f"SELECT s.line, s.ref, m.n FROM {STAGE} s JOIN (SELECT ref, count(*) AS n FROM {ACCOUNTS} GROUP BY ref "
             f"HAVING count(*) > 1) m ON m.ref = s.ref ORDER BY s.line LIMIT {MAX_ERRORS}"
         ):
-            errors.add(line, field, f"client_id {ref} matches {n} accounts; use match=account_id")
-    for line, ref, currency, kind, first in db.fetchall(
-        f"SELECT line, ref, currency, kind, first FROM (SELECT line, ref, currency, kind, "
-        f"min(line) OVER (PARTITION BY ref, currency, kind) AS first FROM {STAGE} WHERE instrument_id IS NULL) c "
-        f"WHERE line > first ORDER BY line LIMIT {MAX_ERRORS}"
-    ):
-        errors.add(line, "currency", f"{currency} {kind} of this account is already on line {first}")
+            errors.add(line, "account_id", f"client_id {ref} matches {n} accounts; use match=account_id")
+    if not shape.grouped:
+        key = "account_id" if by_id else "ref"
+        for line, currency, kind, first in db.fetchall(
+            f"SELECT line, currency, kind, first FROM (SELECT line, currency, kind, "
+            f"min(line) OVER (PARTITION BY {key}, currency, kind) AS first FROM {STAGE} WHERE instrument_id IS NULL) c "
+            f"WHERE line > first ORDER BY line LIMIT {MAX_ERRORS}"
+        ):
+            errors.add(line, "currency", f"{currency} {kind} of this account is already on line {first}")
 
 
 def _ref_text(ref: str) -> str:
@@ -254,52 +329,47 @@ def _ref_text(ref: str) -> str:
         return ref
 
 
-def _build_diff(tolerance: Decimal) -> None:
+def _file_relations(job: ImportJob, shape: FileShape) -> tuple[str, str]:
+    """SQL for the file's positions (account_id, instrument_id, units) and cash
+    (account_id, currency, kind, balance), by account id."""
+    if job.match == AccountMatch.ACCOUNT_ID:
+        rows = f"SELECT account_id, instrument_id, currency, kind, units, balance FROM {STAGE}"
+    else:
+        rows = (f"SELECT m.account_id, s.instrument_id, s.currency, s.kind, s.units, s.balance FROM {STAGE} s "
+                f"JOIN {ACCOUNTS} m ON m.ref = s.ref")
+    if shape.grouped:
+        positions = f"SELECT account_id, instrument_id, units FROM ({rows}) r WHERE instrument_id IS NOT NULL"
+    else:
+        positions = (f"SELECT account_id, instrument_id, sum(units) AS units FROM ({rows}) r "
+                     f"WHERE instrument_id IS NOT NULL GROUP BY account_id, instrument_id")
+    cash = f"SELECT account_id, currency, kind, balance FROM ({rows}) r WHERE instrument_id IS NULL"
+    return positions, cash
+
+
+def _build_diff(job: ImportJob, shape: FileShape, tolerance: Decimal) -> None:
     """The differences between the file and the book of the accounts the file names,
     beyond `tolerance`: positions (kind P) and cash accounts (kind C). `file` is NULL
     for what the book has and the file leaves out (it becomes 0)."""
     positions, cash = _table(Position), _table(CashAccount)
-    uuid_type = db.uuid_type()
-    db.temp_table(FILE_POSITIONS, f"account_id {uuid_type}, instrument_id {uuid_type}, units numeric")
-    db.execute(
-        f"INSERT INTO {FILE_POSITIONS} (account_id, instrument_id, units) "
-        f"SELECT m.account_id, s.instrument_id, sum(s.units) FROM {STAGE} s JOIN {ACCOUNTS} m ON m.ref = s.ref "
-        f"WHERE s.instrument_id IS NOT NULL GROUP BY m.account_id, s.instrument_id"
-    )
-    db.temp_table(FILE_CASH, f"account_id {uuid_type}, currency text, kind text, balance numeric")
-    db.execute(
-        f"INSERT INTO {FILE_CASH} (account_id, currency, kind, balance) "
-        f"SELECT m.account_id, s.currency, s.kind, s.balance FROM {STAGE} s JOIN {ACCOUNTS} m ON m.ref = s.ref "
-        f"WHERE s.instrument_id IS NULL"
-    )
-    db.execute(f"CREATE INDEX {FILE_POSITIONS}_key ON {FILE_POSITIONS} (account_id, instrument_id)")
-    db.execute(f"CREATE INDEX {FILE_CASH}_key ON {FILE_CASH} (account_id, currency, kind)")
-    db.analyze(FILE_POSITIONS, FILE_CASH)
-    db.temp_table(DIFF, f"kind char(1), account_id {uuid_type}, instrument_id {uuid_type}, currency text, "
+    file_positions, file_cash = _file_relations(job, shape)
+    db.temp_table(DIFF, f"kind char(1), account_id {db.uuid_type()}, instrument_id {db.uuid_type()}, currency text, "
                         f"cash_kind text, book numeric, file numeric")
-    named = f"(SELECT DISTINCT account_id FROM {ACCOUNTS})"
     tol = {"tol": tolerance}
     db.execute(
-        f"INSERT INTO {DIFF} SELECT 'P', f.account_id, f.instrument_id, NULL, NULL, p.units, f.units "
-        f"FROM {FILE_POSITIONS} f LEFT JOIN {positions} p ON p.account_id = f.account_id AND p.instrument_id = f.instrument_id "
-        f"WHERE abs(f.units - coalesce(p.units, 0)) > CAST(%(tol)s AS NUMERIC)", tol,
+        f"INSERT INTO {DIFF} SELECT 'P', coalesce(f.account_id, p.account_id), coalesce(f.instrument_id, p.instrument_id), "
+        f"NULL, NULL, p.units, f.units FROM ({file_positions}) f FULL JOIN (SELECT p.account_id, p.instrument_id, p.units "
+        f"FROM {positions} p JOIN {ACCOUNTS} m ON m.account_id = p.account_id) p "
+        f"ON p.account_id = f.account_id AND p.instrument_id = f.instrument_id "
+        f"WHERE abs(coalesce(f.units, 0) - coalesce(p.units, 0)) > CAST(%(tol)s AS NUMERIC)", tol,
     )
     db.execute(
-        f"INSERT INTO {DIFF} SELECT 'P', p.account_id, p.instrument_id, NULL, NULL, p.units, NULL "
-        f"FROM {positions} p WHERE p.account_id IN {named} AND abs(p.units) > CAST(%(tol)s AS NUMERIC) AND NOT EXISTS "
-        f"(SELECT 1 FROM {FILE_POSITIONS} f WHERE f.account_id = p.account_id AND f.instrument_id = p.instrument_id)", tol,
+        f"INSERT INTO {DIFF} SELECT 'C', coalesce(f.account_id, c.account_id), NULL, coalesce(f.currency, c.currency), "
+        f"coalesce(f.kind, c.kind), c.balance, f.balance FROM ({file_cash}) f FULL JOIN (SELECT c.account_id, c.currency, "
+        f"c.kind, c.balance FROM {cash} c JOIN {ACCOUNTS} m ON m.account_id = c.account_id) c "
+        f"ON c.account_id = f.account_id AND c.currency = f.currency AND c.kind = f.kind "
+        f"WHERE abs(coalesce(f.balance, 0) - coalesce(c.balance, 0)) > CAST(%(tol)s AS NUMERIC)", tol,
     )
-    db.execute(
-        f"INSERT INTO {DIFF} SELECT 'C', f.account_id, NULL, f.currency, f.kind, c.balance, f.balance "
-        f"FROM {FILE_CASH} f LEFT JOIN {cash} c ON c.account_id = f.account_id AND c.currency = f.currency "
-        f"AND c.kind = f.kind WHERE abs(f.balance - coalesce(c.balance, 0)) > CAST(%(tol)s AS NUMERIC)", tol,
-    )
-    db.execute(
-        f"INSERT INTO {DIFF} SELECT 'C', c.account_id, NULL, c.currency, c.kind, c.balance, NULL "
-        f"FROM {cash} c WHERE c.account_id IN {named} AND abs(c.balance) > CAST(%(tol)s AS NUMERIC) AND NOT EXISTS "
-        f"(SELECT 1 FROM {FILE_CASH} f WHERE f.account_id = c.account_id AND f.currency = c.currency AND f.kind = c.kind)",
-        tol,
-    )
+    db.analyze(DIFF)
 
 
 def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
@@ -318,20 +388,20 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
     upserted = db.execute(
         f"INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
         f"SELECT account_id, instrument_id, file, %(now)s FROM {src} WHERE kind = 'P' AND file > 0 "
+        f"ORDER BY account_id, instrument_id "  # index pages and foreign-key lookups in order, not at random
         f"ON CONFLICT (account_id, instrument_id) DO UPDATE SET units = excluded.units, updated_at = excluded.updated_at",
         params,
     )
+    # A new cash account is the default when it is in its account's base currency and
+    # the account has no default yet; an existing one keeps its flag.
     balances = db.execute(
         f"INSERT INTO {cash} (account_id, currency, kind, balance, is_default, updated_at) "
-        f"SELECT account_id, currency, cash_kind, coalesce(file, 0), %(false)s, %(now)s FROM {src} WHERE kind = 'C' "
+        f"SELECT src.account_id, src.currency, src.cash_kind, coalesce(src.file, 0), "
+        f"src.cash_kind = %(cash_kind)s AND src.currency = a.base_currency AND NOT EXISTS "
+        f"(SELECT 1 FROM {cash} d WHERE d.account_id = src.account_id AND d.is_default), %(now)s "
+        f"FROM {src} JOIN {accounts} a ON a.id = src.account_id WHERE src.kind = 'C' ORDER BY src.account_id "
         f"ON CONFLICT (account_id, currency, kind) DO UPDATE SET balance = excluded.balance, updated_at = excluded.updated_at",
-        {**params, "false": False},
-    )
-    db.execute(
-        f"UPDATE {cash} SET is_default = %(true)s WHERE id IN (SELECT c.id FROM {cash} c JOIN {accounts} a ON a.id = c.account_id "
-        f"WHERE c.account_id IN (SELECT account_id FROM {src} WHERE kind = 'C') AND c.currency = a.base_currency "
-        f"AND c.kind = %(cash_kind)s AND NOT EXISTS (SELECT 1 FROM {cash} d WHERE d.account_id = c.account_id AND d.is_default))",
-        {**params, "true": True, "cash_kind": CashKind.CASH.value},
+        {**params, "cash_kind": CashKind.CASH.value},
     )
     [(changed,)] = db.fetchall(f"SELECT count(DISTINCT account_id) FROM {src}", params)
     return deleted + upserted + balances, changed
@@ -353,28 +423,31 @@ def holdings_import_run(*, job: ImportJob) -> ImportJob:
     Runs outside a transaction (progress is visible as it goes); the book is written in
     one transaction at the end."""
     errors = ErrorList()
+    db.session_tune()
     try:
-        rows = _stage_file(job, errors)
+        shape = _stage_file(job, errors)
         if not errors:
             import_progress(job, 70)
-            _resolve_accounts(job, errors)
+            _resolve_accounts(job, errors, shape)
         if errors:
-            import_fail(job, errors=errors.sorted(), error_count=errors.count, rows=rows)
+            import_fail(job, errors=errors.sorted(), error_count=errors.count, rows=shape.rows)
             return job
         import_progress(job, 80)
         with transaction.atomic():
             tolerance = job.tolerance if job.mode == ImportMode.RECONCILE else Decimal(0)
-            _build_diff(tolerance)
+            _build_diff(job, shape, tolerance)
             if job.mode == ImportMode.APPLY:
                 written, changed = _apply(f"SELECT kind, account_id, instrument_id, currency, cash_kind, file FROM {DIFF}")
-                import_finish(job, status=ImportStatus.DONE, rows=rows, rows_changed=written, accounts_changed=changed)
+                import_finish(job, status=ImportStatus.DONE, rows=shape.rows, rows_changed=written,
+                              accounts_changed=changed)
             else:
                 breaks = _write_breaks(job)
                 import_finish(job, status=ImportStatus.AWAITING_ACCEPTANCE if breaks else ImportStatus.DONE,
-                              rows=rows, rows_changed=0, accounts_changed=0, break_count=breaks)
+                              rows=shape.rows, rows_changed=0, accounts_changed=0, break_count=breaks)
         return job
     finally:
-        db.drop(STAGE, ACCOUNTS, FILE_POSITIONS, FILE_CASH, DIFF)
+        db.drop(STAGE, NAMED, ACCOUNTS, DIFF)
+        db.session_reset()
 
 
 @transaction.atomic

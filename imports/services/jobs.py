@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
+from django.core.cache import cache
 from django.core.files.base import File
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -118,12 +119,21 @@ def import_claim(import_id) -> ImportJob | None:
     return ImportJob.objects.get(pk=import_id)
 
 
-def import_progress(job: ImportJob, percent: int) -> None:
-    """Record progress (its own statement: callers run it outside a transaction, so the
-    admin's progress bar sees it at once)."""
+def progress_key(import_id) -> str:
+    return f"imports:progress:{import_id}"
+
+
+def import_progress(job: ImportJob, percent: float, *, live: bool = False) -> None:
+    """Record progress. `live` (while a COPY holds the connection): in the cache, where
+    the admin and the API look first; otherwise on the row (its own statement: callers
+    run outside a transaction, so the progress bar sees it at once)."""
     percent = max(0, min(100, int(percent)))
-    if percent != job.progress:
-        job.progress = percent
+    if percent == job.progress:
+        return
+    job.progress = percent
+    if live:
+        cache.set(progress_key(job.pk), percent, 24 * 3600)
+    else:
         ImportJob.objects.filter(pk=job.pk).update(progress=percent)
 
 

@@ -13,7 +13,6 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import connection
 
-BLOCK_ROWS = 100_000
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -54,6 +53,20 @@ def drop(*names: str) -> None:
         execute(f"DROP TABLE IF EXISTS {name}")
 
 
+def session_tune() -> None:
+    """More memory for the import's sorts and hashes (PostgreSQL's 4 MB default spills
+    joins of millions of rows to disk); undone by `session_reset`."""
+    if is_postgres():
+        execute("SET work_mem = '256MB'")
+        execute("SET maintenance_work_mem = '256MB'")
+
+
+def session_reset() -> None:
+    if is_postgres():
+        execute("RESET work_mem")
+        execute("RESET maintenance_work_mem")
+
+
 def analyze(*names: str) -> None:
     """Temporary tables are never analysed by autovacuum: without statistics PostgreSQL
     plans joins over millions of rows as if they held a few hundred."""
@@ -63,37 +76,64 @@ def analyze(*names: str) -> None:
 
 
 class Stager:
-    """Rows (tuples of str, int or None) into `table (columns)`, BLOCK_ROWS at a time."""
+    """Lines already in COPY's text format (tab-separated, \\N for NULL, ending in a
+    newline) into `table (columns)`. On PostgreSQL one COPY runs from `open()` to
+    `close()` and a writer thread sends the data while Python reads on; elsewhere the
+    lines are split again and inserted with `executemany`, 10,000 at a time."""
 
     def __init__(self, table: str, columns: Sequence[str]):
         self.table, self.columns = table, tuple(columns)
-        self.rows: list = []
+        self.lines: list[str] = []
         self.written = 0
+        self._copy = self._cursor = self._manager = None
 
-    def add(self, row: tuple) -> None:
-        self.rows.append(row)
+    def __enter__(self):
+        if is_postgres():
+            from psycopg.copy import QueuedLibpqWriter
 
-    def full(self) -> bool:
-        return len(self.rows) >= BLOCK_ROWS
+            self._cursor = connection.cursor()
+            raw = self._cursor.cursor  # psycopg's own cursor: Django's wrapper has no copy()
+            self._manager = raw.copy(f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN",
+                                     writer=QueuedLibpqWriter(raw))
+            self._copy = self._manager.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            if self._copy is not None:
+                self._manager.__exit__(exc_type, exc, tb)
+                self._cursor.close()
+                self._copy = self._cursor = None
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        if len(self.lines) >= 10_000:
+            self.flush()
+
+    def extend(self, lines: list[str]) -> None:
+        self.lines.extend(lines)
+        if len(self.lines) >= 10_000:
+            self.flush()
 
     def flush(self) -> None:
-        if not self.rows:
+        if not self.lines:
             return
-        columns = ", ".join(self.columns)
-        with connection.cursor() as cursor:
-            if is_postgres():
-                data = "".join(
-                    "\t".join("\\N" if v is None else str(v).translate(_ESCAPES) for v in row) + "\n"
-                    for row in self.rows
-                )
-                with cursor.cursor.copy(f"COPY {self.table} ({columns}) FROM STDIN") as copy:
-                    for start in range(0, len(data), 1 << 20):
-                        copy.write(data[start:start + (1 << 20)])
-            else:
-                placeholders = ", ".join(["%s"] * len(self.columns))
-                cursor.executemany(f"INSERT INTO {self.table} ({columns}) VALUES ({placeholders})", self.rows)
-        self.written += len(self.rows)
-        self.rows = []
+        if self._copy is not None:
+            self._copy.write("".join(self.lines))
+        else:
+            rows = [[None if v == "\\N" else v for v in line[:-1].split("\t")] for line in self.lines]
+            placeholders = ", ".join(["%s"] * len(self.columns))
+            with connection.cursor() as cursor:
+                cursor.executemany(f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES ({placeholders})", rows)
+        self.written += len(self.lines)
+        self.lines = []
+
+
+def copy_escape(value: str) -> str:
+    return value.translate(_ESCAPES)
 
 
 def decimal_of(text: str, *, places: int, max_digits: int, negative: bool) -> tuple[Decimal | None, str | None]:
