@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 
-from .models import ImportBreak, ImportJob
+from .models import ImportBreak, ImportJob, ImportStatus
 
 BREAK_REPORT_COLUMNS = (
     "break_id", "account_id", "client_id", "instrument_id", "isin", "currency", "kind", "book", "file", "difference",
@@ -23,3 +23,15 @@ def break_report_rows(job: ImportJob) -> Iterator[list]:
     )
     for row in rows:
         yield ["" if v is None else (format(v.normalize(), "f") if hasattr(v, "normalize") else v) for v in row]
+
+
+def import_progress_of(job: ImportJob) -> int:
+    """Percent done: while the file is read the worker reports to the cache (the
+    connection is busy with the COPY), otherwise on the row."""
+    from django.core.cache import cache
+
+    if job.status in (ImportStatus.DONE, ImportStatus.AWAITING_ACCEPTANCE):
+        return 100
+    if job.status != ImportStatus.RUNNING:
+        return job.progress
+    return max(job.progress, cache.get(job.progress_key) or 0)

@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import ImportBreak, ImportJob
+from ..selectors import import_progress_of
 
 BREAKS_SHOWN = 1000
 
@@ -42,6 +43,7 @@ class ImportSerializer(serializers.ModelSerializer):
     errors = ImportErrorSerializer(many=True)
     breaks = serializers.SerializerMethodField(help_text=f"The first {BREAKS_SHOWN}; all in .../breaks/ as CSV.")
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    progress = serializers.SerializerMethodField(help_text="Percent done.")
 
     class Meta:
         model = ImportJob
@@ -50,6 +52,9 @@ class ImportSerializer(serializers.ModelSerializer):
             "rows", "rows_changed", "accounts_changed", "error_count", "errors", "break_count", "breaks",
             "created_by", "created_at", "started_at", "finished_at", "accepted_at",
         ]
+
+    def get_progress(self, job) -> int:
+        return import_progress_of(job)
 
     @extend_schema_field(BreakSerializer(many=True))
     def get_breaks(self, job) -> list[dict]:

@@ -90,6 +90,11 @@ class ImportJob(models.Model):
     def __str__(self):
         return f"{self.kind} {self.mode} {self.file_name} ({str(self.id)[:8]})"
 
+    @property
+    def progress_key(self) -> str:
+        """The cache key of the progress a worker reports while the connection is busy."""
+        return f"imports:progress:{self.pk}"
+
 
 class ImportBreak(models.Model):
     """One difference between the book and a reconciled file, for a position

@@ -95,6 +95,7 @@ class FileShape:
 
     def __init__(self):
         self.rows = 0
+        self.header_ok = False
         self.grouped = True  # every account's rows are together (then duplicates were merged in Python)
         self.named: dict[str, int] = {}  # staged account reference → its first line
 
@@ -155,6 +156,7 @@ def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: Err
     columns = header_index(header, required=REQUIRED, optional=OPTIONAL, errors=errors)
     if errors:
         return
+    shape.header_ok = True
     width = max(columns.values()) + 1
     i_acc, i_inst, i_units, i_cur, i_bal = (columns[c] for c in REQUIRED)
     i_kind = columns.get("kind")
@@ -426,7 +428,7 @@ def holdings_import_run(*, job: ImportJob) -> ImportJob:
     db.session_tune()
     try:
         shape = _stage_file(job, errors)
-        if not errors:
+        if shape.header_ok:  # the rows' own errors do not hide those the database finds
             import_progress(job, 70)
             _resolve_accounts(job, errors, shape)
         if errors:

@@ -119,10 +119,6 @@ def import_claim(import_id) -> ImportJob | None:
     return ImportJob.objects.get(pk=import_id)
 
 
-def progress_key(import_id) -> str:
-    return f"imports:progress:{import_id}"
-
-
 def import_progress(job: ImportJob, percent: float, *, live: bool = False) -> None:
     """Record progress. `live` (while a COPY holds the connection): in the cache, where
     the admin and the API look first; otherwise on the row (its own statement: callers
@@ -132,7 +128,7 @@ def import_progress(job: ImportJob, percent: float, *, live: bool = False) -> No
         return
     job.progress = percent
     if live:
-        cache.set(progress_key(job.pk), percent, 24 * 3600)
+        cache.set(job.progress_key, percent, 24 * 3600)
     else:
         ImportJob.objects.filter(pk=job.pk).update(progress=percent)
 

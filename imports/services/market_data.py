@@ -22,6 +22,7 @@ from .holdings import InstrumentRefs
 from .jobs import MAX_ERRORS, ErrorList, FileRows, header_index, import_fail, import_finish, import_progress
 
 STAGE = "imp_quotes"
+NULL = "\\N"
 PROGRESS_EVERY = 200_000
 
 
@@ -51,7 +52,7 @@ def _stage(job: ImportJob, errors: ErrorList) -> int:
         required, optional = ("base", "quote", "rate", "effective_at"), ()
         places, digits = RATE["decimal_places"], RATE["max_digits"]
     value_field = "value" if prices else "rate"
-    with FileRows(job) as source:
+    with FileRows(job) as source, stager:  # no query inside: on PostgreSQL the COPY holds the connection
         rows = iter(source)
         header = next(rows, None)
         if header is None:
@@ -109,12 +110,10 @@ def _stage(job: ImportJob, errors: ErrorList) -> int:
                 errors.add(line, value_field, "must be greater than 0")
                 bad = True
             if not bad:
-                stager.add((line, k1, k2, effective_at.isoformat(), quoted_at, value))
-                if stager.full():
-                    stager.flush()
+                stager.add(f"{line}\t{k1}\t{db.copy_escape(k2)}\t{effective_at.isoformat()}\t"
+                           f"{quoted_at or NULL}\t{value}\n")
             if line % PROGRESS_EVERY == 0:
-                import_progress(job, 80 * min(source.position(), total_size) / total_size)
-        stager.flush()
+                import_progress(job, 80 * min(source.position(), total_size) / total_size, live=True)
     return line
 
 

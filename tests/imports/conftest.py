@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.portfolios.api.conftest import client_for  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def imports_root(settings, tmp_path):
