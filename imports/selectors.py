@@ -35,3 +35,23 @@ def import_progress_of(job: ImportJob) -> int:
     if job.status != ImportStatus.RUNNING:
         return job.progress
     return max(job.progress, cache.get(job.progress_key) or 0)
+
+
+ALLOCATION_COLUMNS = ("instrument_id", "isin", "instrument_name", "weight", "min_weight", "max_weight")
+
+
+def allocation_rows(allocation) -> Iterator[tuple]:
+    """The current version's lines as rows (header first), in the columns an
+    allocation import reads (`instrument_id` is the UUID; extra columns are for people
+    and must be dropped before importing the sheet back). One query."""
+    from portfolios.models import AllocationLine
+    from rebalancing.selectors.orders import decimal_text, text_cell
+
+    yield ALLOCATION_COLUMNS
+    if allocation.current_version_id is None:
+        return
+    lines = (AllocationLine.objects.filter(version_id=allocation.current_version_id).select_related("instrument")
+             .order_by("-weight", "instrument__isin"))
+    for line in lines:
+        yield (str(line.instrument_id), line.instrument.isin or "", text_cell(line.instrument.name),
+               decimal_text(line.weight), decimal_text(line.min_weight), decimal_text(line.max_weight))

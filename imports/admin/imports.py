@@ -7,7 +7,7 @@ import csv
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -15,10 +15,13 @@ from django.urls import path, reverse
 from audit.history import AuditHistoryMixin
 from audit.services import text
 from core.errors import DomainError
+from core.ids import parse_uuid
+from portfolios.models import Allocation
+from rebalancing.selectors.orders import rows_xlsx
 
 from .. import services
 from ..models import AccountMatch, ImportBreak, ImportJob, ImportKind, ImportMode, ImportStatus
-from ..selectors import break_report_rows, import_progress_of
+from ..selectors import allocation_rows, break_report_rows, import_progress_of
 
 BREAKS_SHOWN = 500
 # What each kind of import writes, beyond imports.add_importjob.
@@ -38,6 +41,21 @@ class UploadForm(forms.Form):
                               help_text="Holdings only: what the account_id column holds.")
     tolerance = forms.DecimalField(min_value=0, initial=0, max_digits=28, decimal_places=10,
                                    help_text="RECONCILE only: differences up to this are not breaks.")
+
+
+class AllocationImportForm(forms.Form):
+    allocation = forms.ModelChoiceField(
+        queryset=Allocation.objects.order_by("name"), required=False,
+        help_text="Empty: a new allocation. Otherwise the file becomes its new version (the old ones are kept).",
+    )
+    file = forms.FileField(help_text="CSV or XLSX: instrument_id (ISIN or UUID), weight; optional min_weight, max_weight.")
+    name = forms.CharField(required=False, help_text="A new allocation's name (a version keeps the allocation's).")
+    base_currency = forms.CharField(required=False, max_length=3, help_text="Default EUR, or the allocation's.")
+    normalize = forms.BooleanField(required=False, help_text="Weights in any positive scale (e.g. 50/50).")
+    effective_from = forms.DateField(required=False, help_text="Default today.")
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class Echo:
@@ -66,6 +84,9 @@ class ImportJobAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def get_urls(self):
         own = [
+            path("allocation/", self.admin_site.admin_view(self.allocation_view), name="imports_allocation"),
+            path("allocation/<path:allocation_id>/export/", self.admin_site.admin_view(self.allocation_export_view),
+                 name="imports_allocation_export"),
             path("<path:object_id>/accept/", self.admin_site.admin_view(self.accept_view), name="imports_importjob_accept"),
             path("<path:object_id>/breaks.csv", self.admin_site.admin_view(self.breaks_view),
                  name="imports_importjob_breaks"),
@@ -140,6 +161,59 @@ class ImportJobAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 self.message_user(request, f"Accepted: {job.rows_changed} rows written in {job.accounts_changed} accounts.",
                                   messages.SUCCESS)
         return redirect(reverse("admin:imports_importjob_change", args=[object_id]))
+
+    # Model portfolios from and to spreadsheets ------------------------------------------
+
+    def allocation_view(self, request):
+        """Import a spreadsheet of lines as a new allocation or a new version of one;
+        export one. Needs the allocation permissions (add for new, change for a version)."""
+        if not request.user.has_perm("portfolios.view_allocation"):
+            raise PermissionDenied
+        form = AllocationImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            allocation = data["allocation"]
+            needed = "portfolios.change_allocation" if allocation else "portfolios.add_allocation"
+            if not request.user.has_perm(needed):
+                raise PermissionDenied
+            upload = data["file"]
+            try:
+                saved = services.allocation_import(
+                    data=upload.read(), file_name=upload.name, allocation=allocation, name=data["name"],
+                    base_currency=data["base_currency"], normalize=data["normalize"],
+                    effective_from=data["effective_from"], user=request.user,
+                )
+            except DomainError as exc:
+                for error in exc.errors or []:
+                    form.add_error(None, f"{error.field}: {error.message}" if error.field else error.message)
+                if not exc.errors:
+                    form.add_error(None, exc.detail)
+            else:
+                version = saved.current_version.version
+                self.message_user(request, f"{saved} now has version {version} from {upload.name}.", messages.SUCCESS)
+                return redirect(reverse("admin:portfolios_allocation_change", args=[saved.pk]))
+        context = {
+            **self.admin_site.each_context(request), "title": "Model portfolio from a spreadsheet", "form": form,
+            "opts": self.model._meta, "allocations": Allocation.objects.select_related("current_version").order_by("name"),
+        }
+        return TemplateResponse(request, "admin/imports/importjob/allocation.html", context)
+
+    def allocation_export_view(self, request, allocation_id):
+        if not request.user.has_perm("portfolios.view_allocation"):
+            raise PermissionDenied
+        allocation = Allocation.objects.filter(pk=parse_uuid(allocation_id)).first() if parse_uuid(allocation_id) else None
+        if allocation is None:
+            raise Http404("no such allocation")
+        rows = allocation_rows(allocation)
+        stem = f"allocation-{allocation.pk}"
+        if request.GET.get("format") == "xlsx":
+            response = HttpResponse(rows_xlsx(rows, sheet="allocation"), content_type=XLSX)
+            response["Content-Disposition"] = f'attachment; filename="{stem}.xlsx"'
+            return response
+        writer = csv.writer(Echo())
+        response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
+        return response
 
     def breaks_view(self, request, object_id):
         job = self.get_object(request, object_id)

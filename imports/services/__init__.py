@@ -1,6 +1,7 @@
 """Every write of the imports app (docs/imports.md)."""
 
 from ..models import ImportJob, ImportKind, ImportStatus
+from .allocations import allocation_import
 from .holdings import breaks_accept, holdings_import_run
 from .jobs import RUN_TASK, import_claim, import_create, import_enqueue, import_fail
 from .market_data import market_data_import_run
@@ -25,6 +26,6 @@ def import_run(*, import_id) -> ImportJob | None:
 
 
 __all__ = [
-    "RUN_TASK", "breaks_accept", "holdings_import_run", "import_claim", "import_create", "import_enqueue",
+    "RUN_TASK", "allocation_import", "breaks_accept", "holdings_import_run", "import_claim", "import_create", "import_enqueue",
     "import_run", "market_data_import_run",
 ]
