@@ -83,6 +83,11 @@ def test_a_bad_check_digit_refuses_the_whole_file_then_the_corrected_file_loads_
     units_break = breaks[(str(first.pk), a.isin)]
     assert (units_break["book"], units_break["file"], units_break["difference"]) == ("12.0000000000", "13.0000000000", "1.0000000000")
     assert holdings(first)[0][a.isin] == Decimal("12")  # a reconciliation writes nothing
+    report = api_client.get(f"/api/v1/imports/{job['import_id']}/breaks/")
+    assert report["Content-Type"] == "text/csv"
+    header, *lines = b"".join(report.streaming_content).decode().splitlines()
+    assert header == "break_id,account_id,client_id,instrument_id,isin,currency,kind,book,file,difference,accepted"
+    assert sorted(line.split(",")[7:10] for line in lines) == [["12", "13", "1"], ["200", "180", "-20"]]
 
     response = api_client.post(f"/api/v1/imports/{job['import_id']}/accept/",
                                {"break_ids": [units_break["break_id"]]}, format="json")
