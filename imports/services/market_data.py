@@ -145,8 +145,8 @@ def market_data_import_run(*, job: ImportJob) -> ImportJob:
             if prices:
                 written = db.execute(
                     f"INSERT INTO {Price._meta.db_table} (instrument_id, source, effective_at, value, created_at, updated_at) "
-                    f"SELECT k1, k2, effective_at, value, %(now)s, %(now)s FROM {latest} "
-                    f"ON CONFLICT (instrument_id, source, effective_at) DO UPDATE SET value = excluded.value, "
+                    f"SELECT {'CAST(k1 AS uuid)' if db.is_postgres() else 'k1'}, k2, effective_at, value, %(now)s, %(now)s "
+                    f"FROM {latest} ON CONFLICT (instrument_id, source, effective_at) DO UPDATE SET value = excluded.value, "
                     f"updated_at = excluded.updated_at", {"now": now},
                 )
             else:
