@@ -17,6 +17,7 @@ AUDITED = (
     "rebalancing.savingsplan",
     "rebalancing.execution",
     "rebalancing.tradeorder",
+    "imports.importjob",
 )
 
 

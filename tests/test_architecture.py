@@ -15,8 +15,8 @@ from pathlib import Path
 import grimp
 import pytest
 
-PACKAGES = ("config", "core", "portfolios", "rebalancing", "webhooks", "audit", "credentials")
-APPS = ("portfolios", "rebalancing", "webhooks", "audit", "credentials")
+PACKAGES = ("config", "core", "portfolios", "rebalancing", "webhooks", "audit", "credentials", "imports")
+APPS = ("portfolios", "rebalancing", "webhooks", "audit", "credentials", "imports")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -120,6 +120,7 @@ urlpatterns = [
     path("", include("portfolios.api.urls")),
     path("", include("rebalancing.api.urls")),
     path("", include("webhooks.urls")),
+    path("", include("imports.api.urls")),
     # Keep last: anything not matched above is a 404 problem.
     re_path(r"^.*$", NoSuchEndpointView.as_view()),
 ]

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "portfolios",
     "rebalancing",
     "webhooks",
+    "imports",
     "auditlog",
     "audit",  # after auditlog: replaces its admin
     "credentials",
@@ -239,6 +240,9 @@ SPECTACULAR_SETTINGS = {
         "SideEnum": "rebalancing.models.Side",
         "ExecutionMethodEnum": "rebalancing.models.ExecutionMethod",
         "ExecutionStatusEnum": "rebalancing.models.ExecutionStatus",
+        "KindEnum": "portfolios.models.CashKind",
+        "ImportKindEnum": "imports.models.ImportKind",
+        "ImportStatusEnum": "imports.models.ImportStatus",
     },
 }
 

@@ -15,6 +15,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 
 from portfolios.admin.base import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin, plain
 from portfolios.forms import ServiceModelForm
@@ -108,6 +109,9 @@ class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
             path("export/", view(self.export_view), name="rebalancing_tradeorder_export"),
             path("blotter/", view(self.blotter_view), name="rebalancing_tradeorder_blotter"),
             path("blotter/csv/", view(self.blotter_csv_view), name="rebalancing_tradeorder_blotter_csv"),
+            path("blotter/xlsx/", view(self.blotter_xlsx_view), name="rebalancing_tradeorder_blotter_xlsx"),
+            path("blotter/fix/", view(self.blotter_fix_view), name="rebalancing_tradeorder_blotter_fix"),
+            path("export/xlsx/", view(self.export_xlsx_view), name="rebalancing_tradeorder_export_xlsx"),
             *super().get_urls(),
         ]
 
@@ -240,6 +244,8 @@ class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
                 for total in selectors_orders.blotter_totals(rows)
             ],
             "csv_url": reverse("admin:rebalancing_tradeorder_blotter_csv") + query,
+            "xlsx_url": reverse("admin:rebalancing_tradeorder_blotter_xlsx") + query,
+            "fix_url": reverse("admin:rebalancing_tradeorder_blotter_fix") + query,
             "changelist_url": changelist_url + query,
         }
         return TemplateResponse(request, "admin/rebalancing/tradeorder/blotter.html", context)
@@ -250,6 +256,50 @@ class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
             return response
         rows = selectors_orders.trade_order_blotter(changelist.queryset)
         return csv_response(selectors_orders.blotter_csv_rows(rows), f"blotter-{file_stamp()}.csv")
+
+    def blotter_xlsx_view(self, request):
+        changelist, response = self._blotter(request, "rebalancing_tradeorder_blotter_xlsx")
+        if response is not None:
+            return response
+        rows = selectors_orders.trade_order_blotter(changelist.queryset)
+        return _download(selectors_orders.rows_xlsx(selectors_orders.blotter_csv_rows(rows), sheet="blotter"),
+                         XLSX, f"blotter-{file_stamp()}.xlsx")
+
+    def blotter_fix_view(self, request):
+        """The blotter as a FIX 4.4 order list: one NewOrderSingle per line (docs/imports.md)."""
+        changelist, response = self._blotter(request, "rebalancing_tradeorder_blotter_fix")
+        if response is not None:
+            return response
+        rows = selectors_orders.trade_order_blotter(changelist.queryset)
+        text = "".join(selectors_orders.blotter_fix_lines(rows, now=timezone.now()))
+        return _download(text.encode(), "text/plain; charset=utf-8", f"blotter-{file_stamp()}.fix")
+
+    def export_xlsx_view(self, request):
+        """Every order of the current filter as XLSX (at most XLSX_MAX_ORDERS: a
+        workbook is built in memory; CSV streams any number)."""
+        try:
+            changelist = self.filtered_changelist(request)
+        except IncorrectLookupParameters:
+            return self._bad_filter()
+        orders = changelist.queryset
+        if orders.count() > XLSX_MAX_ORDERS:
+            self.message_user(request, f"More than {XLSX_MAX_ORDERS} orders: export them as CSV, or filter further.",
+                              messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:rebalancing_tradeorder_changelist") + changelist.get_query_string())
+        data = selectors_orders.rows_xlsx(selectors_orders.trade_order_csv_rows(orders), sheet="trade orders")
+        return _download(data, XLSX, f"trade-orders-{file_stamp()}.xlsx")
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_MAX_ORDERS = 200_000
+
+
+def _download(data: bytes, content_type: str, name: str):
+    from django.http import HttpResponse
+
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 def _active_filters(changelist: ChangeList) -> list[str]:

@@ -144,13 +144,70 @@ def trade_order_csv_rows(orders: QuerySet) -> Iterator[tuple]:
         yield tuple(format_(value) for format_, value in zip(formats, values))
 
 
+# --- Spreadsheets and FIX -----------------------------------------------------------------
+
+DECIMAL_COLUMNS = {"units", "unit_price", "trade_amount", "executed_units", "executed_amount"}
+
+
+def rows_xlsx(rows: Iterable[tuple], *, sheet: str) -> bytes:
+    """CSV rows (the header first) as an XLSX workbook of one sheet, written by openpyxl
+    in write-only mode. Decimal columns become numbers (the digits written exactly;
+    Excel reads them as it reads any number), the rest stays text."""
+    import io
+
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    worksheet = workbook.create_sheet(sheet)
+    rows = iter(rows)
+    header = next(rows)
+    worksheet.append(list(header))
+    numeric = [name in DECIMAL_COLUMNS for name in header]
+    for row in rows:
+        worksheet.append([Decimal(v) if is_number and v != "" else v for is_number, v in zip(numeric, row)])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+SOH = "\x01"
+FIX_SIDES = {"BUY": "1", "SELL": "2"}
+
+
+def fix_message(fields: list[tuple[int, str]], *, begin: str = "FIX.4.4") -> str:
+    """One FIX tag=value message, SOH-separated, with BodyLength (9) and CheckSum (10)."""
+    body = "".join(f"{tag}={value}{SOH}" for tag, value in fields)
+    head = f"8={begin}{SOH}9={len(body.encode())}{SOH}"
+    checksum = sum((head + body).encode()) % 256
+    return f"{head}{body}10={checksum:03d}{SOH}"
+
+
+def blotter_fix_lines(rows: Iterable[BlotterRow], *, now, sender: str = "BALLAST", target: str = "DESK") -> Iterator[str]:
+    """One FIX 4.4 NewOrderSingle (35=D) per blotter row, a message per line
+    (docs/imports.md): ClOrdID 11 = sending time and row number, Symbol 55 and
+    SecurityID 48 (ISIN, 22=4) or the instrument id (22=8), Side 54, OrderQty 38,
+    OrdType 40=1 (market), Currency 15, HandlInst 21=1, TransactTime 60."""
+    stamp = now.strftime("%Y%m%d-%H:%M:%S")
+    for number, row in enumerate(rows, start=1):
+        security = (row.isin, "4") if row.isin else (str(row.instrument_id), "8")
+        yield fix_message([
+            (35, "D"), (49, sender), (56, target), (34, str(number)), (52, stamp),
+            (11, f"{now:%Y%m%d%H%M%S}-{number}"), (21, "1"), (55, security[0]), (48, security[0]), (22, security[1]),
+            (54, FIX_SIDES.get(row.side, row.side)), (60, stamp), (38, decimal_text(row.units)), (40, "1"),
+            (15, row.currency),
+        ]) + "\n"
+
+
 __all__ = [
     "BLOTTER_DEFAULT_STATUS",
     "BLOTTER_HEADER",
     "TRADE_ORDER_HEADER",
     "BlotterRow",
     "blotter_csv_rows",
+    "blotter_fix_lines",
     "blotter_totals",
+    "fix_message",
+    "rows_xlsx",
     "decimal_text",
     "trade_order_blotter",
     "trade_order_csv_rows",

@@ -1,0 +1,3 @@
+from .imports import ImportJobAdmin
+
+__all__ = ["ImportJobAdmin"]

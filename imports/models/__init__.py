@@ -1,0 +1,3 @@
+from .jobs import AccountMatch, ImportBreak, ImportJob, ImportKind, ImportMode, ImportStatus, imports_storage
+
+__all__ = ["AccountMatch", "ImportBreak", "ImportJob", "ImportKind", "ImportMode", "ImportStatus", "imports_storage"]

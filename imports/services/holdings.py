@@ -1,0 +1,509 @@
+"""Holdings files (domain.md §13): validate whole, then apply the snapshot or reconcile.
+
+The path of a file, whatever its size (docs/imports.md):
+
+1. one streaming pass in Python checks every row on its own (identifiers, numbers,
+   which columns a position or a cash row may fill) and stages the good rows in a
+   temporary table (COPY on PostgreSQL); the file is never held in memory;
+2. set-based checks on the staged rows: accounts that do not exist (or, matched by
+   client_id, are ambiguous), a cash account twice;
+3. any error: the import is FAILED with every error (line, field, rule), nothing of
+   the book written;
+4. otherwise the differences between the file and the book of the accounts it names
+   are computed in the database (`imp_diff`), then either applied (APPLY) in one
+   transaction or kept as breaks (RECONCILE) for an operator to accept.
+"""
+
+import re
+import uuid
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+from stdnum import isin as stdnum_isin
+from stdnum.exceptions import ValidationError as IsinError
+
+from core.errors import Conflict, FieldError, InvalidInput
+
+from portfolios.models import CashAccount, CashKind, Instrument, InstrumentType, PortfolioAccount, Position
+from portfolios.models.fields import MONEY, UNITS, is_currency_code
+
+from ..models import AccountMatch, ImportBreak, ImportJob, ImportMode, ImportStatus
+from . import staging as db
+from .jobs import MAX_ERRORS, ErrorList, FileRows, header_index, import_fail, import_finish, import_progress
+
+REQUIRED = ("account_id", "instrument_id", "units", "currency", "balance")
+OPTIONAL = ("kind", "acquired_on", "unit_cost")
+LOT_COLUMNS = ("acquired_on", "unit_cost")
+STAGE, NAMED, ACCOUNTS, DIFF = "imp_stage", "imp_named", "imp_accounts", "imp_diff"
+PROGRESS_EVERY = 200_000
+
+
+def _table(model) -> str:
+    return model._meta.db_table
+
+
+class InstrumentRefs:
+    """ISIN or UUID → (instrument id as staged, currency) or an error; one query for
+    all instruments (a few thousand), then a dict."""
+
+    def __init__(self):
+        self.known = {}
+        pg = db.is_postgres()
+        for pk, isin, type_, currency in Instrument.objects.values_list("id", "isin", "type", "currency"):
+            value = (str(pk) if pg else pk.hex, currency, type_)
+            self.known[str(pk)] = self.known[pk.hex] = value
+            if isin:
+                self.known[isin] = value
+        self.cache: dict[str, tuple] = {}
+
+    def resolve(self, ref: str) -> tuple:
+        """(staged id, currency, None) or (None, None, message)."""
+        hit = self.cache.get(ref)
+        if hit is None:
+            hit = self.cache[ref] = self._resolve(ref)
+        return hit
+
+    def _resolve(self, ref: str) -> tuple:
+        try:
+            found = self.known.get(str(uuid.UUID(ref)))
+            if found is None:
+                return None, None, f"no instrument with UUID {ref}"
+        except ValueError:
+            if len(ref) != 12:
+                return None, None, f"{ref!r} is neither an ISIN nor a UUID"
+            try:
+                stdnum_isin.validate(ref)
+            except IsinError as exc:
+                return None, None, f"{ref} is not a valid ISIN ({str(exc).rstrip('.').lower()})"
+            found = self.known.get(ref.upper())
+            if found is None:
+                return None, None, f"no instrument with ISIN {ref}"
+        staged, currency, type_ = found
+        if type_ == InstrumentType.CASH:
+            return None, None, f"{ref} is a CASH instrument: report cash in a cash row (currency, balance)"
+        return staged, currency, None
+
+
+UNITS_TEXT = re.compile(r"\d{1,%d}(?:\.\d{0,%d})?" % (UNITS["max_digits"] - UNITS["decimal_places"], UNITS["decimal_places"]))
+BALANCE_TEXT = re.compile(r"-?\d{1,%d}(?:\.\d{0,%d})?" % (MONEY["max_digits"] - MONEY["decimal_places"], MONEY["decimal_places"]))
+NULL = "\\N"
+
+
+class FileShape:
+    """What the pass learnt about the file as a whole."""
+
+    def __init__(self):
+        self.rows = 0
+        self.header_ok = False
+        self.grouped = True  # every account's rows are together (then duplicates were merged in Python)
+        self.named: dict[str, int] = {}  # staged account reference → its first line
+
+
+class AccountBlock:
+    """The rows of one account while its block is read: a position named twice is
+    added up, a cash account named twice is an error; emitted as COPY lines at the end."""
+
+    def __init__(self, ref_column: str):
+        self.ref_column = ref_column  # "account_id\t\\N" or "\\N\tref"
+        self.positions: dict[str, list] = {}  # instrument id → [first line, units text]
+        self.cash: dict[tuple, list] = {}  # (currency, kind) → [line, balance text]
+
+    def position(self, line: int, instrument_id: str, units: str) -> None:
+        known = self.positions.get(instrument_id)
+        if known is None:
+            self.positions[instrument_id] = [line, units]
+        else:
+            known[1] = str(Decimal(known[1]) + Decimal(units))
+
+    def cash_row(self, line: int, currency: str, kind: str, balance: str, errors: ErrorList) -> None:
+        known = self.cash.get((currency, kind))
+        if known is None:
+            self.cash[(currency, kind)] = [line, balance]
+        else:
+            errors.add(line, "currency", f"{currency} {kind} of this account is already on line {known[0]}")
+
+    def emit(self, stager) -> None:
+        head = self.ref_column
+        stager.extend([f"{line}\t{head}\t{instrument_id}\t{NULL}\t{NULL}\t{units}\t{NULL}\n"
+                       for instrument_id, (line, units) in self.positions.items()])
+        stager.extend([f"{line}\t{head}\t{NULL}\t{currency}\t{kind}\t{NULL}\t{balance}\n"
+                       for (currency, kind), (line, balance) in self.cash.items()])
+
+
+def _stage_file(job: ImportJob, errors: ErrorList) -> FileShape:
+    """Pass 1: check every row on its own and stage the good ones (an account's rows
+    merged when they come together). Progress goes to 70 % by the bytes read."""
+    db.temp_table(STAGE, f"line bigint, account_id {db.uuid_type()}, ref text, instrument_id {db.uuid_type()}, "
+                         f"currency text, kind text, units numeric, balance numeric")
+    shape = FileShape()
+    stager = db.Stager(STAGE, ("line", "account_id", "ref", "instrument_id", "currency", "kind", "units", "balance"))
+    instruments = InstrumentRefs()  # before the COPY: it holds the connection until it ends
+    with FileRows(job) as source, stager:
+        _stage_rows(job, source, stager, errors, shape, instruments)
+    return shape
+
+
+def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: ErrorList, shape: FileShape,
+                instruments: InstrumentRefs) -> None:
+    """No query may run here: on PostgreSQL the COPY holds the connection."""
+    pg = db.is_postgres()
+    rows = iter(source)
+    header = next(rows, None)
+    if header is None:
+        errors.add(0, "", "the file is empty (a header row is required)")
+        return
+    columns = header_index(header, required=REQUIRED, optional=OPTIONAL, errors=errors)
+    if errors:
+        return
+    shape.header_ok = True
+    width = max(columns.values()) + 1
+    i_acc, i_inst, i_units, i_cur, i_bal = (columns[c] for c in REQUIRED)
+    i_kind = columns.get("kind")
+    lot_columns = [(name, columns[name]) for name in LOT_COLUMNS if name in columns]
+    by_id = job.match == AccountMatch.ACCOUNT_ID
+    kinds = set(CashKind.values)
+    units_ok, balance_ok = UNITS_TEXT.fullmatch, BALANCE_TEXT.fullmatch
+    decimal_of = db.decimal_of
+    named = shape.named
+    block: AccountBlock | None = None
+    last_ref = None
+    total_size = max(job.size, 1)
+    line = 0
+    for row in rows:
+        line += 1
+        if len(row) != width:
+            if len(row) < width:
+                if not any(cell.strip() for cell in row):
+                    continue  # a blank line (often the last one): not a row
+                row = row + [""] * (width - len(row))
+            elif any(cell.strip() for cell in row[width:]):
+                errors.add(line, "", f"{len(row)} cells, the header has {width}")
+                continue
+        bad = False
+        ref = row[i_acc].strip()
+        if ref != last_ref:
+            if block is not None:
+                block.emit(stager)
+                block = None
+            last_ref = ref
+            if not ref:
+                staged_ref = None
+            elif by_id:
+                try:
+                    parsed = uuid.UUID(ref)
+                    staged_ref = str(parsed) if pg else parsed.hex
+                except ValueError:
+                    staged_ref = None
+            else:
+                staged_ref = db.copy_escape(ref)
+            if staged_ref is not None:
+                if staged_ref in named:
+                    shape.grouped = False
+                else:
+                    named[staged_ref] = line
+                block = AccountBlock(f"{staged_ref}\t{NULL}" if by_id else f"{NULL}\t{staged_ref}")
+        if block is None:
+            if not ref:
+                errors.add(line, "account_id", "required")
+            else:
+                errors.add(line, "account_id", f"{ref!r} is not a UUID (use match=client_id for client references)")
+            bad = True
+        for name, position in lot_columns:
+            if row[position].strip():
+                errors.add(line, name, "tax lots are not supported yet: leave the lot columns empty")
+                bad = True
+        instrument_ref = row[i_inst].strip()
+        units, currency, balance = row[i_units].strip(), row[i_cur].strip(), row[i_bal].strip()
+        kind = row[i_kind].strip().upper() if i_kind is not None else ""
+        if instrument_ref:  # a position
+            instrument_id, instrument_currency, message = instruments.resolve(instrument_ref)
+            if message:
+                errors.add(line, "instrument_id", message)
+                bad = True
+            elif currency and currency != instrument_currency:
+                errors.add(line, "currency", f"{instrument_ref} trades in {instrument_currency}, not {currency}")
+                bad = True
+            if balance:
+                errors.add(line, "balance", "a position row has no balance (cash goes in a row without instrument_id)")
+                bad = True
+            if kind:
+                errors.add(line, "kind", "only a cash row has a kind")
+                bad = True
+            if not units_ok(units):
+                if not units:
+                    errors.add(line, "units", "required for a position")
+                    continue
+                value, message = decimal_of(units, places=UNITS["decimal_places"], max_digits=UNITS["max_digits"],
+                                            negative=False)
+                if message:
+                    errors.add(line, "units", message)
+                    continue
+                units = str(value)
+            if not bad:
+                known = block.positions.get(instrument_id)
+                if known is None:
+                    block.positions[instrument_id] = [line, units]
+                else:
+                    block.position(line, instrument_id, units)
+        else:  # cash
+            if units:
+                errors.add(line, "units", "a cash row has no units (set instrument_id for a position)")
+                bad = True
+            if not currency:
+                errors.add(line, "currency", "required for a cash row (or set instrument_id for a position)")
+                bad = True
+            elif not is_currency_code(currency):
+                errors.add(line, "currency", f"{currency} is not an ISO 4217 currency code")
+                bad = True
+            if kind and kind not in kinds:
+                errors.add(line, "kind", f"must be one of {', '.join(CashKind.values)}")
+                bad = True
+            if not balance_ok(balance):
+                if not balance:
+                    errors.add(line, "balance", "required for a cash row")
+                    continue
+                value, message = decimal_of(balance, places=MONEY["decimal_places"], max_digits=MONEY["max_digits"],
+                                            negative=True)
+                if message:
+                    errors.add(line, "balance", message)
+                    continue
+                balance = str(value)
+            if not bad:
+                block.cash_row(line, currency, kind or CashKind.CASH, balance, errors)
+        if line % PROGRESS_EVERY == 0:
+            import_progress(job, 70 * min(source.position(), total_size) / total_size, live=True)
+    if block is not None:
+        block.emit(stager)
+    shape.rows = line
+
+
+def _resolve_accounts(job: ImportJob, errors: ErrorList, shape: FileShape) -> None:
+    """Pass 2: every account the file names → one account, set-based; a cash account
+    named twice when an account's rows are not together."""
+    accounts = _table(PortfolioAccount)
+    pg = db.is_postgres()
+    by_id = job.match == AccountMatch.ACCOUNT_ID
+    db.temp_table(NAMED, "ref text, line bigint")
+    with db.Stager(NAMED, ("ref", "line")) as stager:
+        for ref, line in shape.named.items():
+            stager.add(f"{ref}\t{line}\n")
+    shape.named = {}  # memory back
+    db.temp_table(ACCOUNTS, f"ref text, account_id {db.uuid_type()}")
+    if by_id:
+        db.execute(f"INSERT INTO {ACCOUNTS} (ref, account_id) SELECT n.ref, a.id FROM {NAMED} n JOIN {accounts} a "
+                   f"ON a.id = {'CAST(n.ref AS uuid)' if pg else 'n.ref'}")
+    else:
+        db.execute(f"INSERT INTO {ACCOUNTS} (ref, account_id) SELECT n.ref, a.id FROM {NAMED} n JOIN {accounts} a "
+                   f"ON a.client_id = n.ref")
+    db.execute(f"CREATE INDEX {ACCOUNTS}_ref ON {ACCOUNTS} (ref)")
+    db.analyze(STAGE, NAMED, ACCOUNTS)
+    missing = f"SELECT ref FROM {NAMED} n WHERE NOT EXISTS (SELECT 1 FROM {ACCOUNTS} m WHERE m.ref = n.ref)"
+    if db.fetchone(f"SELECT EXISTS ({missing})")[0]:
+        column = "account_id" if by_id else "ref"
+        cast = "::text" if by_id and pg else ""
+        what = "account id" if by_id else "client_id"
+        unknown = f"SELECT s.line, s.{column}{cast} FROM {STAGE} s WHERE s.{column}{cast} IN ({missing})"
+        for line, ref in db.fetchall(f"{unknown} ORDER BY s.line LIMIT {MAX_ERRORS}"):
+            errors.add(line, "account_id", f"no account with {what} {_ref_text(ref)}")
+        [(count,)] = db.fetchall(f"SELECT count(*) FROM ({unknown}) u")
+        errors.count += max(0, count - min(count, MAX_ERRORS))
+    if not by_id:
+        for line, ref, n in db.fetchall(
+            f"SELECT s.line, s.ref, m.n FROM {STAGE} s JOIN (SELECT ref, count(*) AS n FROM {ACCOUNTS} GROUP BY ref "
+            f"HAVING count(*) > 1) m ON m.ref = s.ref ORDER BY s.line LIMIT {MAX_ERRORS}"
+        ):
+            errors.add(line, "account_id", f"client_id {ref} matches {n} accounts; use match=account_id")
+    if not shape.grouped:
+        key = "account_id" if by_id else "ref"
+        for line, currency, kind, first in db.fetchall(
+            f"SELECT line, currency, kind, first FROM (SELECT line, currency, kind, "
+            f"min(line) OVER (PARTITION BY {key}, currency, kind) AS first FROM {STAGE} WHERE instrument_id IS NULL) c "
+            f"WHERE line > first ORDER BY line LIMIT {MAX_ERRORS}"
+        ):
+            errors.add(line, "currency", f"{currency} {kind} of this account is already on line {first}")
+
+
+def _ref_text(ref: str) -> str:
+    try:
+        return str(uuid.UUID(ref))
+    except ValueError:
+        return ref
+
+
+def _file_relations(job: ImportJob, shape: FileShape) -> tuple[str, str]:
+    """SQL for the file's positions (account_id, instrument_id, units) and cash
+    (account_id, currency, kind, balance), by account id."""
+    if job.match == AccountMatch.ACCOUNT_ID:
+        rows = f"SELECT account_id, instrument_id, currency, kind, units, balance FROM {STAGE}"
+    else:
+        rows = (f"SELECT m.account_id, s.instrument_id, s.currency, s.kind, s.units, s.balance FROM {STAGE} s "
+                f"JOIN {ACCOUNTS} m ON m.ref = s.ref")
+    if shape.grouped:
+        positions = f"SELECT account_id, instrument_id, units FROM ({rows}) r WHERE instrument_id IS NOT NULL"
+    else:
+        positions = (f"SELECT account_id, instrument_id, sum(units) AS units FROM ({rows}) r "
+                     f"WHERE instrument_id IS NOT NULL GROUP BY account_id, instrument_id")
+    cash = f"SELECT account_id, currency, kind, balance FROM ({rows}) r WHERE instrument_id IS NULL"
+    return positions, cash
+
+
+def _build_diff(job: ImportJob, shape: FileShape, tolerance: Decimal) -> None:
+    """The differences between the file and the book of the accounts the file names,
+    beyond `tolerance`: positions (kind P) and cash accounts (kind C). `file` is NULL
+    for what the book has and the file leaves out (it becomes 0)."""
+    positions, cash = _table(Position), _table(CashAccount)
+    file_positions, file_cash = _file_relations(job, shape)
+    db.temp_table(DIFF, f"kind char(1), account_id {db.uuid_type()}, instrument_id {db.uuid_type()}, currency text, "
+                        f"cash_kind text, book numeric, file numeric")
+    tol = {"tol": tolerance}
+    db.execute(
+        f"INSERT INTO {DIFF} SELECT 'P', coalesce(f.account_id, p.account_id), coalesce(f.instrument_id, p.instrument_id), "
+        f"NULL, NULL, p.units, f.units FROM ({file_positions}) f FULL JOIN (SELECT p.account_id, p.instrument_id, p.units "
+        f"FROM {positions} p JOIN {ACCOUNTS} m ON m.account_id = p.account_id) p "
+        f"ON p.account_id = f.account_id AND p.instrument_id = f.instrument_id "
+        f"WHERE abs(coalesce(f.units, 0) - coalesce(p.units, 0)) > CAST(%(tol)s AS NUMERIC)", tol,
+    )
+    db.execute(
+        f"INSERT INTO {DIFF} SELECT 'C', coalesce(f.account_id, c.account_id), NULL, coalesce(f.currency, c.currency), "
+        f"coalesce(f.kind, c.kind), c.balance, f.balance FROM ({file_cash}) f FULL JOIN (SELECT c.account_id, c.currency, "
+        f"c.kind, c.balance FROM {cash} c JOIN {ACCOUNTS} m ON m.account_id = c.account_id) c "
+        f"ON c.account_id = f.account_id AND c.currency = f.currency AND c.kind = f.kind "
+        f"WHERE abs(coalesce(f.balance, 0) - coalesce(c.balance, 0)) > CAST(%(tol)s AS NUMERIC)", tol,
+    )
+    db.analyze(DIFF)
+
+
+def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
+    """Write the file's values of the differences in `source` (SQL yielding kind,
+    account_id, instrument_id, currency, cash_kind, file) into the book; returns (rows
+    written, accounts changed). A position whose file value is 0 or missing is deleted;
+    a cash account is kept with balance 0. A new cash account is the default when its
+    account has none and it is in the account's base currency."""
+    params = dict(params or {}, now=timezone.now())
+    positions, cash, accounts = _table(Position), _table(CashAccount), _table(PortfolioAccount)
+    src = f"({source}) src"
+    deleted = db.execute(
+        f"DELETE FROM {positions} WHERE (account_id, instrument_id) IN "
+        f"(SELECT account_id, instrument_id FROM {src} WHERE kind = 'P' AND coalesce(file, 0) = 0)", params,
+    )
+    upserted = db.execute(
+        f"INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
+        f"SELECT account_id, instrument_id, file, %(now)s FROM {src} WHERE kind = 'P' AND file > 0 "
+        f"ORDER BY account_id, instrument_id "  # index pages and foreign-key lookups in order, not at random
+        f"ON CONFLICT (account_id, instrument_id) DO UPDATE SET units = excluded.units, updated_at = excluded.updated_at",
+        params,
+    )
+    # A new cash account is the default when it is in its account's base currency and
+    # the account has no default yet; an existing one keeps its flag.
+    balances = db.execute(
+        f"INSERT INTO {cash} (account_id, currency, kind, balance, is_default, updated_at) "
+        f"SELECT src.account_id, src.currency, src.cash_kind, coalesce(src.file, 0), "
+        f"src.cash_kind = %(cash_kind)s AND src.currency = a.base_currency AND NOT EXISTS "
+        f"(SELECT 1 FROM {cash} d WHERE d.account_id = src.account_id AND d.is_default), %(now)s "
+        f"FROM {src} JOIN {accounts} a ON a.id = src.account_id WHERE src.kind = 'C' ORDER BY src.account_id "
+        f"ON CONFLICT (account_id, currency, kind) DO UPDATE SET balance = excluded.balance, updated_at = excluded.updated_at",
+        {**params, "cash_kind": CashKind.CASH.value},
+    )
+    [(changed,)] = db.fetchall(f"SELECT count(DISTINCT account_id) FROM {src}", params)
+    return deleted + upserted + balances, changed
+
+
+def _write_breaks(job: ImportJob) -> int:
+    new_id = "gen_random_uuid()" if db.is_postgres() else "lower(hex(randomblob(16)))"
+    return db.execute(
+        f"INSERT INTO {_table(ImportBreak)} (id, import_job_id, account_id, instrument_id, currency, cash_kind, book, file, "
+        f"difference, accepted) SELECT {new_id}, %(job)s, account_id, instrument_id, currency, cash_kind, book, file, "
+        f"coalesce(file, 0) - coalesce(book, 0), %(false)s FROM {DIFF}",
+        {"job": job.pk if db.is_postgres() else job.pk.hex, "false": False},
+    )
+
+
+def holdings_import_run(*, job: ImportJob) -> ImportJob:
+    """Run a claimed (RUNNING) holdings import to its end: FAILED with every error,
+    DONE (APPLY: the snapshot written), or AWAITING_ACCEPTANCE (RECONCILE with breaks).
+    Runs outside a transaction (progress is visible as it goes); the book is written in
+    one transaction at the end."""
+    errors = ErrorList()
+    db.session_tune()
+    try:
+        shape = _stage_file(job, errors)
+        if shape.header_ok:  # the rows' own errors do not hide those the database finds
+            import_progress(job, 70)
+            _resolve_accounts(job, errors, shape)
+        if errors:
+            import_fail(job, errors=errors.sorted(), error_count=errors.count, rows=shape.rows)
+            return job
+        import_progress(job, 80)
+        with transaction.atomic():
+            tolerance = job.tolerance if job.mode == ImportMode.RECONCILE else Decimal(0)
+            _build_diff(job, shape, tolerance)
+            if job.mode == ImportMode.APPLY:
+                written, changed = _apply(f"SELECT kind, account_id, instrument_id, currency, cash_kind, file FROM {DIFF}")
+                import_finish(job, status=ImportStatus.DONE, rows=shape.rows, rows_changed=written,
+                              accounts_changed=changed)
+            else:
+                breaks = _write_breaks(job)
+                import_finish(job, status=ImportStatus.AWAITING_ACCEPTANCE if breaks else ImportStatus.DONE,
+                              rows=shape.rows, rows_changed=0, accounts_changed=0, break_count=breaks)
+        return job
+    finally:
+        db.drop(STAGE, NAMED, ACCOUNTS, DIFF)
+        db.session_reset()
+
+
+@transaction.atomic
+def breaks_accept(*, job: ImportJob, break_ids: list | None = None, user=None) -> ImportJob:
+    """Apply exactly these breaks of a reconciliation (all when `break_ids` is None):
+    each position or cash account gets the file's value. 409 unless the import is
+    AWAITING_ACCEPTANCE, or when the book has moved since the reconciliation for a
+    break accepted (reconcile again)."""
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if job.status != ImportStatus.AWAITING_ACCEPTANCE:
+        raise Conflict(f"import {job.pk} is {job.status}; only an import AWAITING_ACCEPTANCE can be accepted")
+    breaks = ImportBreak.objects.filter(import_job=job)
+    if break_ids is not None:
+        wanted, errors = [], []
+        for index, value in enumerate(break_ids):
+            try:
+                wanted.append(uuid.UUID(str(value)))
+            except ValueError:
+                errors.append(FieldError(f"break_ids[{index}]", f"{value!r} is not a UUID"))
+        found = set(breaks.filter(pk__in=wanted).values_list("pk", flat=True)) if wanted else set()
+        errors.extend(
+            FieldError(f"break_ids[{index}]", f"no break {value} in import {job.pk}")
+            for index, value in enumerate(wanted) if value not in found
+        )
+        if errors:
+            raise InvalidInput(errors)
+        breaks = breaks.filter(pk__in=wanted)
+    breaks.update(accepted=True)
+    pg = db.is_postgres()
+    job_id = job.pk if pg else job.pk.hex
+    table, positions, cash = _table(ImportBreak), _table(Position), _table(CashAccount)
+    moved = db.fetchall(
+        f"SELECT b.id FROM {table} b LEFT JOIN {positions} p ON p.account_id = b.account_id AND p.instrument_id = b.instrument_id "
+        f"WHERE b.import_job_id = %(job)s AND b.accepted AND b.instrument_id IS NOT NULL "
+        f"AND coalesce(p.units, 0) <> coalesce(b.book, 0) "
+        f"UNION ALL SELECT b.id FROM {table} b LEFT JOIN {cash} c ON c.account_id = b.account_id AND c.currency = b.currency "
+        f"AND c.kind = b.cash_kind WHERE b.import_job_id = %(job)s AND b.accepted AND b.instrument_id IS NULL "
+        f"AND coalesce(c.balance, 0) <> coalesce(b.book, 0) LIMIT 20",
+        {"job": job_id},
+    )
+    if moved:
+        raise Conflict(
+            "the book changed since the reconciliation for break(s) "
+            + ", ".join(str(uuid.UUID(str(row[0]))) for row in moved) + "; reconcile the file again"
+        )
+    written, changed = _apply(
+        f"SELECT CASE WHEN instrument_id IS NULL THEN 'C' ELSE 'P' END AS kind, account_id, instrument_id, currency, "
+        f"cash_kind, file FROM {table} WHERE import_job_id = %(job)s AND accepted",
+        {"job": job_id},
+    )
+    job.accepted_by = user if getattr(user, "is_authenticated", False) else None
+    job.accepted_at = timezone.now()
+    job.save(update_fields=["accepted_by", "accepted_at"])
+    accepted = ImportBreak.objects.filter(import_job=job, accepted=True).count()
+    import_finish(job, status=ImportStatus.DONE, rows=job.rows, rows_changed=written, accounts_changed=changed,
+                  break_count=job.break_count, actor=user, accepted_breaks=accepted)
+    return job
