@@ -42,6 +42,7 @@ _CASH_ONLY = AvailableCash.CASH_ACCOUNTS_ONLY
 _DEFAULT_ONLY = AvailableCash.DEFAULT_ACCOUNT_ONLY
 _DEPOSIT = TransactionType.DEPOSIT
 _WITHDRAWAL = TransactionType.WITHDRAWAL
+_FX = TransactionType.FX
 _BUY = Side.BUY
 _IMMEDIATE = FuturesCost.IMMEDIATE
 
@@ -74,7 +75,32 @@ class Info:
 class PreparedModel:
     """Everything derived from (market, targets, base currency, default decimals)."""
 
-    __slots__ = ("market", "targets", "base", "decimals", "infos", "lines", "index", "w_cash", "fx_cache", "error")
+    __slots__ = (
+        "market", "targets", "base", "decimals", "infos", "lines", "index", "w_cash", "fx_cache", "error",
+        "cash_w", "cash_bands", "_cash_ids",
+    )
+
+    def cash_targets(self) -> dict:
+        """Currency → cash target weight (§9): each CASH line sets its own currency's;
+        cash weight added by restrictions (``w_cash`` above the lines') goes to the base
+        currency."""
+        rest = self.w_cash - sum(self.cash_w.values(), ZERO)
+        if not rest:
+            return self.cash_w
+        out = dict(self.cash_w)
+        out[self.base] = out.get(self.base, ZERO) + rest
+        return out
+
+    def cash_instrument(self, currency: str):
+        """The id of the market's CASH instrument of ``currency`` (None when there is none)."""
+        ids = self._cash_ids
+        if ids is None:
+            ids = {}
+            for iid, inst in sorted(self.market.instruments.items(), key=lambda kv: id_key(kv[0])):
+                if inst.type == _CASH:
+                    ids.setdefault(inst.currency, iid)
+            self._cash_ids = ids
+        return ids.get(currency)
 
     def fx(self, currency: str) -> Decimal:
         rate = self.fx_cache.get(currency)
@@ -159,6 +185,9 @@ def prepare_model(market: Market, targets: Sequence[TargetLine], base: str, deci
     model.infos = {}
     model.fx_cache = {base: ONE}
     model.error = None
+    model.cash_w = {}
+    model.cash_bands = {}
+    model._cash_ids = None
     try:
         lines = []
         w_cash = ZERO
@@ -173,6 +202,10 @@ def prepare_model(market: Market, targets: Sequence[TargetLine], base: str, deci
             model.infos[iid] = info
             if info.inst.type == _CASH:
                 w_cash += w
+                cur = info.currency
+                model.cash_w[cur] = model.cash_w.get(cur, ZERO) + w
+                if t.max_weight is not None and t.max_weight > ZERO:
+                    model.cash_bands[cur] = (t.min_weight if t.min_weight is not None else ZERO, t.max_weight)
             else:
                 lines.append(info)
         lines.sort(key=lambda i: i.key)
@@ -220,10 +253,15 @@ class Group:
 
     ``cash_before``: counted cash as held. ``cash_total``: the cash in the total
     value. ``cash_unlocked`` / ``cash_locked``: counted cash after the
-    outstanding orders the method counts.
+    outstanding orders the method counts. ``cash_cur``: the unlocked part per
+    currency, in that currency (§9). ``default_currency``: the currency of the
+    root account's default cash account (else the base currency): FX orders pay
+    from it.
     """
 
-    __slots__ = ("lines", "total", "cash_before", "cash_total", "cash_unlocked", "cash_locked")
+    __slots__ = (
+        "lines", "total", "cash_before", "cash_total", "cash_unlocked", "cash_locked", "cash_cur", "default_currency"
+    )
 
 
 def _walk(account: AccountSnapshot, locked: bool, out: list) -> None:
@@ -409,23 +447,37 @@ def build_group(
     cash_total = ZERO
     cash_unlocked = ZERO
     cash_locked = ZERO
+    cash_cur: dict = {}
     for n, counted in enumerate(cash):
         before = _cash_value(counted, fx) if counted else ZERO
         cash_before += before
         current = before
+        locked = accounts[n][1]
+        if not locked:
+            for cur, amount in counted.items():
+                cash_cur[cur] = cash_cur.get(cur, ZERO) + amount
         if total_delta:
             d = total_delta.get(n)
             if d:
                 current += _cash_value(d, fx)
+                if not locked:
+                    _add_amounts(cash_cur, d)
         cash_total += current
         if cash_delta:
             d = cash_delta.get(n)
             if d:
                 current += _cash_value(d, fx)
-        if accounts[n][1]:
+                if not locked:
+                    _add_amounts(cash_cur, d)
+        if locked:
             cash_locked += current
         else:
             cash_unlocked += current
+    default_currency = account.base_currency
+    for ca in account.cash_accounts:
+        if ca.is_default:
+            default_currency = ca.currency
+            break
 
     g = Group()
     g.lines = lines
@@ -434,7 +486,14 @@ def build_group(
     g.cash_total = cash_total
     g.cash_unlocked = cash_unlocked
     g.cash_locked = cash_locked
+    g.cash_cur = cash_cur
+    g.default_currency = default_currency
     return g
+
+
+def _add_amounts(into: dict, amounts: dict) -> None:
+    for cur, amount in amounts.items():
+        into[cur] = into.get(cur, ZERO) + amount
 
 
 def _count_orders(
@@ -463,6 +522,17 @@ def _count_orders(
                 continue  # a deposit counts once it is applied (FULL_INCLUDING_ORDERS)
             per = total_delta.setdefault(n, {})
             per[cur] = per.get(cur, ZERO) + amount
+            continue
+        if tt == _FX:
+            # A kept FX order moves cash between two currencies (§9): the bought
+            # currency is the instrument's, the paying one the order's.
+            units = o.units or ZERO
+            paid = o.trade_amount or ZERO
+            sign = ONE if o.side == _BUY else -ONE
+            per = (total_delta if apply else cash_delta).setdefault(n, {})
+            per[inst.currency] = per.get(inst.currency, ZERO) + sign * units
+            pay = o.currency or inst.currency
+            per[pay] = per.get(pay, ZERO) - sign * paid
             continue
         if inst.type == _CASH:
             continue
