@@ -84,6 +84,9 @@ class Price(models.Model):
     source = models.CharField(max_length=50, default="default")
     effective_at = models.DateField()
     value = models.DecimalField(**PRICE, help_text="In the instrument's currency.")
+    quoted_at = models.DateTimeField(
+        null=True, blank=True, help_text="The quote's time when it came with one (§9); it counts for its UTC date."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -513,7 +513,10 @@ def _count_orders(
         if inst is None and (o.instrument_id is not None or o.currency is None):
             raise UnknownInstrumentError(o.instrument_id)
         tt = o.transaction_type
+        counted = o.counted
         if tt == _DEPOSIT or tt == _WITHDRAWAL:
+            if not counted:
+                continue
             cur = o.currency or inst.currency
             amount = o.trade_amount if o.trade_amount is not None else o.units or ZERO
             if tt == _WITHDRAWAL:
@@ -524,6 +527,8 @@ def _count_orders(
             per[cur] = per.get(cur, ZERO) + amount
             continue
         if tt == _FX:
+            if not counted:
+                continue
             # A kept FX order moves cash between two currencies (§9): the bought
             # currency is the instrument's, the paying one the order's.
             units = o.units or ZERO
@@ -554,11 +559,11 @@ def _count_orders(
             else:
                 kept_buy[iid] = kept_buy.get(iid, ZERO) + amount * fx(cur)
                 delta = cash_delta.setdefault(n, {})
-            if cost:
+            if cost and counted:
                 delta[cur] = delta.get(cur, ZERO) - cost
         elif apply:
             _add_units(model, held, extra, iid, n, -units)
-            if not future:
+            if not future and counted:
                 delta = total_delta.setdefault(n, {})
                 delta[cur] = delta.get(cur, ZERO) + amount
         else:

@@ -322,7 +322,9 @@ class OutstandingOrder:
     ``trade_amount`` is in ``currency`` (None → the instrument's currency).
     DEPOSIT/WITHDRAWAL transaction types are cash movements: their instrument is
     ignored except for its currency, and ``currency`` may carry it instead
-    (``instrument_id`` may then be None).
+    (``instrument_id`` may then be None). ``counted`` False: the order's cash
+    account is not counted by ``available_cash`` (§10), so it changes no cash
+    (it still nets and holds its units).
     """
 
     account_id: Id
@@ -333,6 +335,7 @@ class OutstandingOrder:
     trade_amount: Decimal | None
     status: OrderStatus
     currency: str | None = None
+    counted: bool = True  # False: paid from a cash account the available_cash scope leaves out (§10)
 
 
 DEFAULT_DECIMALS: Mapping[InstrumentType, int] = MappingProxyType(

@@ -19,7 +19,7 @@ from webhooks.payloads import portfolio_order_payload
 from ...models import Initiation, PortfolioOrder, PortfolioOrderStatus, Side, TradeOrder
 from ...selectors.book import book_load
 from ...selectors.orders import decimal_text
-from ..preferences import account_preferences
+from ..preferences import account_preferences, book_options
 from .flow import ENDED, LIVE, MONEY_QUANTUM, S, decimal_errors
 
 # --- Portfolio orders -------------------------------------------------------------
@@ -208,14 +208,14 @@ def portfolio_order_create(
 
     preferences = account_preferences(account)
     scope = preferences.values["available_cash"]
-    book = book_load(account_ids=[account.pk], on_date=timezone.localdate(), price_source=preferences.values["price_source"])
+    book = book_load(account_ids=[account.pk], on_date=timezone.localdate(), **book_options(preferences, {}))
     targets = book.targets.get(account.pk)
     if targets is None:
         _refuse(account, "has no configuration: no allocation to invest by", "must be configured")
     if targets.error:
         _refuse(account, f"cannot compute its targets: {targets.error}", "targets unavailable")
     lines = _invested_targets(targets.lines, book.instruments)
-    market = book.markets[account.base_currency]
+    market = book.market_of(account.pk)
     cash_ids = {pk for pk, instrument in book.instruments.items() if instrument.type == InstrumentType.CASH}
 
     available: dict = {}
