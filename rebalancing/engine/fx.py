@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
-from .precision import DUST, Q_PRICE, ZERO
+from .precision import DUST, Q_MONEY, Q_PRICE, ZERO
 from .types import DataError, ExecutionMethod, OrderProposal, Side, TransactionType
 
 # ISO 4217 minor units that differ from 2 (the rest have 2 decimals).
@@ -153,14 +153,16 @@ def fx_orders(
             side, units_rounding, amount_rounding = Side.SELL, ROUND_DOWN, ROUND_DOWN
         else:
             continue
-        units = wanted.quantize(minor_unit(cur), units_rounding)
+        # To the money precision first: a 34-digit quotient such as 1099.99999999...9
+        # or 1100.00...01 must not round to a whole extra cent.
+        units = wanted.quantize(Q_MONEY).quantize(minor_unit(cur), units_rounding)
         if not units:
             continue
         iid = model.cash_instrument(cur)
         if iid is None:
             raise MissingCashInstrumentError(cur)
         price = rate / pay_rate  # paying currency per unit bought
-        amount = (units * price).quantize(pay_q, amount_rounding)
+        amount = (units * price).quantize(Q_MONEY).quantize(pay_q, amount_rounding)
         if not amount:
             continue
         orders.append(OrderProposal(

@@ -35,13 +35,15 @@ def test_full_invests_cash_towards_the_target(api_client, fifty_fifty, account_w
     orders = sorted(result.pop("orders"), key=lambda order: order["instrument_id"])
     assert result == {
         "account_id": str(account.pk), "status": "PROPOSED", "error": None,
-        "total_value": "1000", "cash_before": "1000", "cash_after": "0", "adjustments": [],
+        "total_value": "1000", "cash_before": "1000", "cash_after": "0", "adjustments": [], "price_fallbacks": [],
     }
+    cash_account = account.cash_accounts.get()  # pays for the buys (§10)
     assert orders == [
         {
             "instrument_id": str(instrument.pk), "isin": instrument.isin, "side": "BUY",
             "transaction_type": "BUY", "units": "50", "unit_price": "10", "trade_amount": "500",
-            "currency": "EUR", "execution_method": "NET_TRADE_AMOUNT",
+            "currency": "EUR", "execution_method": "NET_TRADE_AMOUNT", "cash_account_id": cash_account.pk,
+            "counter_cash_account_id": None,
         }
         for instrument in sorted((a, b), key=lambda i: str(i.pk))
     ]
