@@ -49,6 +49,17 @@ def _check_instrument_rules(instrument: Instrument) -> None:
 
 
 @transaction.atomic
+def cash_instrument_ensure(*, currency: str) -> Instrument:
+    """The CASH instrument of `currency`, created (named by its code) when missing: a
+    withdrawal or an FX order names it (domain §9, §10)."""
+    instrument = Instrument.objects.filter(type=InstrumentType.CASH, currency=currency).first()
+    if instrument is None:
+        instrument, _ = Instrument.objects.get_or_create(
+            type=InstrumentType.CASH, currency=currency, defaults={"name": currency, "tradable": True}
+        )
+    return instrument
+
+
 def instrument_create(
     *,
     name: str,
