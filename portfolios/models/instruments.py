@@ -111,6 +111,9 @@ class FxRate(models.Model):
     quote = models.CharField(max_length=3, validators=[validate_currency])
     effective_at = models.DateField()
     rate = models.DecimalField(**RATE)
+    quoted_at = models.DateTimeField(
+        null=True, blank=True, help_text="The rate's time when it came with one (§9); it counts for its UTC date."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
