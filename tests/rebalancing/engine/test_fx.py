@@ -1,6 +1,7 @@
 """§9 cash per currency, the cash band, fx_mode AUTO/EXPLICIT, fx_repatriate, and
 §10 instrument_ids: worked examples and properties."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 from hypothesis import given
@@ -196,3 +197,19 @@ def test_explicit_never_overdraws_a_currency_that_had_cash(eur, usd, gbp, held, 
     # AUTO trades the same securities, and no FX.
     auto = rebalance(acc, t, M, Preferences(fx_repatriate=repatriate), method)
     assert fx_of(auto) == []
+
+
+def test_outstanding_orders_of_uncounted_cash_accounts_change_no_cash():
+    # §10 (FA 3.10): a kept buy of 300 paid from a cash account the scope leaves out.
+    from rebalancing.engine import AvailableCash, OrderStatus, OutstandingOrder
+
+    acc = account(positions={"EU": 50}, balance=500)
+    t = targets({"EU": "0.5", "UK": "0.5"})
+    kept = OutstandingOrder("acc", "UK", Side.BUY, "BUY", D(10), D(300), OrderStatus.ACCEPTED, "GBP")
+    prefs = Preferences(available_cash=AvailableCash.CASH_ACCOUNTS_ONLY)
+    counted = rebalance(acc, t, M, prefs, Method.CONSERVATIVE, (kept,))
+    uncounted = rebalance(acc, t, M, prefs, Method.CONSERVATIVE, (replace(kept, counted=False),))
+    # Counted: 500 − 300 × 1.25 = 125 of cash left; not counted: all 500 (the netting still applies:
+    # UK needs 500 − 375 = 125 either way).
+    assert uncounted.excess_cash == D(500) and counted.excess_cash == D(125)
+    assert [o.trade_amount for o in uncounted.orders] == [D(100)]  # 10 units at 12.5 EUR
