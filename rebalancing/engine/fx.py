@@ -93,18 +93,27 @@ def stranded(model, g, total: Decimal, buys, proceeds_cur: dict, csp: Decimal, f
     if not currencies:
         return ZERO
     targets = model.cash_targets()
-    need: dict = {}
-    for ln in buys:
-        info = ln.info
-        if not info.future:
-            need[info.currency] = need.get(info.currency, ZERO) + ln.buy
-        elif info.immediate and fee:
-            need[info.currency] = need.get(info.currency, ZERO) + ln.buy * fee
-    out = ZERO
+    surplus = {}
     for cur in sorted(currencies):
         rate = model.fx(cur)
         own = ZERO if cur in frozen else g.cash_cur.get(cur, ZERO) * rate - targets.get(cur, ZERO) * total
         own += csp * proceeds_cur.get(cur, ZERO) * rate
+        if own > DUST:
+            surplus[cur] = own
+    if not surplus:
+        return ZERO
+    need: dict = {}
+    for ln in buys:
+        info = ln.info
+        cur = info.currency
+        if cur not in surplus:
+            continue
+        if not info.future:
+            need[cur] = need.get(cur, ZERO) + ln.buy
+        elif info.immediate and fee:
+            need[cur] = need.get(cur, ZERO) + ln.buy * fee
+    out = ZERO
+    for cur, own in surplus.items():
         left = own - need.get(cur, ZERO)
         if left > DUST:
             out += left
@@ -122,15 +131,16 @@ def fx_orders(
     units and trade amount.
     """
     default = g.default_currency
+    targets = model.cash_targets()
     currencies = set(spent_cur)
     if full:
-        currencies |= {cur for cur, w in model.cash_targets().items() if w}
+        currencies.update(targets)
     if prefs.fx_repatriate:
-        currencies |= {*g.cash_cur, *proceeds_cur}
+        currencies.update(g.cash_cur)
+        currencies.update(proceeds_cur)
     currencies.discard(default)
     if not currencies:
         return [], ZERO
-    targets = model.cash_targets()
     pay_rate = model.fx(default)
     pay_q = minor_unit(default)
     orders = []

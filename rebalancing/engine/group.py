@@ -77,29 +77,28 @@ class PreparedModel:
 
     __slots__ = (
         "market", "targets", "base", "decimals", "infos", "lines", "index", "w_cash", "fx_cache", "error",
-        "cash_w", "cash_bands", "_cash_ids",
+        "cash_w", "cash_bands", "_cash_ids", "_cash_targets",
     )
 
     def cash_targets(self) -> dict:
         """Currency → cash target weight (§9): each CASH line sets its own currency's;
         cash weight added by restrictions (``w_cash`` above the lines') goes to the base
-        currency."""
+        currency. Computed once (restrictions set ``w_cash`` before any use)."""
+        out = self._cash_targets
+        if out is not None and out[0] == self.w_cash:
+            return out[1]
         rest = self.w_cash - sum(self.cash_w.values(), ZERO)
-        if not rest:
-            return self.cash_w
-        out = dict(self.cash_w)
-        out[self.base] = out.get(self.base, ZERO) + rest
-        return out
+        targets = dict(self.cash_w)
+        if rest:
+            targets[self.base] = targets.get(self.base, ZERO) + rest
+        self._cash_targets = (self.w_cash, targets)
+        return targets
 
     def cash_instrument(self, currency: str):
         """The id of the market's CASH instrument of ``currency`` (None when there is none)."""
         ids = self._cash_ids
         if ids is None:
-            ids = {}
-            for iid, inst in sorted(self.market.instruments.items(), key=lambda kv: id_key(kv[0])):
-                if inst.type == _CASH:
-                    ids.setdefault(inst.currency, iid)
-            self._cash_ids = ids
+            ids = self._cash_ids = _cash_ids(self.market)
         return ids.get(currency)
 
     def fx(self, currency: str) -> Decimal:
@@ -160,6 +159,22 @@ class PreparedModel:
 
 _MODELS: dict = {}
 _MODELS_MAX = 64
+_CASH_IDS: dict = {}
+
+
+def _cash_ids(market: Market) -> dict:
+    """Currency → the market's CASH instrument id (the first by id), cached per Market."""
+    hit = _CASH_IDS.get(id(market))
+    if hit is not None and hit[0] is market:
+        return hit[1]
+    ids: dict = {}
+    for iid, inst in sorted(market.instruments.items(), key=lambda kv: id_key(kv[0])):
+        if inst.type == _CASH:
+            ids.setdefault(inst.currency, iid)
+    if len(_CASH_IDS) >= _MODELS_MAX:
+        _CASH_IDS.clear()
+    _CASH_IDS[id(market)] = (market, ids)  # holds the market: its id is not reused meanwhile
+    return ids
 
 
 def prepare_model(market: Market, targets: Sequence[TargetLine], base: str, decimals: Mapping) -> PreparedModel:
@@ -188,6 +203,7 @@ def prepare_model(market: Market, targets: Sequence[TargetLine], base: str, deci
     model.cash_w = {}
     model.cash_bands = {}
     model._cash_ids = None
+    model._cash_targets = None
     try:
         lines = []
         w_cash = ZERO

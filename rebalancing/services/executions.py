@@ -392,7 +392,13 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         effective = per_account.get(account_id, default)
         preferences = for_engine.get(id(effective))
         if preferences is None:
-            preferences = for_engine[id(effective)] = effective.for_engine()
+            # Accounts whose overrides resolve to the same values share one object: the
+            # engine caches its prepared models by the preferences' default decimals.
+            key = effective.engine_key()
+            preferences = for_engine.get(key)
+            if preferences is None:
+                preferences = for_engine[key] = effective.for_engine()
+            for_engine[id(effective)] = preferences
         try:
             result = rebalance_account(
                 book=book, account_id=account_id, method=method, preferences=preferences,

@@ -47,6 +47,14 @@ class EffectivePreferences:
     values: dict  # every field of PREFERENCE_FIELDS, resolved
     overridden: frozenset  # the fields the account (or the call) overrides
 
+    def engine_key(self) -> tuple:
+        """A hashable form of the values: equal for two accounts with the same effective
+        preferences, so they can share one engine.Preferences (and the engine's caches)."""
+        return tuple(
+            (name, tuple(sorted(value.items())) if isinstance(value, dict) else value)
+            for name, value in sorted(self.values.items())
+        )
+
     def for_engine(self) -> engine.Preferences:
         values = {name: self.values[name] for name in PREFERENCE_FIELDS if name not in SERVICE_ONLY_FIELDS}
         values["fx_mode"] = engine.FxMode(values["fx_mode"])

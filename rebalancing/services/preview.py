@@ -168,7 +168,7 @@ def rebalance_preview(
 
     def preferences_of(account_id):
         effective = per_account.get(account_id, default)
-        key = id(effective)
+        key = effective.engine_key()  # accounts with equal values share one object (the engine's caches)
         if key not in engine_preferences:
             engine_preferences[key] = effective.for_engine()
         return engine_preferences[key]
