@@ -16,6 +16,7 @@ import random
 import sys
 import time
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rebalancing.engine import (  # noqa: E402
     AccountSnapshot,
     CashAccount,
+    FxMode,
     Instrument,
     InstrumentType,
     Market,
@@ -84,6 +86,28 @@ def build(n_accounts: int, n_lines: int, seed: int = 7):
     return market, targets, accounts
 
 
+def build_multi(n_accounts: int, n_lines: int, seed: int = 11):
+    """The multi-currency case (§9): the same book with a CASH instrument per currency,
+    cash lines EUR 1 % and USD 1 % (the other weights scaled to 98 %), EUR cash on the
+    default account and, for every other account, a USD cash account too."""
+    market, targets, accounts = build(n_accounts, n_lines, seed)
+    rng = random.Random(seed + 1)  # not build's sequence: its ids would come again
+    cash_ids = {c: uuid.UUID(int=rng.getrandbits(128)) for c in CURRENCIES}
+    instruments = dict(market.instruments)
+    instruments.update({iid: Instrument(iid, InstrumentType.CASH, c) for c, iid in cash_ids.items()})
+    market = Market(instruments, market.prices, FX)
+    lines = [TargetLine(t.instrument_id, (t.weight * Decimal("0.98")).quantize(Decimal("1e-12"))) for t in targets]
+    lines[0] = TargetLine(lines[0].instrument_id, lines[0].weight + Decimal("0.98") - sum(t.weight for t in lines))
+    targets = (*lines, TargetLine(cash_ids["EUR"], Decimal("0.01")), TargetLine(cash_ids["USD"], Decimal("0.01")))
+    multi = []
+    for n, (account, orders) in enumerate(accounts):
+        cash = account.cash_accounts
+        if n % 2:
+            cash = (*cash, CashAccount("USD", Decimal(rng.randint(0, 5_000))))
+        multi.append((AccountSnapshot(account.id, "EUR", positions=account.positions, cash_accounts=cash), orders))
+    return market, targets, multi
+
+
 def run(data, method: Method, prefs: Preferences, repeat: int) -> float:
     """Return the best accounts per CPU second of ``repeat`` passes.
 
@@ -107,6 +131,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--repeat", type=int, default=3, help="passes per row; the best is shown [3]")
     parser.add_argument("--profile", action="store_true", help="cProfile 10-line FULL instead")
+    parser.add_argument("--no-multi", action="store_true", help="skip the multi-currency case")
     args = parser.parse_args()
     prefs = Preferences(positive_cash_buffer_pct=Decimal(1), min_trade_amount=Decimal(10))
     if args.profile:
@@ -126,6 +151,21 @@ def main() -> None:
             market, targets, accounts = data
             orders = sum(len(rebalance(a, targets, market, prefs, method, o).orders) for a, o in accounts[:500])
             print(f"{n_lines:>5}  {method.value:<22} {rate:>12,.0f} {orders / min(500, len(accounts)):>15.1f}")
+    if args.no_multi:
+        return
+    print("multi-currency (EUR 1 % + USD 1 % cash lines, EUR and USD cash), FULL:")
+    print(f"{'lines':>5}  {'fx_mode':<22} {'accounts/s':>12} {'orders/account':>15} {'FX/account':>11}")
+    for n_lines in args.lines:
+        data = build_multi(args.accounts, n_lines)
+        for name, mode in (("AUTO", Preferences(fx_mode=FxMode.AUTO)), ("EXPLICIT", Preferences(fx_mode=FxMode.EXPLICIT)),
+                           ("EXPLICIT + repatriate", Preferences(fx_mode=FxMode.EXPLICIT, fx_repatriate=True))):
+            p = replace(prefs, fx_mode=mode.fx_mode, fx_repatriate=mode.fx_repatriate)
+            rate = run(data, Method.FULL, p, args.repeat)
+            market, targets, accounts = data
+            sample = [rebalance(a, targets, market, p, Method.FULL, o) for a, o in accounts[:500]]
+            orders = sum(len(r.orders) for r in sample) / len(sample)
+            fx = sum(1 for r in sample for o in r.orders if o.transaction_type == "FX") / len(sample)
+            print(f"{n_lines:>5}  {name:<22} {rate:>12,.0f} {orders:>15.1f} {fx:>11.2f}")
 
 
 if __name__ == "__main__":

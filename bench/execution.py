@@ -55,6 +55,11 @@ def parse_args():
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting after this many seconds [1800]")
     parser.add_argument(
+        "--fx", type=int, default=0, metavar="ROUNDS",
+        help="measure the book without FX and with fx_mode EXPLICIT on every third account alternately, ROUNDS "
+        "times each (docs/engine.md)",
+    )
+    parser.add_argument(
         "--restricted", type=int, default=0, metavar="ROUNDS",
         help="measure the unrestricted and the restricted book alternately, ROUNDS times each (10 %% of the "
         "accounts under an ACCOUNT list of 20 entries, plus a FIRM list of 50), and print both rates and the ratio",
@@ -289,6 +294,26 @@ def execution_measure(client, args, on_date, workers, quiet=False) -> tuple[floa
     return total / elapsed, execution_id
 
 
+def fx_set(on: bool) -> None:
+    """Every third configured account gets its own preferences row: fx_mode EXPLICIT when
+    `on` (its buys of USD, CHF and GBP lines get FX orders), AUTO otherwise. The same rows
+    either way, so the two runs differ only by the FX work."""
+    from django.db import transaction
+
+    from portfolios.models import Configuration
+    from rebalancing.models import RebalancePreferences
+
+    with transaction.atomic():
+        RebalancePreferences.objects.filter(is_global=False).delete()
+        accounts = list(
+            Configuration.objects.filter(account__status="ACTIVE", account__parent__isnull=True)
+            .order_by("account_id").values_list("account_id", flat=True)
+        )[::3]
+        RebalancePreferences.objects.bulk_create(
+            RebalancePreferences(account_id=a, fx_mode="EXPLICIT" if on else "AUTO") for a in accounts
+        )
+
+
 def restrictions_set(on: bool) -> None:
     """`on`: a FIRM list of 50 entries (sanctioned issuers outside every model) and an
     ACCOUNT list of 20 entries on instruments the models use (NO_BUY with a substitute,
@@ -404,6 +429,26 @@ def main(args) -> None:
         )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, name='benchmark')[1]}")
+        if args.fx:
+            rates = {False: [], True: []}
+            for n in range(args.fx):
+                for on in (False, True):
+                    fx_set(on)
+                    executions_empty()
+                    rate, execution_id = execution_measure(client, args, on_date, workers, quiet=True)
+                    rates[on].append(rate)
+                    fx_orders = TradeOrder.objects.filter(execution_id=execution_id, transaction_type="FX")
+                    with_fx = fx_orders.values("account_id").distinct().count()
+                    print(f"  round {n + 1} {'EXPLICIT FX' if on else 'no FX      '}: {rate:,.0f} accounts/s "
+                          f"({fx_orders.count():,} FX orders in {with_fx:,} accounts)")
+            plain, fx = max(rates[False]), max(rates[True])
+            print(f"no FX: {plain:,.0f} accounts/s; EXPLICIT FX on a third of the accounts: {fx:,.0f} accounts/s "
+                  f"(best of {args.fx} each, alternating) → with FX / without = {100 * fx / plain:.1f} %")
+            fx_set(False)
+            if not args.keep:
+                connection.close()
+                database_drop(args)
+            return
         if args.restricted:
             rates, cpu_per_1000 = {False: [], True: []}, {False: [], True: []}
             for n in range(args.restricted):

@@ -308,10 +308,20 @@ def _value_account(account, positions, cash_accounts, version, prices, fx, on_da
         value = by_instrument.get(instrument_id, Decimal(0))
         target = line.weight if line else Decimal(0)
         lines.append(LineValuation(instrument, target, weight(value), weight(value) - target, value.quantize(MONEY_QUANTUM)))
-    if cash_lines or cash_value:
-        target = sum((line.weight for line in cash_lines), Decimal(0))
-        cash_instrument = cash_lines[0].instrument if cash_lines else Instrument(name=currency, type=InstrumentType.CASH, currency=currency)
-        lines.append(LineValuation(cash_instrument, target, weight(cash_value), weight(cash_value) - target, cash_value.quantize(MONEY_QUANTUM)))
+    # Cash per currency (domain §9): each CASH line is the target of its own currency's cash.
+    cash_by_currency: dict = defaultdict(Decimal)
+    for cash_account, counted, value in valued_cash:
+        if counted:
+            cash_by_currency[cash_account.currency] += value
+    lines_by_currency = defaultdict(list)
+    for line in cash_lines:
+        lines_by_currency[line.instrument.currency].append(line)
+    for code in sorted(set(cash_by_currency) | set(lines_by_currency), key=lambda c: (c != currency, c)):
+        value = cash_by_currency.get(code, Decimal(0))
+        own = lines_by_currency.get(code, [])
+        target = sum((line.weight for line in own), Decimal(0))
+        cash_instrument = own[0].instrument if own else Instrument(name=code, type=InstrumentType.CASH, currency=code)
+        lines.append(LineValuation(cash_instrument, target, weight(value), weight(value) - target, value.quantize(MONEY_QUANTUM)))
     return AccountValuation(
         account_id=account.pk,
         currency=currency,

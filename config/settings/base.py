@@ -1,5 +1,6 @@
 """Settings shared by every environment; each value can be set from the environment."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -267,6 +268,18 @@ API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1000/min")
 
 # Idempotency keys are honoured for this long (api.md: 24 h).
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
+
+# The live price connector (domain §9, docs/prices.md): unset URL → none configured, and
+# accounts with use_price_connector fall back to stored prices for every instrument.
+PRICE_CONNECTOR = {
+    "CLASS": env.str("PRICE_CONNECTOR_CLASS", default="core.price_connector.HttpJsonPriceConnector"),
+    "URL": env.str("PRICE_CONNECTOR_URL", default=""),
+    "BATCH_SIZE": env.int("PRICE_CONNECTOR_BATCH_SIZE", default=200),
+    "TIME_BUDGET": env.float("PRICE_CONNECTOR_TIME_BUDGET", default=2.0),
+    # A secret: read without django-environ's $VAR interpolation.
+    "AUTH_HEADER": os.environ.get("PRICE_CONNECTOR_AUTH_HEADER") or None,
+}
+
 
 # --- Operations (docs/operations.md) ------------------------------------------------
 

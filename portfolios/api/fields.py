@@ -1,10 +1,11 @@
 """Serializer and filter fields shared by the portfolios API."""
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django import forms
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -29,6 +30,33 @@ class IsoDateField(serializers.DateField):
         if parsed is None:
             self.fail("invalid")
         return parsed
+
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+QUOTE_TIME_MESSAGE = "must be a date (YYYY-MM-DD) or an RFC 3339 date-time with its offset (2026-03-31T14:30:00Z)"
+
+
+@extend_schema_field({"type": "string", "description": "YYYY-MM-DD or an RFC 3339 date-time with offset"})
+class QuoteTimeField(serializers.Field):
+    """A quote's `effective_at` (domain §9): a date, or an RFC 3339 date-time that counts
+    for its UTC date. Gives (date, aware datetime or None)."""
+
+    default_error_messages = {"invalid": QUOTE_TIME_MESSAGE}
+
+    def to_internal_value(self, value):
+        day = parse_iso_date(value)
+        if day is not None:
+            return day, None
+        if not isinstance(value, str) or not RFC3339.match(value):
+            self.fail("invalid")
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            self.fail("invalid")
+        return moment.astimezone(UTC).date(), moment
+
+    def to_representation(self, value):
+        return value.isoformat()
 
 
 class DecimalString(serializers.DecimalField):

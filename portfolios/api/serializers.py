@@ -27,7 +27,7 @@ from ..models import (
     WeightType,
 )
 from ..models.fields import MONEY, PRICE, RATE, UNITS, WEIGHT
-from .fields import DecimalString, IsoDateField
+from .fields import DecimalString, IsoDateField, QuoteTimeField
 
 MAX_PRICE_ROWS = 10_000
 
@@ -101,7 +101,10 @@ class InstrumentUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class PriceRowSerializer(serializers.Serializer):
     instrument_id = serializers.CharField(help_text="ISIN or UUID.")
-    effective_at = IsoDateField()
+    effective_at = QuoteTimeField(
+        help_text="A date, or an RFC 3339 date-time counting for its UTC date: of several quotes of one day and "
+        "source, the one with the latest time is kept."
+    )
     value = DecimalString(**PRICE, help_text="In the instrument's currency.")
     source = serializers.CharField(required=False, default="default", max_length=50)
 
@@ -114,6 +117,7 @@ class PriceSerializer(serializers.Serializer):
     instrument_id = serializers.UUIDField()
     isin = serializers.CharField(source="instrument.isin", allow_null=True)
     effective_at = serializers.DateField()
+    quoted_at = serializers.DateTimeField(allow_null=True, help_text="The quote's time, when it came with one.")
     value = DecimalString()
     source = serializers.CharField()
     updated_at = serializers.DateTimeField()
@@ -123,7 +127,10 @@ class FxRateRowSerializer(serializers.Serializer):
     base = serializers.CharField(max_length=3)
     quote = serializers.CharField(max_length=3)
     rate = DecimalString(**RATE, help_text="Units of quote per 1 base.")
-    effective_at = IsoDateField()
+    effective_at = QuoteTimeField(
+        help_text="A date, or an RFC 3339 date-time counting for its UTC date: of several rates of one day, "
+        "the one with the latest time is kept."
+    )
 
 
 class FxRatesUpsertSerializer(serializers.Serializer):
@@ -135,6 +142,7 @@ class FxRateSerializer(serializers.Serializer):
     quote = serializers.CharField()
     rate = DecimalString()
     effective_at = serializers.DateField()
+    quoted_at = serializers.DateTimeField(allow_null=True, help_text="The rate's time, when it came with one.")
     updated_at = serializers.DateTimeField()
 
 

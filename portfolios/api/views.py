@@ -128,7 +128,10 @@ class PriceViewSet(mixins.ListModelMixin, ApiViewSet):
     def create(self, request):
         data = s.PricesUpsertSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rows = [services.PriceRow(**row) for row in data.validated_data["prices"]]
+        rows = [
+            services.PriceRow(**{**row, "effective_at": row["effective_at"][0], "quoted_at": row["effective_at"][1]})
+            for row in data.validated_data["prices"]
+        ]
         return Response({"upserted": services.prices_upsert(rows=rows)})
 
 
@@ -149,7 +152,10 @@ class FxRateViewSet(mixins.ListModelMixin, ApiViewSet):
     def create(self, request):
         data = s.FxRatesUpsertSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rows = [services.FxRateRow(**row) for row in data.validated_data["rates"]]
+        rows = [
+            services.FxRateRow(**{**row, "effective_at": row["effective_at"][0], "quoted_at": row["effective_at"][1]})
+            for row in data.validated_data["rates"]
+        ]
         return Response({"upserted": services.fx_rates_upsert(rows=rows)})
 
 

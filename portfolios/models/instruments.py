@@ -84,6 +84,9 @@ class Price(models.Model):
     source = models.CharField(max_length=50, default="default")
     effective_at = models.DateField()
     value = models.DecimalField(**PRICE, help_text="In the instrument's currency.")
+    quoted_at = models.DateTimeField(
+        null=True, blank=True, help_text="The quote's time when it came with one (§9); it counts for its UTC date."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -108,6 +111,9 @@ class FxRate(models.Model):
     quote = models.CharField(max_length=3, validators=[validate_currency])
     effective_at = models.DateField()
     rate = models.DecimalField(**RATE)
+    quoted_at = models.DateTimeField(
+        null=True, blank=True, help_text="The rate's time when it came with one (§9); it counts for its UTC date."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

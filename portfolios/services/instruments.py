@@ -1,11 +1,12 @@
 """Instruments, prices and FX rates."""
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import FieldError, InvalidInput, raise_if_errors
@@ -49,6 +50,17 @@ def _check_instrument_rules(instrument: Instrument) -> None:
 
 
 @transaction.atomic
+def cash_instrument_ensure(*, currency: str) -> Instrument:
+    """The CASH instrument of `currency`, created (named by its code) when missing: a
+    withdrawal or an FX order names it (domain §9, §10)."""
+    instrument = Instrument.objects.filter(type=InstrumentType.CASH, currency=currency).first()
+    if instrument is None:
+        instrument, _ = Instrument.objects.get_or_create(
+            type=InstrumentType.CASH, currency=currency, defaults={"name": currency, "tradable": True}
+        )
+    return instrument
+
+
 def instrument_create(
     *,
     name: str,
@@ -107,32 +119,67 @@ class PriceRow:
     effective_at: date
     value: Decimal
     source: str = "default"
+    quoted_at: datetime | None = None  # the quote's time (its UTC date is effective_at)
+
+
+def _latest_quotes(rows: list, key_of, seen: dict, errors: list, field: str, what: str) -> list:
+    """Keep, of the rows sharing a key, the one with the latest time (domain §9); two
+    rows of one key without distinct times are an error naming the second."""
+    kept: dict = {}
+    for index, row in enumerate(rows):
+        key = key_of(row)
+        if key is None:
+            continue
+        if key in kept:
+            first_index, first = kept[key]
+            if row.quoted_at is None or first.quoted_at is None or row.quoted_at == first.quoted_at:
+                errors.append(FieldError(f"{field}[{index}].effective_at", f"same {what} as {field}[{first_index}]"))
+                continue
+            if row.quoted_at < first.quoted_at:
+                continue
+        kept[key] = (index, row)
+    return [row for _, row in sorted(kept.values(), key=lambda item: item[0])]
+
+
+def _older_than_stored(model, rows: list, key_fields: tuple, key_of) -> set:
+    """The keys of the timed rows for which a later quote is already stored (one query)."""
+    timed = {key_of(row): row.quoted_at for row in rows if row.quoted_at is not None}
+    if not timed:
+        return set()
+    query = Q()
+    for key in timed:
+        query |= Q(**dict(zip(key_fields, key)))
+    stored = model.objects.filter(query, quoted_at__isnull=False).values_list(*key_fields, "quoted_at")
+    return {tuple(row[:-1]) for row in stored if row[-1] > timed[tuple(row[:-1])]}
 
 
 @transaction.atomic
 def prices_upsert(*, rows: list[PriceRow]) -> int:
-    """Insert or replace prices keyed by (instrument, source, effective_at): all rows or none."""
+    """Insert or replace prices keyed by (instrument, source, effective_at): all rows or
+    none. A row with a time (`quoted_at`) replaces a stored quote of its day only when
+    that one has no later time; of several rows of one key, the latest time is kept."""
     if len(rows) > MAX_PRICE_ROWS:
         raise InvalidInput([FieldError("prices", f"at most {MAX_PRICE_ROWS} rows per request, got {len(rows)}")])
     instruments = instruments_by_reference(row.instrument_id for row in rows)
     errors: list[FieldError] = []
-    seen: dict[tuple, int] = {}
-    prices = []
     for index, row in enumerate(rows):
-        instrument = instruments.get(row.instrument_id)
-        if instrument is None:
+        if row.instrument_id not in instruments:
             errors.append(FieldError(f"prices[{index}].instrument_id", f"no instrument with ISIN or UUID {row.instrument_id}"))
-            continue
-        if row.value <= 0:
+        elif row.value <= 0:
             errors.append(FieldError(f"prices[{index}].value", "must be greater than 0"))
-        key = (instrument.pk, row.source, row.effective_at)
-        if key in seen:
-            errors.append(
-                FieldError(f"prices[{index}].effective_at", f"same instrument, source and date as prices[{seen[key]}]")
-            )
-        seen[key] = index
-        prices.append(Price(instrument=instrument, source=row.source, effective_at=row.effective_at, value=row.value))
+
+    def key_of(row):
+        instrument = instruments.get(row.instrument_id)
+        return (instrument.pk, row.source, row.effective_at) if instrument is not None else None
+
+    rows = _latest_quotes(rows, key_of, {}, errors, "prices", "instrument, source and date")
     raise_if_errors(errors)
+    older = _older_than_stored(Price, rows, ("instrument_id", "source", "effective_at"), key_of)
+    prices = [
+        Price(instrument=instruments[row.instrument_id], source=row.source, effective_at=row.effective_at,
+              value=row.value, quoted_at=row.quoted_at)
+        for row in rows if key_of(row) not in older
+    ]  # fmt: skip
     now = timezone.now()
     for price in prices:
         price.created_at = price.updated_at = now
@@ -141,7 +188,7 @@ def prices_upsert(*, rows: list[PriceRow]) -> int:
         batch_size=1000,
         update_conflicts=True,
         unique_fields=["instrument", "source", "effective_at"],
-        update_fields=["value", "updated_at"],
+        update_fields=["value", "quoted_at", "updated_at"],
     )
     # A price may end a NO_PRICE alert (one query when none is open).
     waiting = alerts.allocations_with_price_alerts({price.instrument_id for price in prices})
@@ -156,15 +203,16 @@ class FxRateRow:
     quote: str
     rate: Decimal
     effective_at: date
+    quoted_at: datetime | None = None  # the rate's time (its UTC date is effective_at)
 
 
 @transaction.atomic
 def fx_rates_upsert(*, rows: list[FxRateRow]) -> int:
-    """Insert or replace FX rates keyed by (base, quote, effective_at): all rows or none."""
+    """Insert or replace FX rates keyed by (base, quote, effective_at): all rows or none;
+    with times, the latest rate of a day is kept (as prices_upsert)."""
     if len(rows) > MAX_PRICE_ROWS:
         raise InvalidInput([FieldError("rates", f"at most {MAX_PRICE_ROWS} rows per request, got {len(rows)}")])
     errors: list[FieldError] = []
-    seen: dict[tuple, int] = {}
     rates = []
     now = timezone.now()
     for index, row in enumerate(rows):
@@ -175,17 +223,23 @@ def fx_rates_upsert(*, rows: list[FxRateRow]) -> int:
             errors.append(FieldError(f"rates[{index}].quote", "must differ from base"))
         if row.rate <= 0:
             errors.append(FieldError(f"rates[{index}].rate", "must be greater than 0"))
-        key = (row.base, row.quote, row.effective_at)
-        if key in seen:
-            errors.append(FieldError(f"rates[{index}].effective_at", f"same pair and date as rates[{seen[key]}]"))
-        seen[key] = index
-        rates.append(FxRate(base=row.base, quote=row.quote, rate=row.rate, effective_at=row.effective_at, created_at=now, updated_at=now))
+
+    def key_of(row):
+        return (row.base, row.quote, row.effective_at)
+
+    rows = _latest_quotes(rows, key_of, {}, errors, "rates", "pair and date")
     raise_if_errors(errors)
+    older = _older_than_stored(FxRate, rows, ("base", "quote", "effective_at"), key_of)
+    rates = [
+        FxRate(base=row.base, quote=row.quote, rate=row.rate, effective_at=row.effective_at, quoted_at=row.quoted_at,
+               created_at=now, updated_at=now)
+        for row in rows if key_of(row) not in older
+    ]
     FxRate.objects.bulk_create(
         rates,
         batch_size=1000,
         update_conflicts=True,
         unique_fields=["base", "quote", "effective_at"],
-        update_fields=["rate", "updated_at"],
+        update_fields=["rate", "quoted_at", "updated_at"],
     )
     return len(rates)

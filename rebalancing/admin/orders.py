@@ -56,6 +56,21 @@ def _transition_action(target: str):
     return admin.action(description=f"Move selected trade orders to {target}", permissions=["transition"])(action)
 
 
+class TransactionTypeFilter(admin.SimpleListFilter):
+    """The transaction types the system writes (a fixed list: no DISTINCT over the table)."""
+
+    title = "transaction type"
+    parameter_name = "transaction_type"
+
+    def lookups(self, request, model_admin):
+        return [("BUY", "BUY"), ("SELL", "SELL"), ("SELL_ALL", "SELL_ALL"), ("FX", "FX (currency exchange)"),
+                ("WITHDRAWAL", "WITHDRAWAL (cash out)")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(transaction_type=value) if value else queryset
+
+
 @admin.register(TradeOrder)
 class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
     """Trade orders are written by executions and portfolio orders; operators move them
@@ -68,7 +83,7 @@ class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display_links = ("short_id",)
     list_select_related = ("account", "instrument")
     list_filter = (
-        "status", "side", "execution_method",
+        "status", "side", TransactionTypeFilter, "execution_method",
         ("execution", AutocompleteFilter), ("account", AutocompleteFilter), ("instrument", AutocompleteFilter),
         ("created_at", admin.DateFieldListFilter),
     )
@@ -82,7 +97,8 @@ class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
     fields = (
         "id", "account", "instrument", "side", "transaction_type", "units", "unit_price", "trade_amount", "currency",
         "execution_method", "status", "next_statuses", "executed_units", "executed_amount", "settled_units",
-        "settled_amount", "execution", "portfolio_order", "created_at", "updated_at",
+        "settled_amount", "cash_account", "counter_cash_account", "execution", "portfolio_order", "created_at",
+        "updated_at",
     )
     readonly_fields = fields
     change_list_template = "admin/rebalancing/tradeorder/change_list.html"

@@ -26,6 +26,8 @@ FIELDSETS = (
      ("negative_cash_buffer_pct", "negative_cash_buffer_amount", "positive_cash_buffer_pct", "positive_cash_buffer_amount")),
     ("Orders", ("order_basis", "cash_from_sells_pct", "min_trade_amount", "filter_by_min_max", "sell_all_transaction_type")),
     ("Cash, prices and units", ("available_cash", "price_source", "default_decimals", "futures_fee_pct")),
+    ("Currencies and live prices (§9: FX orders under EXPLICIT, the live price connector)",
+     ("fx_mode", "fx_repatriate", "use_price_connector")),
     ("Restrictions (a model line the portfolio may not buy, with no substitute that fits)", ("restricted_weight_to",)),
 )
 assert {name for _, names in FIELDSETS for name in names} == set(services.PREFERENCE_FIELDS)

@@ -89,6 +89,11 @@ class ExecutionCreateSerializer(serializers.Serializer):
     rebalance_date = IsoDateField(
         required=False, allow_null=True, default=None, help_text="Prices and targets as of this date; default today."
     )
+    instrument_ids = serializers.ListField(
+        child=serializers.CharField(), required=False, allow_empty=False,
+        help_text="ISINs or UUIDs: only lines of these instruments get orders; the other holdings keep their units "
+        "and still count in the total and the weights (§10).",
+    )
 
     def to_internal_value(self, data):
         if isinstance(data, dict) and "preferences" in data:
@@ -178,9 +183,15 @@ class ExecutionOrderSerializer(serializers.Serializer):
     units = DecimalString()
     unit_price = DecimalString(help_text="In `currency`.")
     trade_amount = DecimalString(help_text="In `currency`.")
-    currency = serializers.CharField(help_text="The instrument's currency.")
+    currency = serializers.CharField(help_text="The instrument's currency; FX: the paying (SELL: receiving) currency.")
     execution_method = serializers.ChoiceField(ExecutionMethod.choices)
     status = serializers.ChoiceField(TradeOrderStatus.choices)
+    cash_account_id = serializers.IntegerField(
+        allow_null=True, help_text="The cash account paying for the order or receiving its proceeds (§10)."
+    )
+    counter_cash_account_id = serializers.IntegerField(
+        allow_null=True, help_text="FX only: the cash account of the bought (SELL: sold) currency."
+    )
 
 
 class ExecutionResultSerializer(serializers.Serializer):
@@ -195,6 +206,10 @@ class ExecutionResultSerializer(serializers.Serializer):
     cash_after = DecimalString(allow_null=True, help_text="Once the orders have executed at the prices used.")
     orders = ExecutionOrderSerializer(many=True)
     adjustments = AdjustmentSerializer(many=True, help_text="What the account's restrictions changed (§11).")
+    price_fallbacks = serializers.ListField(
+        child=serializers.UUIDField(),
+        help_text="With use_price_connector: the instruments valued at the latest stored price instead (§9).",
+    )
 
 
 class ResultsPageSerializer(serializers.Serializer):
@@ -265,7 +280,8 @@ def results_page(execution: Execution, *, offset: int, limit: int) -> tuple[list
     total_count = rows.count()
     page = list(
         rows.order_by("account_id").values_list(
-            "account_id", "status", "error", "total_value", "cash_before", "cash_after", "order_count", "adjustments"
+            "account_id", "status", "error", "total_value", "cash_before", "cash_after", "order_count", "adjustments",
+            "price_fallbacks",
         )[offset:offset + limit]
     )
     with_orders = [row[0] for row in page if row[6]]
@@ -280,7 +296,8 @@ def results_page(execution: Execution, *, offset: int, limit: int) -> tuple[list
             .order_by("id")
             .values(
                 "id", "account_id", "instrument_id", "instrument__isin", "side", "transaction_type", "units",
-                "unit_price", "trade_amount", "currency", "execution_method", "status",
+                "unit_price", "trade_amount", "currency", "execution_method", "status", "cash_account_id",
+                "counter_cash_account_id",
             )
         ):
             row["order_id"] = row.pop("id")
@@ -290,9 +307,9 @@ def results_page(execution: Execution, *, offset: int, limit: int) -> tuple[list
         {
             "account_id": account_id, "status": result_status, "error": error or None, "total_value": total_value,
             "cash_before": cash_before, "cash_after": cash_after, "orders": orders.get(account_id, []),
-            "adjustments": adjustments or [],
+            "adjustments": adjustments or [], "price_fallbacks": fallbacks or [],
         }
-        for account_id, result_status, error, total_value, cash_before, cash_after, _, adjustments in page
+        for account_id, result_status, error, total_value, cash_before, cash_after, _, adjustments, fallbacks in page
     ]
     return results, total_count
 
@@ -394,6 +411,7 @@ class ExecutionViewSet(mixins.ListModelMixin, ApiViewSet):
             account_ids=fields.get("accounts"),
             allocation=fields.get("allocation_id"),
             rebalance_date=fields["rebalance_date"],
+            instrument_ids=fields.get("instrument_ids"),
         )
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
 

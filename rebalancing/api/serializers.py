@@ -12,7 +12,7 @@ from portfolios.models import RestrictedWeightTo, RestrictionRule
 from portfolios.models.fields import MONEY
 from rebalancing import engine
 
-from ..models import AvailableCash, Method, OrderBasis
+from ..models import AvailableCash, FxMode, Method, OrderBasis
 from ..models.preferences import PCT
 from ..services import MAX_PREVIEW_ACCOUNTS, PREFERENCE_FIELDS, adjustments_json
 from ..services.preferences import AMOUNT_FIELDS, APPROVAL_FIELDS, GLOBAL_ONLY, PCT_FIELDS
@@ -56,6 +56,17 @@ def _preference_fields(*, for_input: bool) -> dict:
     fields["restricted_weight_to"] = serializers.ChoiceField(
         RestrictedWeightTo.choices, **inherit,
         help_text="Where a model line's weight goes when the account may not buy it and no substitute fits.",
+    )
+    fields["fx_mode"] = serializers.ChoiceField(
+        FxMode.choices, **inherit,
+        help_text="AUTO: the custodian converts, no FX order; EXPLICIT: the rebalance proposes FX orders (§9).",
+    )
+    fields["fx_repatriate"] = serializers.BooleanField(
+        **inherit, help_text="EXPLICIT only: sell cash above a currency's target back into the default currency."
+    )
+    fields["use_price_connector"] = serializers.BooleanField(
+        **inherit,
+        help_text="Ask the live price connector first; unpriced instruments fall back to the latest stored price.",
     )
     assert set(fields) == set(PREFERENCE_FIELDS)
     return {name: fields[name] for name in PREFERENCE_FIELDS}
@@ -170,16 +181,36 @@ class OrderProposalSerializer(serializers.Serializer):
     instrument_id = serializers.UUIDField()
     isin = serializers.SerializerMethodField()
     side = serializers.ChoiceField([s.value for s in engine.Side])
-    transaction_type = serializers.CharField(help_text="BUY, SELL, or the sell-all type of the preferences.")
-    units = DecimalString()
-    unit_price = DecimalString(help_text="In `currency`.")
+    transaction_type = serializers.CharField(
+        help_text="BUY, SELL, the sell-all type of the preferences, or FX (a currency bought or sold, §9)."
+    )
+    units = DecimalString(help_text="FX: the amount of the bought (SELL: sold) currency.")
+    unit_price = DecimalString(help_text="In `currency`; FX: the rate, `currency` per unit of the instrument's currency.")
     trade_amount = DecimalString(help_text="In `currency`.")
-    currency = serializers.CharField(help_text="The instrument's currency.")
+    currency = serializers.CharField(help_text="The instrument's currency; FX: the paying (SELL: receiving) currency.")
     execution_method = serializers.ChoiceField([m.value for m in engine.ExecutionMethod])
+    cash_account_id = serializers.SerializerMethodField(
+        help_text="The cash account paying for the order or receiving its proceeds (§10); FX: the default account."
+    )
+    counter_cash_account_id = serializers.SerializerMethodField(
+        help_text="FX only: the cash account of the bought (SELL: sold) currency; null when it is created at settlement."
+    )
 
     def get_isin(self, order) -> str | None:
         instrument = self.context["instruments"].get(order.instrument_id)
         return instrument.isin if instrument is not None else None
+
+    def _cash(self, order) -> tuple:
+        preview = self.context.get("preview")
+        return preview.cash_accounts(order) if preview is not None else (None, None)
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_cash_account_id(self, order) -> int | None:
+        return self._cash(order)[0]
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_counter_cash_account_id(self, order) -> int | None:
+        return self._cash(order)[1]
 
 
 class AdjustmentSerializer(serializers.Serializer):
@@ -208,9 +239,18 @@ class RebalanceResultSerializer(serializers.Serializer):
     cash_after = DecimalString(allow_null=True, help_text="Once the proposed orders have executed at the prices used.")
     orders = OrderProposalSerializer(many=True)
     adjustments = serializers.SerializerMethodField(help_text="What the account's restrictions changed (§11).")
+    price_fallbacks = serializers.SerializerMethodField(
+        help_text="With use_price_connector: the instruments the connector did not price, valued at the latest "
+        "stored price instead (§9)."
+    )
 
     def get_error(self, result) -> str | None:
         return result_reason(result)
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_price_fallbacks(self, result) -> list:
+        preview = self.context.get("preview")
+        return preview.price_fallbacks(result.account_id) if preview is not None else []
 
     @extend_schema_field(AdjustmentSerializer(many=True))
     def get_adjustments(self, result) -> list:
@@ -228,6 +268,11 @@ class PreviewInputSerializer(serializers.Serializer):
     )
     preferences = PreferencesInputSerializer(
         required=False, default=dict, help_text="Overrides for this call only, on top of each account's own."
+    )
+    instrument_ids = serializers.ListField(
+        child=serializers.CharField(), required=False, allow_empty=False,
+        help_text="ISINs or UUIDs: only lines of these instruments get orders; the other holdings keep their units "
+        "and still count in the total and the weights (§10).",
     )
 
 

@@ -145,8 +145,11 @@ class PreviewView(ApiView):
             method=data.validated_data["method"],
             rebalance_date=data.validated_data["rebalance_date"],
             preference_overrides=dict(data.validated_data["preferences"]),
+            instrument_ids=data.validated_data.get("instrument_ids"),
         )
-        results = s.RebalanceResultSerializer(preview.results, many=True, context={"instruments": preview.instruments})
+        results = s.RebalanceResultSerializer(
+            preview.results, many=True, context={"instruments": preview.instruments, "preview": preview}
+        )
         return Response({"results": results.data})
 
 

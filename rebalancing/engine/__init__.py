@@ -5,6 +5,7 @@ and every choice made where the specification is open.
 """
 
 from .precision import ENGINE_CONTEXT, MONEY_PLACES, PRICE_PLACES, UNITS_PLACES, WEIGHT_PLACES
+from .fx import MissingCashInstrumentError, minor_unit
 from .rebalance import rebalance
 from .restrictions import restricted_targets
 from .rounding import UnitRounder, round_units
@@ -24,6 +25,7 @@ from .types import (
     EngineError,
     ExecutionMethod,
     FuturesCost,
+    FxMode,
     Instrument,
     InstrumentType,
     InvalidInputError,
@@ -75,12 +77,14 @@ __all__ = [
     "EngineError",
     "ExecutionMethod",
     "FuturesCost",
+    "FxMode",
     "Instrument",
     "InstrumentType",
     "InvalidInputError",
     "LineValuation",
     "Market",
     "Method",
+    "MissingCashInstrumentError",
     "MissingFxRateError",
     "MissingPriceError",
     "OrderBasis",
@@ -107,6 +111,7 @@ __all__ = [
     "drift_exceeds",
     "drift_start",
     "floating_weights",
+    "minor_unit",
     "next_reset_after",
     "rebalance",
     "reset_date",

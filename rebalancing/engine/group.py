@@ -42,6 +42,7 @@ _CASH_ONLY = AvailableCash.CASH_ACCOUNTS_ONLY
 _DEFAULT_ONLY = AvailableCash.DEFAULT_ACCOUNT_ONLY
 _DEPOSIT = TransactionType.DEPOSIT
 _WITHDRAWAL = TransactionType.WITHDRAWAL
+_FX = TransactionType.FX
 _BUY = Side.BUY
 _IMMEDIATE = FuturesCost.IMMEDIATE
 
@@ -74,7 +75,31 @@ class Info:
 class PreparedModel:
     """Everything derived from (market, targets, base currency, default decimals)."""
 
-    __slots__ = ("market", "targets", "base", "decimals", "infos", "lines", "index", "w_cash", "fx_cache", "error")
+    __slots__ = (
+        "market", "targets", "base", "decimals", "infos", "lines", "index", "w_cash", "fx_cache", "error",
+        "cash_w", "cash_bands", "_cash_ids", "_cash_targets",
+    )
+
+    def cash_targets(self) -> dict:
+        """Currency → cash target weight (§9): each CASH line sets its own currency's;
+        cash weight added by restrictions (``w_cash`` above the lines') goes to the base
+        currency. Computed once (restrictions set ``w_cash`` before any use)."""
+        out = self._cash_targets
+        if out is not None and out[0] == self.w_cash:
+            return out[1]
+        rest = self.w_cash - sum(self.cash_w.values(), ZERO)
+        targets = dict(self.cash_w)
+        if rest:
+            targets[self.base] = targets.get(self.base, ZERO) + rest
+        self._cash_targets = (self.w_cash, targets)
+        return targets
+
+    def cash_instrument(self, currency: str):
+        """The id of the market's CASH instrument of ``currency`` (None when there is none)."""
+        ids = self._cash_ids
+        if ids is None:
+            ids = self._cash_ids = _cash_ids(self.market)
+        return ids.get(currency)
 
     def fx(self, currency: str) -> Decimal:
         rate = self.fx_cache.get(currency)
@@ -134,6 +159,22 @@ class PreparedModel:
 
 _MODELS: dict = {}
 _MODELS_MAX = 64
+_CASH_IDS: dict = {}
+
+
+def _cash_ids(market: Market) -> dict:
+    """Currency → the market's CASH instrument id (the first by id), cached per Market."""
+    hit = _CASH_IDS.get(id(market))
+    if hit is not None and hit[0] is market:
+        return hit[1]
+    ids: dict = {}
+    for iid, inst in sorted(market.instruments.items(), key=lambda kv: id_key(kv[0])):
+        if inst.type == _CASH:
+            ids.setdefault(inst.currency, iid)
+    if len(_CASH_IDS) >= _MODELS_MAX:
+        _CASH_IDS.clear()
+    _CASH_IDS[id(market)] = (market, ids)  # holds the market: its id is not reused meanwhile
+    return ids
 
 
 def prepare_model(market: Market, targets: Sequence[TargetLine], base: str, decimals: Mapping) -> PreparedModel:
@@ -159,6 +200,10 @@ def prepare_model(market: Market, targets: Sequence[TargetLine], base: str, deci
     model.infos = {}
     model.fx_cache = {base: ONE}
     model.error = None
+    model.cash_w = {}
+    model.cash_bands = {}
+    model._cash_ids = None
+    model._cash_targets = None
     try:
         lines = []
         w_cash = ZERO
@@ -173,6 +218,10 @@ def prepare_model(market: Market, targets: Sequence[TargetLine], base: str, deci
             model.infos[iid] = info
             if info.inst.type == _CASH:
                 w_cash += w
+                cur = info.currency
+                model.cash_w[cur] = model.cash_w.get(cur, ZERO) + w
+                if t.max_weight is not None and t.max_weight > ZERO:
+                    model.cash_bands[cur] = (t.min_weight if t.min_weight is not None else ZERO, t.max_weight)
             else:
                 lines.append(info)
         lines.sort(key=lambda i: i.key)
@@ -220,10 +269,15 @@ class Group:
 
     ``cash_before``: counted cash as held. ``cash_total``: the cash in the total
     value. ``cash_unlocked`` / ``cash_locked``: counted cash after the
-    outstanding orders the method counts.
+    outstanding orders the method counts. ``cash_cur``: the unlocked part per
+    currency, in that currency (§9). ``default_currency``: the currency of the
+    root account's default cash account (else the base currency): FX orders pay
+    from it.
     """
 
-    __slots__ = ("lines", "total", "cash_before", "cash_total", "cash_unlocked", "cash_locked")
+    __slots__ = (
+        "lines", "total", "cash_before", "cash_total", "cash_unlocked", "cash_locked", "cash_cur", "default_currency"
+    )
 
 
 def _walk(account: AccountSnapshot, locked: bool, out: list) -> None:
@@ -409,23 +463,37 @@ def build_group(
     cash_total = ZERO
     cash_unlocked = ZERO
     cash_locked = ZERO
+    cash_cur: dict = {}
     for n, counted in enumerate(cash):
         before = _cash_value(counted, fx) if counted else ZERO
         cash_before += before
         current = before
+        locked = accounts[n][1]
+        if not locked:
+            for cur, amount in counted.items():
+                cash_cur[cur] = cash_cur.get(cur, ZERO) + amount
         if total_delta:
             d = total_delta.get(n)
             if d:
                 current += _cash_value(d, fx)
+                if not locked:
+                    _add_amounts(cash_cur, d)
         cash_total += current
         if cash_delta:
             d = cash_delta.get(n)
             if d:
                 current += _cash_value(d, fx)
-        if accounts[n][1]:
+                if not locked:
+                    _add_amounts(cash_cur, d)
+        if locked:
             cash_locked += current
         else:
             cash_unlocked += current
+    default_currency = account.base_currency
+    for ca in account.cash_accounts:
+        if ca.is_default:
+            default_currency = ca.currency
+            break
 
     g = Group()
     g.lines = lines
@@ -434,7 +502,14 @@ def build_group(
     g.cash_total = cash_total
     g.cash_unlocked = cash_unlocked
     g.cash_locked = cash_locked
+    g.cash_cur = cash_cur
+    g.default_currency = default_currency
     return g
+
+
+def _add_amounts(into: dict, amounts: dict) -> None:
+    for cur, amount in amounts.items():
+        into[cur] = into.get(cur, ZERO) + amount
 
 
 def _count_orders(
@@ -454,7 +529,10 @@ def _count_orders(
         if inst is None and (o.instrument_id is not None or o.currency is None):
             raise UnknownInstrumentError(o.instrument_id)
         tt = o.transaction_type
+        counted = o.counted
         if tt == _DEPOSIT or tt == _WITHDRAWAL:
+            if not counted:
+                continue
             cur = o.currency or inst.currency
             amount = o.trade_amount if o.trade_amount is not None else o.units or ZERO
             if tt == _WITHDRAWAL:
@@ -463,6 +541,19 @@ def _count_orders(
                 continue  # a deposit counts once it is applied (FULL_INCLUDING_ORDERS)
             per = total_delta.setdefault(n, {})
             per[cur] = per.get(cur, ZERO) + amount
+            continue
+        if tt == _FX:
+            if not counted:
+                continue
+            # A kept FX order moves cash between two currencies (§9): the bought
+            # currency is the instrument's, the paying one the order's.
+            units = o.units or ZERO
+            paid = o.trade_amount or ZERO
+            sign = ONE if o.side == _BUY else -ONE
+            per = (total_delta if apply else cash_delta).setdefault(n, {})
+            per[inst.currency] = per.get(inst.currency, ZERO) + sign * units
+            pay = o.currency or inst.currency
+            per[pay] = per.get(pay, ZERO) - sign * paid
             continue
         if inst.type == _CASH:
             continue
@@ -484,11 +575,11 @@ def _count_orders(
             else:
                 kept_buy[iid] = kept_buy.get(iid, ZERO) + amount * fx(cur)
                 delta = cash_delta.setdefault(n, {})
-            if cost:
+            if cost and counted:
                 delta[cur] = delta.get(cur, ZERO) - cost
         elif apply:
             _add_units(model, held, extra, iid, n, -units)
-            if not future:
+            if not future and counted:
                 delta = total_delta.setdefault(n, {})
                 delta[cur] = delta.get(cur, ZERO) + amount
         else:

@@ -31,6 +31,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_DOWN, Context, Decimal, getcontext, setcontext
 
+from . import fx as _fx
 from .group import Group, Line, build_group, prepare_model
 from .restrictions import restrict
 from .precision import DUST, ENGINE_CONTEXT, HUNDRED, Q_MONEY, Q_PRICE, ZERO
@@ -40,6 +41,7 @@ from .types import (
     DataError,
     Effect,
     ExecutionMethod,
+    FxMode,
     InvalidInputError,
     Market,
     Method,
@@ -64,6 +66,7 @@ _NET = ExecutionMethod.NET_TRADE_AMOUNT
 _FIO = Method.FULL_INCLUDING_ORDERS
 _EXCHANGE = Method.EXCHANGE
 _CONSERVATIVE = Method.CONSERVATIVE
+_EXPLICIT = FxMode.EXPLICIT
 _METHODS = frozenset(Method)
 _PREFERENCE_AMOUNTS = (
     "negative_cash_buffer_pct",
@@ -83,6 +86,7 @@ def rebalance(
     method: Method = Method.FULL,
     outstanding_orders: Iterable[OutstandingOrder] = (),
     restrictions: Restrictions | None = None,
+    instrument_ids: frozenset | None = None,
 ) -> RebalanceResult:
     """Propose the trade orders that rebalance ``account`` towards ``targets``.
 
@@ -92,13 +96,17 @@ def rebalance(
     orders of earlier runs that are not settled, any status (only the kept
     statuses count; OPEN ones are to be replaced). ``restrictions``: the
     account's effective restrictions and substitutes (§11, restrictions.py); pass
-    one object per distinct set of lists. Never raises for bad data: returns
-    status FAILED with the reason.
+    one object per distinct set of lists. ``instrument_ids`` (§10): only lines
+    of these instruments get orders (FX orders that fund them aside); the other
+    holdings keep their units and still count in the total. Never raises for bad
+    data: returns status FAILED with the reason.
     """
     saved = getcontext()
     setcontext(_engine_context())
     try:
-        return _rebalance(account, targets, market, preferences, method, outstanding_orders, restrictions)
+        return _rebalance(
+            account, targets, market, preferences, method, outstanding_orders, restrictions, instrument_ids
+        )
     except DataError as exc:
         return RebalanceResult(account.id, ResultStatus.FAILED, reason=str(exc))
     except ArithmeticError as exc:  # a decimal signal: absurd magnitudes
@@ -133,6 +141,8 @@ def _check_preferences(p: Preferences) -> None:
         raise InvalidInputError("preference cash_from_sells_pct is outside 0..100")
     if p.order_basis != OrderBasis.TRADE_AMOUNT and p.order_basis != OrderBasis.UNITS:
         raise InvalidInputError(f"unknown order basis {p.order_basis!r}")
+    if p.fx_mode != FxMode.AUTO and p.fx_mode != FxMode.EXPLICIT:
+        raise InvalidInputError(f"unknown fx_mode {p.fx_mode!r}")
     if len(_CHECKED) >= 64:
         _CHECKED.clear()
     _CHECKED[id(p)] = p  # holding ``p`` keeps its id from being reused
@@ -154,7 +164,7 @@ def _result(g: Group, account_id, status, orders=(), cash_after=None, excess=Non
     )
 
 
-def _rebalance(account, targets, market, prefs, method, outstanding_orders, restrictions) -> RebalanceResult:
+def _rebalance(account, targets, market, prefs, method, outstanding_orders, restrictions, only) -> RebalanceResult:
     _check_preferences(prefs)
     if method not in _METHODS:
         raise InvalidInputError(f"unknown method {method!r}")
@@ -208,6 +218,11 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
     excess = work + g.cash_locked - model.w_cash * total
     if excess > work:
         excess = work
+    # §9: a currency whose cash lies inside its CASH line's band keeps it.
+    frozen = _fx.frozen_currencies(model, g, total) if prefs.filter_by_min_max and model.cash_bands else ()
+    if frozen:
+        excess -= _fx.frozen_excess(model, g, total, frozen)
+    explicit = prefs.fx_mode == _EXPLICIT
 
     cash_method = method == _CONSERVATIVE or method == _EXCHANGE
     if cash_method and (prefs.cash_range_min is not None or prefs.cash_range_max is not None):
@@ -227,7 +242,7 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
     forced = ZERO  # value of the NO_HOLD positions sold whole whatever the method (futures excluded)
     for ln in g.lines:
         info = ln.info
-        if not info.tradable:
+        if not info.tradable or (only is not None and info.iid not in only):
             continue
         if ln.force_whole:
             ln.whole = True
@@ -284,7 +299,7 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
             if not ln.info.future:
                 planned += ln.sellable
         if excess + planned < -DUST:
-            _sell_by_target_weight(g.lines, -(excess + planned))
+            _sell_by_target_weight(g.lines, -(excess + planned), only)
     elif excess + forced < -DUST or (method == _EXCHANGE and buys and csp):
         # The NO_HOLD sales raise cash whatever happens: count it before raising more.
         shortfall = -(excess + forced) if excess + forced < ZERO else ZERO
@@ -293,13 +308,14 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
             need = sum((ln.buy for ln in buys), ZERO)
             if need > excess + forced * csp:
                 fund = (need - excess) / csp - forced
-        _raise_cash(g.lines, wholes, sells, shortfall, fund)
+        _raise_cash(g.lines, wholes, sells, shortfall, fund, only)
 
     # Sells first: their rounded proceeds decide what buys may spend.
     orders: list[OrderProposal] = []
     basis_units = prefs.order_basis == OrderBasis.UNITS
     min_trade = prefs.min_trade_amount
     proceeds = ZERO
+    proceeds_cur: dict = {}  # EXPLICIT only: proceeds per currency, in that currency
     for ln in g.lines:
         info = ln.info
         if ln.whole:
@@ -312,6 +328,8 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
                 )
                 if not info.future:
                     proceeds += amount * info.fx
+                    if explicit:
+                        proceeds_cur[info.currency] = proceeds_cur.get(info.currency, ZERO) + amount
         elif ln.sell > DUST:
             left = ln.sell / info.pf
             for aid, held in ln.holdings:
@@ -321,14 +339,22 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
                     orders.append(o)
                     if not info.future:
                         proceeds += o.trade_amount * info.fx
+                        if explicit:
+                            proceeds_cur[info.currency] = proceeds_cur.get(info.currency, ZERO) + o.trade_amount
                 left -= take
                 if left <= ZERO:
                     break
 
     cash_after = g.cash_unlocked + g.cash_locked + proceeds
+    n_sells = len(orders)
+    spent_cur: dict = {}  # EXPLICIT only: cash the buys take per currency, in that currency
     if buys and (method != _CONSERVATIVE or excess > DUST):
         # Buys are scaled down together when the cash allowed is short.
         budget = excess if method == _CONSERVATIVE else excess + csp * proceeds
+        if explicit and not prefs.fx_repatriate:
+            budget -= _fx.stranded(
+                model, g, total, buys, proceeds_cur if method != _CONSERVATIVE else {}, csp, fee, frozen
+            )
         need = ZERO
         for ln in buys:
             info = ln.info
@@ -353,9 +379,21 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
                 orders.append(o)
                 if not info.future:
                     spent += o.trade_amount * info.fx
+                    if explicit:
+                        spent_cur[info.currency] = spent_cur.get(info.currency, ZERO) + o.trade_amount
                 elif info.immediate:
                     spent += o.trade_amount * info.fx * fee
+                    if explicit:
+                        spent_cur[info.currency] = spent_cur.get(info.currency, ZERO) + o.trade_amount * fee
         cash_after -= spent
+    if explicit:
+        # FX orders go between the sells and the buys they fund.
+        fx_orders, change = _fx.fx_orders(
+            account.id, model, g, total, prefs, proceeds_cur, spent_cur, frozen, full
+        )
+        if fx_orders:
+            orders[n_sells:n_sells] = fx_orders
+            cash_after += change
 
     status = ResultStatus.PROPOSED if orders else ResultStatus.NO_TRADES
     return _result(g, account.id, status, orders, cash_after, excess, adjustments=adjustments)
@@ -494,7 +532,9 @@ def _forced_sales(g: Group, prefs: Preferences) -> list[OrderProposal]:
     return orders
 
 
-def _raise_cash(lines: list[Line], wholes: list[Line], sells: list[Line], shortfall: Decimal, fund: Decimal):
+def _raise_cash(
+    lines: list[Line], wholes: list[Line], sells: list[Line], shortfall: Decimal, fund: Decimal, only=None
+):
     """Plan the sells of CONSERVATIVE and EXCHANGE (see the module docstring).
 
     ``shortfall``: cash to raise to bring E back to 0 (steps 1-4). ``fund``:
@@ -525,10 +565,10 @@ def _raise_cash(lines: list[Line], wholes: list[Line], sells: list[Line], shortf
         ln.whole = True
         left -= ln.sellable
     if left > DUST:
-        _sell_by_target_weight(lines, left)
+        _sell_by_target_weight(lines, left, only)
 
 
-def _sell_by_target_weight(lines: list[Line], amount: Decimal) -> None:
+def _sell_by_target_weight(lines: list[Line], amount: Decimal, only=None) -> None:
     """Sell ``amount`` across the model's lines in proportion to their target weights.
 
     Each line sells at most what its unlocked accounts still hold; what a line
@@ -537,7 +577,7 @@ def _sell_by_target_weight(lines: list[Line], amount: Decimal) -> None:
     active = []
     for ln in lines:
         info = ln.info
-        if info.w and not ln.whole and not info.future and info.tradable:
+        if info.w and not ln.whole and not info.future and info.tradable and (only is None or info.iid in only):
             room = ln.sellable - ln.sell
             if room > DUST:
                 active.append((ln, room))

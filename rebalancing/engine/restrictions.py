@@ -22,10 +22,10 @@ nothing it holds or targets costs one dictionary look-up per line.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from .group import build_group, prepare_model
-from .precision import DUST, ONE, ZERO
+from .precision import DUST, ENGINE_CONTEXT, ONE, ZERO
 from .types import (
     Adjustment,
     Effect,
@@ -109,6 +109,13 @@ def _adjusted_model(market, new_targets: tuple, base, decimals, extra_cash: Deci
 
 
 def restricted_targets(targets, market, prefs, restrictions: Restrictions, held: dict | None = None) -> tuple:
+    """The public form of ``_restricted_targets``, under ENGINE_CONTEXT: the caller's
+    context (28 digits by default) would round the shares and break their exact sum."""
+    with localcontext(ENGINE_CONTEXT):
+        return _restricted_targets(targets, market, prefs, restrictions, held)
+
+
+def _restricted_targets(targets, market, prefs, restrictions: Restrictions, held: dict | None = None) -> tuple:
     """The target lines once the lines the account may not buy are redirected (step 1).
 
     ``held``: instrument id → the share of the account's total value it holds now
@@ -202,7 +209,7 @@ def restrict(account, targets, market, prefs, model, g, restrictions: Restrictio
     if blocked_lines(restrictions, targets):
         total = g.total
         held = {ln.info.iid: ln.value / total for ln in g.lines if ln.value} if total > ZERO else {}
-        redirected = restricted_targets(targets, market, prefs, restrictions, held)
+        redirected = _restricted_targets(targets, market, prefs, restrictions, held)
         if redirected is not None:
             new_targets, extra_cash, done = redirected
             adjustments.extend(done)

@@ -65,7 +65,8 @@ class TransactionType(StrEnum):
     """Transaction types the engine writes and recognises.
 
     ``DEPOSIT`` and ``WITHDRAWAL`` are cash movements (outstanding orders only);
-    the sell-all type is whatever ``Preferences.sell_all_transaction_type`` says.
+    ``FX`` buys (or sells) a currency's CASH instrument against the order's
+    currency (fx.py); the sell-all type is whatever ``Preferences.sell_all_transaction_type`` says.
     """
 
     BUY = "BUY"
@@ -73,6 +74,7 @@ class TransactionType(StrEnum):
     SELL_ALL = "SELL_ALL"
     DEPOSIT = "DEPOSIT"
     WITHDRAWAL = "WITHDRAWAL"
+    FX = "FX"  # a currency exchange between two cash accounts of the account (§9)
 
 
 class ExecutionMethod(StrEnum):
@@ -119,6 +121,13 @@ class AvailableCash(StrEnum):
     ALL_ACCOUNTS = "ALL_ACCOUNTS"
     CASH_ACCOUNTS_ONLY = "CASH_ACCOUNTS_ONLY"
     DEFAULT_ACCOUNT_ONLY = "DEFAULT_ACCOUNT_ONLY"
+
+
+class FxMode(StrEnum):
+    """How buys in a currency the account lacks are paid (§9)."""
+
+    AUTO = "AUTO"  # the custodian converts from the default cash account: no FX order
+    EXPLICIT = "EXPLICIT"  # the rebalance proposes FX orders
 
 
 class Method(StrEnum):
@@ -313,7 +322,9 @@ class OutstandingOrder:
     ``trade_amount`` is in ``currency`` (None → the instrument's currency).
     DEPOSIT/WITHDRAWAL transaction types are cash movements: their instrument is
     ignored except for its currency, and ``currency`` may carry it instead
-    (``instrument_id`` may then be None).
+    (``instrument_id`` may then be None). ``counted`` False: the order's cash
+    account is not counted by ``available_cash`` (§10), so it changes no cash
+    (it still nets and holds its units).
     """
 
     account_id: Id
@@ -324,6 +335,7 @@ class OutstandingOrder:
     trade_amount: Decimal | None
     status: OrderStatus
     currency: str | None = None
+    counted: bool = True  # False: paid from a cash account the available_cash scope leaves out (§10)
 
 
 DEFAULT_DECIMALS: Mapping[InstrumentType, int] = MappingProxyType(
@@ -365,6 +377,8 @@ class Preferences:
     default_decimals: Mapping[InstrumentType, int] = field(default_factory=lambda: DEFAULT_DECIMALS)
     futures_fee_pct: Decimal = ZERO
     restricted_weight_to: RestrictedWeightTo = RestrictedWeightTo.CASH
+    fx_mode: FxMode = FxMode.AUTO
+    fx_repatriate: bool = False
 
     def __post_init__(self):
         if self.default_decimals is not DEFAULT_DECIMALS:

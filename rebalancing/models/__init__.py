@@ -19,7 +19,7 @@ from .orders import (
     TradeOrder,
     TradeOrderStatus,
 )
-from .preferences import AvailableCash, Method, OrderBasis, RebalancePreferences
+from .preferences import AvailableCash, FxMode, Method, OrderBasis, RebalancePreferences
 
 __all__ = [
     "EXECUTION_ENDED",
@@ -28,6 +28,7 @@ __all__ = [
     "ChunkStatus",
     "ClaimOutcome",
     "Execution",
+    "FxMode",
     "ExecutionChunk",
     "ExecutionMethod",
     "ExecutionResult",

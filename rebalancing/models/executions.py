@@ -58,6 +58,10 @@ class Execution(models.Model):
         help_text="The account ids asked for, kept while the execution waits for its planning task "
                   "(so a lost task can be planned again); cleared once planned.",
     )
+    instrument_ids = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text="Only lines of these instruments get orders (§10); null: every line.",
+    )
     total = models.PositiveIntegerField(default=0, help_text="Accounts in the execution.")
     done = models.PositiveIntegerField(default=0, help_text="Accounts with a result.")
     error = models.TextField(blank=True)
@@ -159,6 +163,9 @@ class ExecutionResult(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # What the restrictions changed (§11): [{"instrument_id", "rule", "effect", "substitute_id"?, "list"}].
     adjustments = models.JSONField(default=list, blank=True)
+    price_fallbacks = models.JSONField(
+        default=list, blank=True, help_text="Instruments the live price connector did not price (§9)."
+    )
 
     class Meta:
         ordering = ["execution", "account"]

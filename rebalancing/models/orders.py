@@ -78,6 +78,17 @@ class TradeOrder(models.Model):
     settled_amount = models.DecimalField(
         **MONEY, default=0, db_default=0, help_text="Cash already booked into the cash account."
     )
+    # The cash account that pays for the order or receives its proceeds (§10); for an FX
+    # order the paying one, and `counter_cash_account` the one receiving the bought
+    # currency (null: created at settlement). Null on orders written before §10.
+    cash_account = models.ForeignKey(
+        "portfolios.CashAccount", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+        db_constraint=False,
+    )
+    counter_cash_account = models.ForeignKey(
+        "portfolios.CashAccount", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+        db_constraint=False, help_text="FX orders: the cash account of the bought (SELL: sold) currency.",
+    )
     execution = models.ForeignKey(
         Execution, null=True, blank=True, on_delete=models.PROTECT, related_name="trade_orders", db_index=False,
         db_constraint=False,

@@ -21,6 +21,11 @@ class AvailableCash(models.TextChoices):
     DEFAULT_ACCOUNT_ONLY = "DEFAULT_ACCOUNT_ONLY", "The default cash account only"
 
 
+class FxMode(models.TextChoices):
+    AUTO = "AUTO", "Automatic (the custodian converts; no FX order)"
+    EXPLICIT = "EXPLICIT", "Explicit (the rebalance proposes FX orders)"
+
+
 class Method(models.TextChoices):
     CONSERVATIVE = "CONSERVATIVE"
     EXCHANGE = "EXCHANGE"
@@ -59,6 +64,20 @@ class RebalancePreferences(models.Model):
     restricted_weight_to = models.CharField(
         max_length=10, choices=RestrictedWeightTo.choices, null=True, blank=True,
         help_text="Where a model line's weight goes when the portfolio may not buy it and no substitute fits (§11).",
+    )
+    fx_mode = models.CharField(
+        max_length=8, choices=FxMode.choices, null=True, blank=True,
+        help_text="AUTO: a buy in a currency the portfolio lacks is paid from the default cash account at the latest "
+                  "FX rate. EXPLICIT: the rebalance proposes one FX order per currency it needs (§9).",
+    )
+    fx_repatriate = models.BooleanField(
+        null=True, blank=True,
+        help_text="With EXPLICIT FX: sell cash above a currency's target back into the default cash account's currency.",
+    )
+    use_price_connector = models.BooleanField(
+        null=True, blank=True,
+        help_text="Ask the live price connector (setting PRICE_CONNECTOR) for prices; instruments it does not price "
+                  "fall back to the latest stored price.",
     )
     # Four-eyes approval of large executions (docs/executions.md): the global row only.
     approval_gross_amount = models.DecimalField(

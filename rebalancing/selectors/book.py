@@ -1,6 +1,7 @@
 """Reads that feed the engine: everything for a set of accounts in a fixed number of
 set-based queries, turned into the engine's frozen dataclasses."""
 
+import dataclasses
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -127,12 +128,53 @@ class Book:
     accounts: dict = field(default_factory=dict)  # id → AccountRow
     snapshots: dict = field(default_factory=dict)  # id → engine.AccountSnapshot (with sub-accounts)
     targets: dict = field(default_factory=dict)  # account id → Targets (configured accounts only)
-    markets: dict = field(default_factory=dict)  # base currency → engine.Market
+    markets: dict = field(default_factory=dict)  # (base currency, price source) → engine.Market
+    price_source: str = "default"  # the source of the accounts not in `price_sources`
+    price_sources: dict = field(default_factory=dict)  # account id → its own price source (overrides only)
+    cash_accounts: dict = field(default_factory=dict)  # account id → [(cash account id, currency, is_default, kind)]
+    price_fallbacks: dict = field(default_factory=dict)  # price source → instrument ids priced from stored prices
     instruments: dict = field(default_factory=dict)  # id → portfolios Instrument (for ISINs in answers)
     sub_accounts: dict = field(default_factory=dict)  # account id → [sub-account ids] (one level, as loaded)
     outstanding: dict = field(default_factory=dict)  # account id → (engine.OutstandingOrder, ...) of its group, kept only
     open_orders: dict = field(default_factory=dict)  # account id → ids of its group's OPEN orders (lock_orders only)
     restrictions: dict = field(default_factory=dict)  # account id → engine.Restrictions (restricted accounts only)
+
+    def market_of(self, account_id) -> engine.Market:
+        """The market of the account: its base currency, its price source."""
+        account = self.accounts[account_id]
+        return self.markets[(account.base_currency, self.price_sources.get(account_id, self.price_source))]
+
+    def cash_account_for(self, account_id, currency: str):
+        """The cash account of `account_id` that pays for (or receives) an order in
+        `currency` (§10): the default account when it is in that currency, else its CASH
+        account in it, else any in it, else the default account (AUTO: the custodian
+        converts). None when the account has no cash account at all."""
+        rows = self.cash_accounts.get(account_id, ())
+        same = [r for r in rows if r[1] == currency]
+        for r in same:
+            if r[2]:
+                return r[0]
+        for r in same:
+            if r[3] == engine.CashAccountKind.CASH:
+                return r[0]
+        if same:
+            return same[0][0]
+        for r in rows:
+            if r[2]:
+                return r[0]
+        return None
+
+    def default_cash_account(self, account_id):
+        for r in self.cash_accounts.get(account_id, ()):
+            if r[2]:
+                return r[0]
+        return None
+
+    def cash_account_in(self, account_id, currency: str):
+        """The account's cash account in `currency` (default, then CASH kind), or None."""
+        rows = [r for r in self.cash_accounts.get(account_id, ()) if r[1] == currency]
+        rows.sort(key=lambda r: (not r[2], r[3] != engine.CashAccountKind.CASH))
+        return rows[0][0] if rows else None
 
     def group_ids(self, account_id) -> list:
         """The account and its sub-accounts: the accounts whose orders a rebalance of it owns."""
@@ -237,7 +279,11 @@ def _where_sql(model, where: Q | None) -> tuple[str, list]:
     return sql, list(params)
 
 
-def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "default", lock_orders: bool = False) -> Book:
+def book_load(
+    *, account_ids: Sequence, on_date: date, price_source: str = "default", lock_orders: bool = False,
+    price_sources: dict | None = None, available_cash: dict | None = None, live_prices=None,
+    connector_sources: frozenset = frozenset(),
+) -> Book:
     """Load accounts, sub-accounts, holdings, outstanding orders, targets, instruments,
     prices and FX rates for `account_ids` in a fixed number of queries (about ten,
     plus one per distinct floating-weight start date), whatever the number of accounts.
@@ -247,8 +293,16 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
     kept orders with SELECT ... FOR UPDATE before the holdings are read, so an order
     cannot be settled or moved on between the read and the writes of a rebalance
     (one more query), and notes the OPEN ones in `book.open_orders`.
+
+    `price_sources`: account id → its own price source (§9: an account's override is
+    used): one price query per distinct source. `available_cash`: account id → its
+    `available_cash` scope when not ALL_ACCOUNTS, so only the outstanding orders tied to
+    the counted cash accounts change its cash (§10). `live_prices(instruments, stored,
+    on_date) -> (prices, fallback ids)`: for the sources in `connector_sources`, the
+    live price connector's prices over the stored ones (services/live_prices.py).
     """
-    book = Book(on_date=on_date)
+    book = Book(on_date=on_date, price_source=price_source, price_sources=dict(price_sources or {}))
+    scopes = available_cash or {}
     wanted = set(account_ids)
     asked = account_ids if type(account_ids) is IdTuple and len(wanted) == len(account_ids) else IdTuple(wanted)
     children = defaultdict(list)
@@ -282,19 +336,23 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
     # A portfolio order's OPEN trade orders are a client's instruction: never replaced,
     # counted as kept orders (ACCEPTED for the engine) instead.
     kept = Q(status__in=KEPT_ORDER_STATUSES) | Q(status=TradeOrderStatus.OPEN, portfolio_order__isnull=False)
-    for account_id, instrument_id, side, transaction_type, units, amount, status, currency in rows_by_ids(
+    order_cash_accounts = []  # (root, index in outstanding, cash account id): orders that may not count (§10)
+    for account_id, instrument_id, side, transaction_type, units, amount, status, currency, cash_id in rows_by_ids(
         TradeOrder, "account_id", every_id,
-        ("account_id", "instrument_id", "side", "transaction_type", "units", "trade_amount", "status", "currency"),
+        ("account_id", "instrument_id", "side", "transaction_type", "units", "trade_amount", "status", "currency",
+         "cash_account_id"),
         where=kept, lock=lock_orders,
     ):
         order_instruments.add(instrument_id)
-        outstanding[root_of[account_id]].append(
+        root = root_of[account_id]
+        if cash_id is not None and scopes.get(root, engine.AvailableCash.ALL_ACCOUNTS) != engine.AvailableCash.ALL_ACCOUNTS:
+            order_cash_accounts.append((root, len(outstanding[root]), cash_id))
+        outstanding[root].append(
             engine.OutstandingOrder(
                 account_id, instrument_id, _SIDES[side], transaction_type, units, amount,
                 engine.OrderStatus.ACCEPTED if status == TradeOrderStatus.OPEN else _ORDER_STATUSES[status], currency,
             )
         )
-    book.outstanding = {account_id: tuple(rows) for account_id, rows in outstanding.items()}
 
     # Positions are most of a chunk's rows: ids as text, one UUID per instrument.
     positions, cash, instrument_of = {}, defaultdict(list), {}
@@ -310,8 +368,23 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
         if held is None:
             held = positions[account_text] = []
         held.append(new_position(instrument_id, units))
-    for row in rows_by_ids(CashAccount, "account_id", every_id, ("account_id", "currency", "balance", "is_default", "kind")):
-        cash[row[0]].append(engine.CashAccount(row[1], row[2], row[3], _CASH_KINDS[row[4]]))
+    cash_kind = {}
+    for cash_id, account_id, currency, balance, is_default, kind in rows_by_ids(
+        CashAccount, "account_id", every_id, ("id", "account_id", "currency", "balance", "is_default", "kind")
+    ):
+        cash[account_id].append(engine.CashAccount(currency, balance, is_default, _CASH_KINDS[kind]))
+        book.cash_accounts.setdefault(account_id, []).append((cash_id, currency, is_default, kind))
+        cash_kind[cash_id] = (is_default, kind)
+    # §10: with CASH_ACCOUNTS_ONLY or DEFAULT_ACCOUNT_ONLY, an outstanding order paid from
+    # a cash account that is not counted does not change the available cash.
+    for root, index, cash_id in order_cash_accounts:
+        is_default, kind = cash_kind.get(cash_id, (True, engine.CashAccountKind.CASH))
+        scope = scopes[root]
+        counted = kind == engine.CashAccountKind.CASH if scope == engine.AvailableCash.CASH_ACCOUNTS_ONLY else is_default
+        if not counted:
+            orders = outstanding[root]
+            orders[index] = dataclasses.replace(orders[index], counted=False)
+    book.outstanding = {account_id: tuple(rows) for account_id, rows in outstanding.items()}
 
     def snapshot(account, sub_accounts=()):
         return engine.AccountSnapshot(
@@ -330,8 +403,18 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
     )
     instrument_ids = set(instrument_of.values()) | order_instruments | substitute_ids
     instrument_ids |= {line.instrument_id for v in versions.values() for line in v.lines_in_effect}
-    book.instruments = {i.pk: i for i in Instrument.objects.filter(pk__in=instrument_ids)}
-    prices = {key: value for key, (value, _) in latest_prices(instrument_ids, on_date, price_source).items()}
+    # Every CASH instrument too (a handful): an FX order names the bought currency's (§9).
+    book.instruments = {
+        i.pk: i for i in Instrument.objects.filter(Q(pk__in=instrument_ids) | Q(type=InstrumentType.CASH))
+    }
+    sources = {price_source, *book.price_sources.values()}
+    prices_by_source = {}
+    for source in sorted(sources):
+        stored = {key: value for key, (value, _) in latest_prices(instrument_ids, on_date, source).items()}
+        if live_prices is not None and source in connector_sources:
+            stored, book.price_fallbacks[source] = live_prices(book.instruments, stored, on_date)
+        prices_by_source[source] = stored
+    prices = prices_by_source[price_source]
     targets = targets_on(versions.values(), on_date, price_source, prices)
     for account_id, allocation_id in configured.items():
         version = versions.get(allocation_id)
@@ -351,7 +434,10 @@ def book_load(*, account_ids: Sequence, on_date: date, price_source: str = "defa
                 rates[currency] = fx.rate(currency, base)
             except MissingMarketData:
                 rates[currency] = None
-        book.markets[base] = engine.Market(instruments=instruments, prices=prices, fx_rates=rates, as_of=on_date)
+        for source, source_prices in prices_by_source.items():
+            book.markets[(base, source)] = engine.Market(
+                instruments=instruments, prices=source_prices, fx_rates=rates, as_of=on_date
+            )
     return book
 
 

@@ -43,8 +43,10 @@ def text_cell(value) -> str:
 
 @dataclass(frozen=True)
 class BlotterRow:
-    """All orders of one instrument, side and currency, summed across accounts.
-    `trade_amount` is in `currency` (the instrument's)."""
+    """All orders of one instrument, side, currency and transaction type, summed across
+    accounts. `trade_amount` is in `currency` (the instrument's). FX orders (§9) group by
+    currency pair: their instrument is the bought currency, their currency the paying
+    one, and `name` says "FX USD/EUR" (bought/paying; a SELL sells the first)."""
 
     instrument_id: object
     isin: str | None
@@ -62,13 +64,20 @@ def trade_order_blotter(orders: QuerySet) -> list[BlotterRow]:
     ordering is dropped."""
     rows = (
         orders.order_by()
-        .values("instrument_id", "instrument__isin", "instrument__name", "side", "currency")
+        .values("instrument_id", "instrument__isin", "instrument__name", "instrument__currency", "side", "currency",
+                "transaction_type")
         .annotate(orders=Count("pk"), units=Sum("units"), trade_amount=Sum("trade_amount"))
-        .order_by(F("instrument__isin").asc(nulls_last=True), "instrument__name", "instrument_id", "side", "currency")
+        .order_by(F("instrument__isin").asc(nulls_last=True), "instrument__name", "instrument_id", "side", "currency",
+                  "transaction_type")
     )
     return [
         BlotterRow(
-            instrument_id=row["instrument_id"], isin=row["instrument__isin"], name=row["instrument__name"],
+            instrument_id=row["instrument_id"], isin=row["instrument__isin"],
+            name=(
+                f"FX {row['instrument__currency']}/{row['currency']}" if row["transaction_type"] == "FX"
+                else f"{row['instrument__name']} ({row['transaction_type'].lower()})"
+                if row["transaction_type"] == "WITHDRAWAL" else row["instrument__name"]
+            ),
             side=row["side"], currency=row["currency"], orders=row["orders"],
             units=row["units"] or Decimal(0), trade_amount=row["trade_amount"] or Decimal(0),
         )
@@ -124,6 +133,8 @@ TRADE_ORDER_COLUMNS = (
     ("executed_amount", "executed_amount", "decimal"),
     ("execution_id", "execution_id", "id"),
     ("portfolio_order_id", "portfolio_order_id", "id"),
+    ("cash_account_id", "cash_account_id", "id"),
+    ("counter_cash_account_id", "counter_cash_account_id", "id"),
 )
 TRADE_ORDER_HEADER = tuple(header for header, _, _ in TRADE_ORDER_COLUMNS)
 _FORMAT = {

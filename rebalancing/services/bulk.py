@@ -34,16 +34,17 @@ from ..models import (
 )
 
 # Every column of the tables: COPY has no model defaults to fall back on (only database
-# defaults, which the trade orders' COPY relies on for the columns after the first 12).
+# defaults, which the trade orders' COPY relies on for the columns after the first 14).
 TRADE_ORDER_COLUMNS = (
     "id", "account_id", "instrument_id", "side", "transaction_type", "units", "unit_price", "trade_amount",
-    "currency", "execution_method", "status", "execution_id", "executed_units", "executed_amount", "settled_units",
-    "settled_amount", "portfolio_order_id", "created_at", "updated_at",
+    "currency", "execution_method", "status", "execution_id", "cash_account_id", "counter_cash_account_id",
+    "executed_units", "executed_amount", "settled_units", "settled_amount", "portfolio_order_id", "created_at",
+    "updated_at",
 )
-TRADE_ORDER_COPY_COLUMNS = TRADE_ORDER_COLUMNS[:12]
+TRADE_ORDER_COPY_COLUMNS = TRADE_ORDER_COLUMNS[:14]
 RESULT_COLUMNS = (
     "execution_id", "account_id", "status", "error", "total_value", "cash_before", "cash_after", "order_count",
-    "created_at", "adjustments",
+    "created_at", "adjustments", "price_fallbacks",
 )
 # SQLite's limit on bound parameters (999 in older builds): keep IN lists and batches below it.
 _BATCH = 900
@@ -139,7 +140,8 @@ def insert_many(model, columns: Sequence[str], rows: Sequence[tuple]) -> int:
 
 
 def trade_orders_write(
-    *, proposals: Sequence, execution_id, now: datetime, status: str = TradeOrderStatus.OPEN
+    *, proposals: Sequence, execution_id, now: datetime, status: str = TradeOrderStatus.OPEN,
+    cash_accounts: Sequence | None = None,
 ) -> int:
     """Insert engine OrderProposals as trade orders of the execution in `status` (OPEN;
     PENDING_APPROVAL for an execution waiting for approval); ids from `ordered_uuids`.
@@ -149,18 +151,24 @@ def trade_orders_write(
     On PostgreSQL the COPY leaves the timestamps and the zero amounts to the columns'
     database defaults (parsing two timestamps an order was a tenth of the COPY): the
     orders are created at the start of the transaction (CURRENT_TIMESTAMP, PostgreSQL's
-    clock), a few milliseconds before `now`; elsewhere `now` is written."""
+    clock), a few milliseconds before `now`; elsewhere `now` is written.
+
+    `cash_accounts`: per proposal, (cash account id, counter cash account id) (§10),
+    in the same order; None writes NULLs."""
     if not proposals:
         return 0
     status = TradeOrderStatus(status).value
     ids = ordered_uuids(len(proposals))
+    if cash_accounts is None:
+        cash_accounts = [(None, None)] * len(proposals)
     if not is_postgres():
         return insert_many(TradeOrder, TRADE_ORDER_COLUMNS, [
             (
                 order_id, o.account_id, o.instrument_id, o.side.value, o.transaction_type, o.units, o.unit_price,
-                o.trade_amount, o.currency, o.execution_method.value, status, execution_id, 0, 0, 0, 0, None, now, now,
+                o.trade_amount, o.currency, o.execution_method.value, status, execution_id, cash[0], cash[1],
+                0, 0, 0, 0, None, now, now,
             )
-            for order_id, o in zip(ids, proposals)
+            for order_id, o, cash in zip(ids, proposals, cash_accounts)
         ])
     # Formatted by hand: this is the hottest loop of an execution. Ids are formatted
     # once per account and instrument; only the transaction type is free text.
@@ -169,8 +177,9 @@ def trade_orders_write(
     # three times as long as its __str__ (which gives the exact digits, and the value).
     text = str
     names, types = {}, {}
+    cash_texts = {}
     lines = []
-    for order_id, o in zip(ids, proposals):
+    for order_id, o, cash in zip(ids, proposals, cash_accounts):
         account = names.get(o.account_id)
         if account is None:
             account = names[o.account_id] = str(o.account_id)
@@ -180,9 +189,12 @@ def trade_orders_write(
         transaction_type = types.get(o.transaction_type)
         if transaction_type is None:
             transaction_type = types[o.transaction_type] = _text(o.transaction_type)
+        cash_text = cash_texts.get(cash)
+        if cash_text is None:
+            cash_text = cash_texts[cash] = f"\t{_text(cash[0])}\t{_text(cash[1])}"
         lines.append(
             f"{order_id}\t{account}\t{instrument}\t{text(o.side)}\t{transaction_type}\t{text(o.units)}\t"
-            f"{text(o.unit_price)}\t{text(o.trade_amount)}\t{o.currency}\t{text(o.execution_method)}{tail}"
+            f"{text(o.unit_price)}\t{text(o.trade_amount)}\t{o.currency}\t{text(o.execution_method)}{tail}{cash_text}"
         )
     return copy_text(TradeOrder._meta.db_table, TRADE_ORDER_COPY_COLUMNS, lines)
 
@@ -198,7 +210,7 @@ def results_write(rows: Sequence[tuple]) -> int:
     # By hand as the trade orders are (a chunk's rows share their execution and time).
     texts = {}
     lines = []
-    for execution_id, account_id, status, error, total, before, after, count, created, adjustments in rows:
+    for execution_id, account_id, status, error, total, before, after, count, created, adjustments, fallbacks in rows:
         head = texts.get((execution_id, created))
         if head is None:
             head = texts[(execution_id, created)] = (f"{execution_id}\t", f"\t{_text(created)}\t")
@@ -206,7 +218,8 @@ def results_write(rows: Sequence[tuple]) -> int:
             f"{head[0]}{account_id}\t{status}\t{_text(error)}\t"
             f"{NULL if total is None else str(total)}\t{NULL if before is None else str(before)}\t"
             f"{NULL if after is None else str(after)}\t{count}{head[1]}"
-            f"{_text(json.dumps(adjustments, separators=(',', ':'))) if adjustments else '[]'}"
+            f"{_text(json.dumps(adjustments, separators=(',', ':'))) if adjustments else '[]'}\t"
+            f"{_text(json.dumps(fallbacks, separators=(',', ':'))) if fallbacks else '[]'}"
         )
     return copy_text(ExecutionResult._meta.db_table, RESULT_COLUMNS, lines)
 
@@ -353,9 +366,9 @@ def plan(*, execution_id, selection: Selection, chunk_size: int, now: datetime, 
         ),
         refused AS (
             INSERT INTO {_table(ExecutionResult)} (execution_id, account_id, status, error, order_count, created_at,
-                                                   adjustments)
+                                                   adjustments, price_fallbacks)
             SELECT %(execution)s, s.account_id, %(failed)s,
-                   coalesce(%(prefix)s || held.execution_id::text, %(unknown)s), 0, %(now)s, '[]'::jsonb
+                   coalesce(%(prefix)s || held.execution_id::text, %(unknown)s), 0, %(now)s, '[]'::jsonb, '[]'::jsonb
             FROM selected s
             LEFT JOIN leased l ON l.account_id = s.account_id
             LEFT JOIN {_table(AccountLease)} held ON held.account_id = s.account_id

@@ -46,8 +46,15 @@ from ..models import (
 from ..selectors.book import book_load
 from . import approval, bulk
 from .audit_trail import execution_audit
-from .preferences import approval_thresholds, preferences_effective
-from .preview import account_ids_validate, adjustments_json, rebalance_account
+from .preferences import approval_thresholds, book_options, preferences_effective
+from .preview import (
+    account_ids_validate,
+    account_price_fallbacks,
+    adjustments_json,
+    instrument_ids_resolve,
+    order_cash_accounts,
+    rebalance_account,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +125,7 @@ def plan_inline_max() -> int:
 
 
 def _failed_result_row(execution_id, account_id, error: str, now) -> tuple:
-    return (execution_id, account_id, ResultStatus.FAILED.value, error, None, None, None, 0, now, [])
+    return (execution_id, account_id, ResultStatus.FAILED.value, error, None, None, None, 0, now, [], [])
 
 
 @transaction.atomic
@@ -130,6 +137,7 @@ def execution_create(
     account_ids: list | None = None,
     allocation=None,
     rebalance_date: date | None = None,
+    instrument_ids: list | None = None,
 ) -> Execution:
     """Start an execution (PENDING) and plan it: lease its accounts, split them into
     chunks, enqueue one Celery task per chunk once the transaction commits.
@@ -151,6 +159,7 @@ def execution_create(
     if account_ids is not None and allocation is not None:
         errors.append(FieldError("allocation_id", "give either accounts or allocation_id, not both"))
     raise_if_errors(errors)
+    selected_instruments = instrument_ids_resolve(instrument_ids)
     allocation = _allocation_of(allocation) if allocation is not None else None
     if account_ids is not None:
         selected = _validated_ids(account_ids)
@@ -166,6 +175,7 @@ def execution_create(
         # Kept on the row, not only in the planning task's message: a lost message can
         # then be planned again by executions_recover.
         requested_accounts=[str(a) for a in selected] if deferred and selected is not None else None,
+        instrument_ids=sorted(str(i) for i in selected_instruments) if selected_instruments else None,
     )
     events.record("execution.status_changed", lambda: execution_payload(execution.pk))
     audit_record(execution, "create", {
@@ -361,15 +371,18 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
     account_ids = IdTuple(uuid.UUID(a) for a in chunk.account_ids)  # sent by several queries
     default, per_account = preferences_effective(account_ids=account_ids)
     book = book_load(
-        account_ids=account_ids, on_date=execution.rebalance_date,
-        price_source=default.values["price_source"], lock_orders=True,
+        account_ids=account_ids, on_date=execution.rebalance_date, lock_orders=True,
+        **book_options(default, per_account),
     )
     for_engine = {}  # one engine.Preferences per distinct effective preferences (the engine caches by object)
 
     now = timezone.now()
     execution_id = execution.pk
     method = execution.method
-    proposals, result_rows, replacing = [], [], []
+    proposals, cash_accounts, result_rows, replacing = [], [], [], []
+    selected = frozenset(uuid.UUID(i) for i in execution.instrument_ids) if execution.instrument_ids else None
+    cash_of = book.cash_account_for
+    fx = engine.TransactionType.FX
     outstanding = book.outstanding
     open_orders = book.open_orders
     accounts = book.accounts
@@ -379,11 +392,17 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         effective = per_account.get(account_id, default)
         preferences = for_engine.get(id(effective))
         if preferences is None:
-            preferences = for_engine[id(effective)] = effective.for_engine()
+            # Accounts whose overrides resolve to the same values share one object: the
+            # engine caches its prepared models by the preferences' default decimals.
+            key = effective.engine_key()
+            preferences = for_engine.get(key)
+            if preferences is None:
+                preferences = for_engine[key] = effective.for_engine()
+            for_engine[id(effective)] = preferences
         try:
             result = rebalance_account(
                 book=book, account_id=account_id, method=method, preferences=preferences,
-                outstanding_orders=outstanding.get(account_id, ()),
+                outstanding_orders=outstanding.get(account_id, ()), instrument_ids=selected,
             )
         except Exception as exc:  # a bug for one account must not fail the other 999
             logger.exception("execution %s: rebalancing account %s failed", execution_id, account_id)
@@ -393,23 +412,34 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
             replacing.extend(open_orders[account_id])
         if result.orders:
             proposals.extend(result.orders)
+            last = None
+            for o in result.orders:  # one lookup per account and currency: this loop is hot
+                if o.transaction_type == fx:
+                    cash_accounts.append(order_cash_accounts(book, o))
+                    continue
+                key = (o.account_id, o.currency)
+                if key != last:
+                    last, cash = key, (cash_of(o.account_id, o.currency), None)
+                cash_accounts.append(cash)
         result_rows.append((
             execution_id, account_id, status.value, _error_text(result), result.total_value, result.cash_before,
             result.cash_after, len(result.orders), now,
             adjustments_json(result.adjustments) if result.adjustments else [],
+            account_price_fallbacks(book, account_id) if book.price_fallbacks else [],
         ))
 
     held = execution.held
     if held:  # waits for approval: OPEN orders stay, leases are kept (services/approval.py)
         bulk.trade_orders_write(
-            proposals=proposals, execution_id=execution_id, now=now, status=TradeOrderStatus.PENDING_APPROVAL
+            proposals=proposals, execution_id=execution_id, now=now, status=TradeOrderStatus.PENDING_APPROVAL,
+            cash_accounts=cash_accounts,
         )
         totals = approval.chunk_totals(
             proposals=proposals, currency=execution.approval_currency, on_date=execution.rebalance_date
         )
     else:
         bulk.trade_orders_replace(order_ids=replacing, now=now)
-        bulk.trade_orders_write(proposals=proposals, execution_id=execution_id, now=now)
+        bulk.trade_orders_write(proposals=proposals, execution_id=execution_id, now=now, cash_accounts=cash_accounts)
         totals = {}
     bulk.results_write(result_rows)
     if not held:

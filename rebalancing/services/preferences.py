@@ -12,7 +12,7 @@ from portfolios.models import InstrumentType, PortfolioAccount, RestrictedWeight
 from portfolios.models.fields import MONEY, is_currency_code
 from rebalancing import engine
 
-from ..models import AvailableCash, OrderBasis, RebalancePreferences
+from ..models import AvailableCash, FxMode, OrderBasis, RebalancePreferences
 from ..selectors.book import with_ids
 
 PREFERENCE_FIELDS = (
@@ -21,13 +21,16 @@ PREFERENCE_FIELDS = (
     "positive_cash_buffer_pct", "positive_cash_buffer_amount",
     "order_basis", "cash_from_sells_pct", "min_trade_amount", "filter_by_min_max",
     "sell_all_transaction_type", "available_cash", "price_source", "default_decimals", "futures_fee_pct",
-    "restricted_weight_to",
+    "restricted_weight_to", "fx_mode", "fx_repatriate", "use_price_connector",
 )
+# Read by the services (which prices to load), not by the engine.
+SERVICE_ONLY_FIELDS = ("price_source", "use_price_connector")
 PCT_FIELDS = ("negative_cash_buffer_pct", "positive_cash_buffer_pct", "cash_from_sells_pct", "futures_fee_pct")
 AMOUNT_FIELDS = ("negative_cash_buffer_amount", "positive_cash_buffer_amount", "min_trade_amount")
 BUILT_IN = {
     **{f.name: getattr(engine.DEFAULT_PREFERENCES, f.name) for f in fields(engine.Preferences)},
     "price_source": "default",
+    "use_price_connector": False,
     "default_decimals": {str(k): v for k, v in engine.DEFAULT_PREFERENCES.default_decimals.items()},
 }
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY["decimal_places"])
@@ -44,8 +47,17 @@ class EffectivePreferences:
     values: dict  # every field of PREFERENCE_FIELDS, resolved
     overridden: frozenset  # the fields the account (or the call) overrides
 
+    def engine_key(self) -> tuple:
+        """A hashable form of the values: equal for two accounts with the same effective
+        preferences, so they can share one engine.Preferences (and the engine's caches)."""
+        return tuple(
+            (name, tuple(sorted(value.items())) if isinstance(value, dict) else value)
+            for name, value in sorted(self.values.items())
+        )
+
     def for_engine(self) -> engine.Preferences:
-        values = {name: self.values[name] for name in PREFERENCE_FIELDS if name != "price_source"}
+        values = {name: self.values[name] for name in PREFERENCE_FIELDS if name not in SERVICE_ONLY_FIELDS}
+        values["fx_mode"] = engine.FxMode(values["fx_mode"])
         values["order_basis"] = engine.OrderBasis(values["order_basis"])
         values["available_cash"] = engine.AvailableCash(values["available_cash"])
         values["restricted_weight_to"] = engine.RestrictedWeightTo(values["restricted_weight_to"])
@@ -113,6 +125,11 @@ def preferences_validate(values: dict, prefix: str = "", *, global_row: bool = F
         errors.append(FieldError(f"{prefix}order_basis", f"must be one of {', '.join(OrderBasis.values)}"))
     if values.get("available_cash") not in (None, *AvailableCash.values):
         errors.append(FieldError(f"{prefix}available_cash", f"must be one of {', '.join(AvailableCash.values)}"))
+    if values.get("fx_mode") not in (None, *FxMode.values):
+        errors.append(FieldError(f"{prefix}fx_mode", f"must be one of {', '.join(FxMode.values)}"))
+    for name in ("fx_repatriate", "use_price_connector", "filter_by_min_max"):
+        if values.get(name) is not None and not isinstance(values[name], bool):
+            errors.append(FieldError(f"{prefix}{name}", "must be true or false"))
     if values.get("restricted_weight_to") not in (None, *RestrictedWeightTo.values):
         errors.append(
             FieldError(f"{prefix}restricted_weight_to", f"must be one of {', '.join(RestrictedWeightTo.values)}")
@@ -158,6 +175,44 @@ def preferences_effective(
             {**global_values, **own, **call_overrides}, frozenset(own) | frozenset(call_overrides)
         )
     return default, per_account
+
+
+def book_options(default: EffectivePreferences, per_account: dict) -> dict:
+    """The keyword arguments of `book_load` that make each account's own preferences
+    apply (§9 last point): its `price_source`, its `available_cash` scope for the
+    outstanding orders (§10), and the live price connector for the sources of accounts
+    with `use_price_connector` on (services/live_prices.py)."""
+    from .live_prices import live_prices_merge  # noqa: PLC0415 (imports the connector settings lazily)
+
+    source = default.values["price_source"]
+    sources = {a: p.values["price_source"] for a, p in per_account.items() if p.values["price_source"] != source}
+    scopes = {
+        a: p.values["available_cash"] for a, p in per_account.items()
+        if p.values["available_cash"] != engine.AvailableCash.ALL_ACCOUNTS
+    }
+    if default.values["available_cash"] != engine.AvailableCash.ALL_ACCOUNTS:
+        scopes = _DefaultDict(default.values["available_cash"], scopes)
+    connector = {p.values["price_source"] for p in per_account.values() if p.values["use_price_connector"]}
+    if default.values["use_price_connector"]:
+        connector.add(source)
+    return {
+        "price_source": source, "price_sources": sources, "available_cash": scopes,
+        "connector_sources": frozenset(connector), "live_prices": live_prices_merge if connector else None,
+    }
+
+
+class _DefaultDict(dict):
+    """A dict whose missing keys give `default` (accounts without an override of their own)."""
+
+    def __init__(self, default, values):
+        super().__init__(values)
+        self.default = default
+
+    def get(self, key, fallback=None):
+        return super().get(key, self.default)
+
+    def __missing__(self, key):
+        return self.default
 
 
 def account_preferences(account: PortfolioAccount) -> EffectivePreferences:

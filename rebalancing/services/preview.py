@@ -8,10 +8,11 @@ from django.utils import timezone
 from core.errors import FieldError, raise_if_errors
 from core.ids import parse_uuid
 from portfolios.models import AccountStatus
+from portfolios.selectors import instruments_by_reference
 from rebalancing import engine
 
 from ..selectors.book import Book, book_load
-from .preferences import preferences_effective, preferences_validate
+from .preferences import book_options, preferences_effective, preferences_validate
 
 MAX_PREVIEW_ACCOUNTS = 500
 
@@ -20,6 +21,56 @@ MAX_PREVIEW_ACCOUNTS = 500
 class Preview:
     results: list  # engine.RebalanceResult, in the order asked
     instruments: dict  # instrument id → portfolios Instrument, for ISINs and currencies
+    book: Book | None = None  # for each order's cash accounts and each result's price fallbacks
+
+    def cash_accounts(self, order) -> tuple:
+        return order_cash_accounts(self.book, order) if self.book is not None else (None, None)
+
+    def price_fallbacks(self, account_id) -> list:
+        return account_price_fallbacks(self.book, account_id) if self.book is not None else []
+
+
+def order_cash_accounts(book: Book, order) -> tuple:
+    """(cash account id, counter cash account id) of an engine OrderProposal (§10): the
+    account paying or receiving; for an FX order the paying (default) account and the
+    bought currency's account (None: created when the order settles)."""
+    if order.transaction_type == engine.TransactionType.FX:
+        bought = book.instruments[order.instrument_id].currency
+        paying = book.cash_account_in(order.account_id, order.currency) or book.default_cash_account(order.account_id)
+        return paying, book.cash_account_in(order.account_id, bought)
+    return book.cash_account_for(order.account_id, order.currency), None
+
+
+def account_price_fallbacks(book: Book, account_id) -> list:
+    """The instruments the account holds or targets that the live price connector did not
+    price (§9), as text ids in order; [] when its prices are the stored ones."""
+    fallbacks = book.price_fallbacks.get(book.price_sources.get(account_id, book.price_source))
+    if not fallbacks:
+        return []
+    mine = set()
+    stack = [book.snapshots.get(account_id)] if account_id in book.snapshots else []
+    while stack:
+        node = stack.pop()
+        mine.update(p.instrument_id for p in node.positions)
+        stack.extend(node.sub_accounts)
+    targets = book.targets.get(account_id)
+    if targets is not None:
+        mine.update(line.instrument_id for line in targets.lines)
+    return [str(pk) for pk in fallbacks if pk in mine]
+
+
+def instrument_ids_resolve(values, *, field: str = "instrument_ids") -> frozenset | None:
+    """The instruments named by ISIN or UUID (§10), or None when `values` is None.
+    Raises InvalidInput naming each unknown one (`instrument_ids[2]`)."""
+    if values is None:
+        return None
+    if not isinstance(values, list) or not values:
+        raise_if_errors([FieldError(field, "must be a non-empty list of ISINs or instrument UUIDs")])
+    found = instruments_by_reference(str(v) for v in values)
+    raise_if_errors([
+        FieldError(f"{field}[{i}]", f"no instrument with ISIN or UUID {v}") for i, v in enumerate(values) if str(v) not in found
+    ])
+    return frozenset(found[str(v)].pk for v in values)
 
 
 def _failed(account_id, reason: str) -> engine.RebalanceResult:
@@ -27,7 +78,8 @@ def _failed(account_id, reason: str) -> engine.RebalanceResult:
 
 
 def rebalance_account(
-    *, book: Book, account_id, method: str, preferences: engine.Preferences, outstanding_orders=()
+    *, book: Book, account_id, method: str, preferences: engine.Preferences, outstanding_orders=(),
+    instrument_ids: frozenset | None = None,
 ) -> engine.RebalanceResult:
     """Run the engine for one loaded account, after the rules that need no numbers."""
     account = book.accounts[account_id]
@@ -43,8 +95,8 @@ def rebalance_account(
     if targets.error:
         return _failed(account_id, targets.error)
     return engine.rebalance(
-        book.snapshots[account_id], targets.lines, book.markets[account.base_currency],
-        preferences, engine.Method(method), outstanding_orders, book.restrictions.get(account_id),
+        book.snapshots[account_id], targets.lines, book.market_of(account_id),
+        preferences, engine.Method(method), outstanding_orders, book.restrictions.get(account_id), instrument_ids,
     )
 
 
@@ -87,6 +139,7 @@ def rebalance_preview(
     method: str = engine.Method.FULL,
     rebalance_date: date | None = None,
     preference_overrides: dict | None = None,
+    instrument_ids: list | None = None,
 ) -> Preview:
     """Propose the orders for up to 500 accounts without writing anything.
 
@@ -94,16 +147,20 @@ def rebalance_preview(
     the kept outstanding orders of each account group included (§4.6), exactly as
     an execution does.
     `preference_overrides` apply to this call only, on top of each account's own.
-    Raises InvalidInput naming bad account ids (`accounts[3]`) or preferences
+    `instrument_ids` (ISINs or UUIDs, §10): only lines of those instruments get orders.
+    With `use_price_connector`, the connector's prices come first (and are stored as
+    quotes: the one write a preview makes). Raises InvalidInput naming bad account ids
+    (`accounts[3]`), instruments (`instrument_ids[0]`) or preferences
     (`preferences.min_trade_amount`).
     """
     account_ids = account_ids_validate(account_ids, limit=MAX_PREVIEW_ACCOUNTS)
+    selected = instrument_ids_resolve(instrument_ids)
     if method not in engine.Method.__members__:
         raise_if_errors([FieldError("method", f"must be one of {', '.join(engine.Method)}")])
     overrides = preferences_validate(dict(preference_overrides or {}), prefix="preferences.")
     on_date = rebalance_date or timezone.localdate()
     default, per_account = preferences_effective(account_ids=account_ids, call_overrides=overrides)
-    book = book_load(account_ids=account_ids, on_date=on_date, price_source=default.values["price_source"])
+    book = book_load(account_ids=account_ids, on_date=on_date, **book_options(default, per_account))
     raise_if_errors(
         [FieldError(f"accounts[{i}]", f"no account with id {a}") for i, a in enumerate(account_ids) if a not in book.accounts]
     )
@@ -111,7 +168,7 @@ def rebalance_preview(
 
     def preferences_of(account_id):
         effective = per_account.get(account_id, default)
-        key = id(effective)
+        key = effective.engine_key()  # accounts with equal values share one object (the engine's caches)
         if key not in engine_preferences:
             engine_preferences[key] = effective.for_engine()
         return engine_preferences[key]
@@ -119,8 +176,8 @@ def rebalance_preview(
     results = [
         rebalance_account(
             book=book, account_id=a, method=method, preferences=preferences_of(a),
-            outstanding_orders=book.outstanding.get(a, ()),
+            outstanding_orders=book.outstanding.get(a, ()), instrument_ids=selected,
         )
         for a in account_ids
     ]
-    return Preview(results=results, instruments=book.instruments)
+    return Preview(results=results, instruments=book.instruments, book=book)

@@ -19,7 +19,7 @@ from rebalancing import engine
 from ...models import ClaimOutcome, Strategy, StrategyRun, StrategyType, Trigger
 from ...selectors.book import book_load
 from ..executions import MAX_EXECUTION_ACCOUNTS, execution_create
-from ..preferences import preferences_effective
+from ..preferences import book_options, preferences_effective
 from .common import (
     ERRORS_SHOWN,
     VALUATION_CHUNK,
@@ -182,7 +182,7 @@ def drift_crossed(book, account_id, strategy, available_cash: str) -> bool:
     if targets.error:
         raise engine.InvalidInputError(targets.error)
     valuation = engine.value_account(
-        book.snapshots[account_id], targets.lines, book.markets[account.base_currency],
+        book.snapshots[account_id], targets.lines, book.market_of(account_id),
         engine.AvailableCash(available_cash),
     )
     return engine.drift_exceeds(
@@ -197,7 +197,7 @@ def _check_thresholds(entries: list[_Due], today: date) -> int:
     account_ids = sorted(entry_of)
     for chunk in in_chunks(account_ids, VALUATION_CHUNK):
         default, per_account = preferences_effective(account_ids=chunk)
-        book = book_load(account_ids=chunk, on_date=today, price_source=default.values["price_source"])
+        book = book_load(account_ids=chunk, on_date=today, **book_options(default, per_account))
         for account_id in chunk:
             entry = entry_of[account_id]
             scope = per_account.get(account_id, default).values["available_cash"]

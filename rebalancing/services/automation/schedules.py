@@ -11,7 +11,7 @@ from rebalancing import engine
 
 from ...models import AccountLease, Execution, ExecutionResult, ResultStatus, SavingsPlan, Strategy, StrategyType
 from ...selectors.book import book_load
-from ..preferences import preferences_effective
+from ..preferences import book_options, preferences_effective
 from .common import AUTOMATIC_TRIGGERS, evaluation_date, next_due_date, periodical_versions, strategy_periods
 from .savings import savings_plan_next_run_date, with_last_run
 
@@ -114,13 +114,13 @@ def last_automatic_execution(account: PortfolioAccount) -> Execution | None:
 def _drift_lines(account, strategy, today) -> tuple[list, bool | None, str, Decimal | None]:
     default, per_account = preferences_effective(account_ids=[account.pk])
     effective = per_account.get(account.pk, default)
-    book = book_load(account_ids=[account.pk], on_date=today, price_source=effective.values["price_source"])
+    book = book_load(account_ids=[account.pk], on_date=today, **book_options(default, per_account))
     targets = book.targets.get(account.pk)
     if targets is None or targets.error:
         return [], None, targets.error if targets else "no configuration", None
     try:
         valuation = engine.value_account(
-            book.snapshots[account.pk], targets.lines, book.markets[account.base_currency],
+            book.snapshots[account.pk], targets.lines, book.market_of(account.pk),
             engine.AvailableCash(effective.values["available_cash"]),
         )
     except engine.DataError as exc:

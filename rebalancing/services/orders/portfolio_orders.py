@@ -5,13 +5,14 @@ from dataclasses import replace
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from audit.services import audit_records
 from core.errors import BusinessRuleViolation, FieldError, InvalidInput, raise_if_errors
 from portfolios.models import AccountStatus, CashAccount, CashKind, Configuration, InstrumentType, PortfolioAccount
 from portfolios.models.fields import MONEY, is_currency_code
+from portfolios.services.instruments import cash_instrument_ensure
 from rebalancing import engine
 from webhooks import events
 from webhooks.payloads import portfolio_order_payload
@@ -19,8 +20,12 @@ from webhooks.payloads import portfolio_order_payload
 from ...models import Initiation, PortfolioOrder, PortfolioOrderStatus, Side, TradeOrder
 from ...selectors.book import book_load
 from ...selectors.orders import decimal_text
-from ..preferences import account_preferences
+from ..preferences import account_preferences, book_options
+from ..preview import order_cash_accounts
 from .flow import ENDED, LIVE, MONEY_QUANTUM, S, decimal_errors
+
+WITHDRAWAL = engine.TransactionType.WITHDRAWAL.value
+FX = engine.TransactionType.FX.value
 
 # --- Portfolio orders -------------------------------------------------------------
 
@@ -71,9 +76,10 @@ def _counted(cash_account: CashAccount, scope: str) -> bool:
 
 
 def _reserved_by_buys(account: PortfolioAccount) -> dict:
-    """Currency → the cash the account's live buy orders will still take at settlement."""
+    """Currency → the cash the account's live buy, FX buy and withdrawal orders will
+    still take at settlement (§4.6, §10: a withdrawal counts like a buy)."""
     rows = (
-        TradeOrder.objects.filter(account=account, side=Side.BUY, status__in=LIVE)
+        TradeOrder.objects.filter(Q(side=Side.BUY) | Q(transaction_type=WITHDRAWAL), account=account, status__in=LIVE)
         .exclude(instrument__type=InstrumentType.FUTURE)
         .values("currency")
         .annotate(reserved=Sum(F("trade_amount") - F("settled_amount")))
@@ -90,7 +96,9 @@ def _sells_in_flight(snapshot: engine.AccountSnapshot, market: engine.Market) ->
         node = stack.pop()
         group_ids.append(node.id)
         stack.extend(node.sub_accounts)
-    rows = TradeOrder.objects.filter(account_id__in=group_ids, side=Side.SELL, status__in=LIVE).values_list(
+    rows = TradeOrder.objects.filter(account_id__in=group_ids, side=Side.SELL, status__in=LIVE).exclude(
+        transaction_type__in=(WITHDRAWAL, FX)  # cash movements: the order's own cash check covers them
+    ).values_list(
         "account_id", "instrument_id", "transaction_type", "units", "settled_units", "trade_amount", "status", "currency"
     )
     return [
@@ -208,14 +216,14 @@ def portfolio_order_create(
 
     preferences = account_preferences(account)
     scope = preferences.values["available_cash"]
-    book = book_load(account_ids=[account.pk], on_date=timezone.localdate(), price_source=preferences.values["price_source"])
+    book = book_load(account_ids=[account.pk], on_date=timezone.localdate(), **book_options(preferences, {}))
     targets = book.targets.get(account.pk)
     if targets is None:
         _refuse(account, "has no configuration: no allocation to invest by", "must be configured")
     if targets.error:
         _refuse(account, f"cannot compute its targets: {targets.error}", "targets unavailable")
     lines = _invested_targets(targets.lines, book.instruments)
-    market = book.markets[account.base_currency]
+    market = book.market_of(account.pk)
     cash_ids = {pk for pk, instrument in book.instruments.items() if instrument.type == InstrumentType.CASH}
 
     available: dict = {}
@@ -244,11 +252,15 @@ def portfolio_order_create(
         kept = _sells_in_flight(holdings, market)
     amount = cash_amount if side == Side.BUY else -cash_amount
     snapshot = replace(holdings, cash_accounts=(engine.CashAccount(currency, amount, True, engine.CashAccountKind.CASH),))
+    explicit = preferences.values["fx_mode"] == engine.FxMode.EXPLICIT
     engine_preferences = replace(
         preferences.for_engine(),
         cash_range_min=None, cash_range_max=None, filter_by_min_max=False,
         negative_cash_buffer_pct=Decimal(0), negative_cash_buffer_amount=Decimal(0),
         positive_cash_buffer_pct=Decimal(0), positive_cash_buffer_amount=Decimal(0),
+        # A SELL pays out in its own currency: under EXPLICIT, proceeds in another
+        # currency are sold back into it by FX orders (docs/orders.md).
+        fx_repatriate=side == Side.SELL or preferences.values["fx_repatriate"],
     )
     result = engine.rebalance(snapshot, lines, market, engine_preferences, engine.Method.CONSERVATIVE, kept)
     if result.status == engine.ResultStatus.FAILED:
@@ -261,11 +273,15 @@ def portfolio_order_create(
             "a whole block of any line (or every order falls below the minimum trade amount)",
             "no trade order possible",
         )
-    if side == Side.BUY:
-        # Cash settles in each instrument's currency (no FX conversion here).
+    if side == Side.BUY and not explicit:
+        # AUTO (§9): a buy in a currency the account holds cash in is paid from that
+        # cash; in a currency it lacks, the custodian converts from the default account
+        # (within the amount checked above). Under EXPLICIT the FX orders bring it.
+        held_currencies = {c.currency for c in cash_accounts}
         needs: dict = {}
         for proposal in proposals:
-            if proposal.currency != currency and book.instruments[proposal.instrument_id].type != InstrumentType.FUTURE:
+            if (proposal.currency != currency and proposal.currency in held_currencies
+                    and book.instruments[proposal.instrument_id].type != InstrumentType.FUTURE):
                 needs[proposal.currency] = needs.get(proposal.currency, Decimal(0)) + proposal.trade_amount
         _check_cash(account, needs, available, reserved, "its buys in another currency need")
 
@@ -274,15 +290,25 @@ def portfolio_order_create(
         requested_by=user if user is not None and user.is_authenticated else None,
     )
     now = timezone.now()
-    orders = TradeOrder.objects.bulk_create(
-        TradeOrder(
+    rows = []
+    for p in proposals:
+        cash_id, counter_id = order_cash_accounts(book, p)
+        rows.append(TradeOrder(
             account_id=p.account_id, instrument_id=p.instrument_id, side=p.side, transaction_type=p.transaction_type,
             units=p.units, unit_price=p.unit_price, trade_amount=p.trade_amount, currency=p.currency,
             execution_method=p.execution_method, status=S.OPEN, portfolio_order=portfolio_order,
+            cash_account_id=cash_id, counter_cash_account_id=counter_id, created_at=now, updated_at=now,
+        ))
+    if side == Side.SELL:
+        # §10: the cash leaves by a WITHDRAWAL trade order, counted like a buy until settled.
+        rows.append(TradeOrder(
+            account_id=account.pk, instrument=cash_instrument_ensure(currency=currency), side=Side.SELL,
+            transaction_type=WITHDRAWAL, units=cash_amount, unit_price=Decimal(1), trade_amount=cash_amount,
+            currency=currency, execution_method=engine.ExecutionMethod.UNITS, status=S.OPEN,
+            portfolio_order=portfolio_order, cash_account_id=book.cash_account_in(account.pk, currency),
             created_at=now, updated_at=now,
-        )
-        for p in proposals
-    )
+        ))
+    orders = TradeOrder.objects.bulk_create(rows)
     # Written in bulk, so no signal sees them: one audit entry per order, in one INSERT.
     audit_records(
         ((order, {name: (None, getattr(order, name)) for name in ("status", "side", "units", "trade_amount", "currency")})

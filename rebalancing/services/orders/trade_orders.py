@@ -10,6 +10,7 @@ from audit.services import audit_record
 from core.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound, raise_if_errors
 from portfolios.models import CashAccount, CashKind, InstrumentType, PortfolioAccount, Position
 from portfolios.models.fields import MONEY, PRICE, UNITS
+from portfolios.selectors import FxTable, MissingMarketData
 from webhooks import events
 from webhooks.payloads import trade_order_payload
 
@@ -28,6 +29,8 @@ from .flow import (
 )
 from .portfolio_orders import portfolio_order_status_refresh
 
+TRANSACTION_FX = "FX"
+CASH_MOVEMENTS = (TRANSACTION_FX, "WITHDRAWAL")  # settled into cash accounts only, no position
 # What a transition may change besides the status, for its audit entry.
 ORDER_AMOUNTS = ("executed_units", "executed_amount", "settled_units", "settled_amount")
 
@@ -82,17 +85,22 @@ def _fill_the_rest(order: TradeOrder) -> None:
     order.executed_amount += (rest * order.unit_price).quantize(MONEY_QUANTUM, ROUND_HALF_EVEN)
 
 
-def _settlement_cash_account(order: TradeOrder) -> CashAccount:
-    """The cash account a settlement books into, locked: the account's default cash
-    account when it is in the order's currency, else its CASH account in that currency
+def _settlement_cash_account(order: TradeOrder, currency: str | None = None, cash_account_id=None) -> CashAccount:
+    """The cash account a settlement books `currency` (default: the order's) into,
+    locked: the order's own cash account (§10) when it is in that currency, else the
+    account's default cash account when it is, else its CASH account in that currency
     (created with a zero balance when missing)."""
+    currency = currency or order.currency
     # of=self and an explicit order: the default ordering joins the account, which
     # FOR UPDATE would lock too.
     accounts = list(
         CashAccount.objects.select_for_update(of=("self",))
-        .filter(account_id=order.account_id, currency=order.currency)
+        .filter(account_id=order.account_id, currency=currency)
         .order_by("pk")
     )
+    for candidate in accounts:
+        if cash_account_id is not None and candidate.pk == cash_account_id:
+            return candidate
     for candidate in accounts:
         if candidate.is_default:
             return candidate
@@ -100,8 +108,64 @@ def _settlement_cash_account(order: TradeOrder) -> CashAccount:
         if candidate.kind == CashKind.CASH:
             return candidate
     return CashAccount.objects.create(
-        account_id=order.account_id, currency=order.currency, kind=CashKind.CASH, balance=Decimal(0), is_default=False
+        account_id=order.account_id, currency=currency, kind=CashKind.CASH, balance=Decimal(0), is_default=False
     )
+
+
+def _converting_cash_account(order: TradeOrder) -> CashAccount | None:
+    """The order's cash account, locked, when it is in another currency than the order
+    (fx_mode AUTO: a buy in a currency the account lacks is paid from its default
+    account) and the account still has no cash account in the order's currency."""
+    if order.cash_account_id is None:
+        return None
+    cash = (
+        CashAccount.objects.select_for_update(of=("self",))
+        .filter(pk=order.cash_account_id, account_id=order.account_id).order_by().first()
+    )
+    if cash is None or cash.currency == order.currency:
+        return None
+    if CashAccount.objects.filter(account_id=order.account_id, currency=order.currency).exists():
+        return None
+    return cash
+
+
+def _converted(order: TradeOrder, cash: CashAccount, amount: Decimal) -> Decimal:
+    """`amount` in the order's currency as `cash`'s currency at the latest FX rate
+    (Conflict when there is none), rounded to the money precision."""
+    try:
+        rate = FxTable({order.currency, cash.currency}, timezone.localdate()).rate(order.currency, cash.currency)
+    except MissingMarketData as exc:
+        raise Conflict(f"cannot settle trade order {order.pk} from the {cash.currency} cash account: {exc}") from None
+    return (amount * rate).quantize(MONEY_QUANTUM, ROUND_HALF_EVEN)
+
+
+def _book_cash(order: TradeOrder, currency: str, change: Decimal, cash_account_id=None) -> CashAccount:
+    cash = _settlement_cash_account(order, currency, cash_account_id)
+    cash.balance += change
+    cash.save(update_fields=["balance", "updated_at"])
+    return cash
+
+
+def _settle_cash_movement(order: TradeOrder, units: Decimal, amount: Decimal) -> None:
+    """FX (§9) and WITHDRAWAL (§10) orders move cash only. An FX BUY adds the executed
+    units of the bought currency (the instrument's) to its cash account (created when
+    missing) and takes the executed amount from the paying one (the order's currency);
+    a SELL the other way. A WITHDRAWAL debits its amount from its cash account."""
+    list(PortfolioAccount.objects.select_for_update(no_key=True).filter(pk=order.account_id).values_list("pk"))
+    changes = {}
+    if order.transaction_type == TRANSACTION_FX:
+        sign = 1 if order.side == Side.BUY else -1
+        bought = _book_cash(order, order.instrument.currency, sign * units, order.counter_cash_account_id)
+        paying = _book_cash(order, order.currency, -sign * amount, order.cash_account_id)
+        for cash, change in ((bought, sign * units), (paying, -sign * amount)):
+            changes[f"cash {cash.currency} {cash.kind}"] = (cash.balance - change, cash.balance)
+    else:
+        cash = _book_cash(order, order.currency, -amount, order.cash_account_id)
+        changes[f"cash {cash.currency} {cash.kind}"] = (cash.balance + amount, cash.balance)
+    account = PortfolioAccount.objects.only("pk", "client_id").get(pk=order.account_id)
+    audit_record(account, "settle", changes, trade_order=order.pk)
+    order.settled_units += units
+    order.settled_amount += amount
 
 
 def _settle(order: TradeOrder) -> None:
@@ -111,6 +175,9 @@ def _settle(order: TradeOrder) -> None:
     units = order.executed_units - order.settled_units
     amount = order.executed_amount - order.settled_amount
     if units <= 0 and amount == 0:
+        return
+    if order.transaction_type in CASH_MOVEMENTS:
+        _settle_cash_movement(order, units, amount)
         return
     # One settlement per account at a time, and none during a holdings snapshot (which
     # locks the account too); NO KEY UPDATE lets other transactions insert orders meanwhile.
@@ -143,7 +210,11 @@ def _settle(order: TradeOrder) -> None:
     # the custodian's cash balances.
     cash = None
     if instrument.type != InstrumentType.FUTURE and cash_change:
-        cash = _settlement_cash_account(order)
+        cash = _converting_cash_account(order)
+        if cash is not None:  # AUTO FX (§9): the custodian converts at the latest rate
+            cash_change = _converted(order, cash, cash_change)
+        else:
+            cash = _settlement_cash_account(order, cash_account_id=order.cash_account_id)
         cash.balance += cash_change
         cash.save(update_fields=["balance", "updated_at"])
     _audit_settlement(order, held, new_units, cash, cash_change)

@@ -149,8 +149,8 @@ def test_prices_all_rows_or_none(api_client, db):
     assert not Price.objects.exists()
 
 
-@pytest.mark.parametrize("effective_at", ["2026-03-02T10:00:00Z", "2026-03-02T10:00:00", "20260302", "02.03.2026"])
-def test_prices_effective_at_must_be_a_date(api_client, db, effective_at):
+@pytest.mark.parametrize("effective_at", ["2026-03-02T10:00:00", "2026-03-02T25:00:00Z", "20260302", "02.03.2026"])
+def test_prices_effective_at_must_be_a_date_or_an_rfc3339_time(api_client, db, effective_at):
     a = InstrumentFactory()
     body = problem(api_client.post(PRICES, {"prices": [
         {"instrument_id": a.isin, "effective_at": "2026-03-01", "value": "1"},
@@ -158,7 +158,40 @@ def test_prices_effective_at_must_be_a_date(api_client, db, effective_at):
     ]}, format="json"), 400)
     assert error_fields(body) == {"prices[1].effective_at"}
     assert "YYYY-MM-DD" in message_for(body, "prices[1].effective_at")
+    assert "RFC 3339" in message_for(body, "prices[1].effective_at")
     assert not Price.objects.exists()
+
+
+def test_a_quote_with_a_time_counts_for_its_utc_date_and_the_latest_time_is_kept(api_client, db):
+    a = InstrumentFactory()
+    rows = [
+        {"instrument_id": a.isin, "effective_at": "2026-03-02T16:00:00Z", "value": "11"},
+        {"instrument_id": a.isin, "effective_at": "2026-03-03T00:30:00+02:00", "value": "12"},  # 22:30 UTC on the 2nd
+        {"instrument_id": a.isin, "effective_at": "2026-03-02T09:00:00Z", "value": "10"},
+    ]
+    assert api_client.post(PRICES, {"prices": rows}, format="json").json() == {"upserted": 1}
+    price = Price.objects.get()
+    assert (price.effective_at.isoformat(), price.value, price.quoted_at.isoformat()) == (
+        "2026-03-02", Decimal("12"), "2026-03-02T22:30:00+00:00")
+    # An earlier quote of that day sent later does not replace it; a later one does.
+    api_client.post(PRICES, {"prices": [{"instrument_id": a.isin, "effective_at": "2026-03-02T20:00:00Z",
+                                         "value": "9"}]}, format="json")  # fmt: skip
+    assert Price.objects.get().value == Decimal("12")
+    api_client.post(PRICES, {"prices": [{"instrument_id": a.isin, "effective_at": "2026-03-02T23:00:00Z",
+                                         "value": "13"}]}, format="json")  # fmt: skip
+    assert Price.objects.get().value == Decimal("13")
+    listed = api_client.get(PRICES, {"instrument_id": str(a.pk)}).json()["data"]
+    assert listed[0]["quoted_at"].startswith("2026-03-02T23:00:00")
+
+
+def test_fx_rates_with_times_keep_the_latest_of_a_day(api_client, db):
+    rows = [
+        {"base": "EUR", "quote": "USD", "rate": "1.10", "effective_at": "2026-03-02T09:00:00Z"},
+        {"base": "EUR", "quote": "USD", "rate": "1.12", "effective_at": "2026-03-02T17:00:00Z"},
+    ]
+    assert api_client.post("/api/v1/fx-rates/", {"rates": rows}, format="json").json() == {"upserted": 1}
+    rate = FxRate.objects.get()
+    assert (rate.rate, rate.effective_at.isoformat()) == (Decimal("1.12"), "2026-03-02")
 
 
 def test_prices_shape_errors(api_client, db):
@@ -221,7 +254,7 @@ def test_fx_rates_all_or_none(api_client, db):
         {"base": "EUR", "quote": "USD", "rate": "1.08", "effective_at": "2026-03-02"},
         {"base": "EUR", "quote": "EUR", "rate": "1", "effective_at": "2026-03-02"},
         {"base": "EUR", "quote": "XYZ", "rate": "0", "effective_at": "2026-03-02"},
-        {"base": "EUR", "quote": "GBP", "rate": "0.8", "effective_at": "2026-03-02T00:00:00Z"},
+        {"base": "EUR", "quote": "GBP", "rate": "0.8", "effective_at": "2026-03-02T00:00:00"},  # a time needs its offset
     ]}, format="json"), 400)
     assert "rates[3].effective_at" in error_fields(body)
     body = problem(api_client.post(FX, {"rates": [

@@ -79,7 +79,7 @@ def test_filters(admin_client, book):
     }
     assert listed(admin_client.get(CHANGELIST + "?status__exact=ACCEPTED")) == {orders["y_buy_a_accepted"].pk}
     response = admin_client.get(CHANGELIST)
-    (dates,) = [spec for spec in response.context["cl"].filter_specs if spec.field_path == "created_at"]
+    (dates,) = [spec for spec in response.context["cl"].filter_specs if getattr(spec, "field_path", "") == "created_at"]
     today = next(c for c in dates.choices(response.context["cl"]) if c["display"] == "Today")
     assert len(listed(admin_client.get(CHANGELIST + today["query_string"]))) == 6
     assert admin_client.get(CHANGELIST + "?execution__id__exact=nonsense").url == CHANGELIST + "?e=1"
@@ -176,6 +176,7 @@ def test_export_selected_as_csv(admin_client, book):
         "side": "BUY", "transaction_type": "BUY", "units": "2.5", "unit_price": "10", "trade_amount": "25",
         "currency": "EUR", "execution_method": "NET_TRADE_AMOUNT", "status": "OPEN", "executed_units": "0",
         "executed_amount": "0", "execution_id": str(book["execution"].pk), "portfolio_order_id": "",
+        "cash_account_id": "", "counter_cash_account_id": "",
     }
     gamma = dict(zip(header, next(r for r in rows if r[0] == str(orders["x_buy_c"].pk))))
     assert (gamma["isin"], gamma["currency"], gamma["unit_price"], gamma["trade_amount"], gamma["execution_id"]) == (
@@ -286,3 +287,27 @@ def test_the_changelist_query_count_does_not_grow_with_the_rows(admin_client, in
     add(90)
     assert TradeOrder.objects.count() == 100
     assert [_queries(admin_client, p) for p in paths] == ten
+
+
+def test_fx_and_withdrawal_orders_are_filterable_and_fx_groups_by_currency_pair(admin_client, book):
+    from portfolios.models import Instrument, InstrumentType
+    from rebalancing.models import TradeOrder
+
+    usd = Instrument.objects.create(name="USD", type=InstrumentType.CASH, currency="USD")
+    eur = Instrument.objects.create(name="EUR", type=InstrumentType.CASH, currency="EUR")
+    common = {"execution_method": "UNITS", "status": "OPEN", "side": "BUY"}
+    for account, units in ((book["x"], "1100"), (book["y"], "220")):
+        TradeOrder.objects.create(account=account, instrument=usd, transaction_type="FX", units=units,
+                                  unit_price="0.9090909091", trade_amount=str(int(units) * 10 // 11), currency="EUR",
+                                  **common)  # fmt: skip
+    withdrawal = TradeOrder.objects.create(account=book["x"], instrument=eur, transaction_type="WITHDRAWAL",
+                                           units="50", unit_price="1", trade_amount="50", currency="EUR",
+                                           **{**common, "side": "SELL"})  # fmt: skip
+    assert listed(admin_client.get(CHANGELIST + "?transaction_type=FX")) == set(
+        TradeOrder.objects.filter(transaction_type="FX").values_list("pk", flat=True)
+    )
+    assert listed(admin_client.get(CHANGELIST + "?transaction_type=WITHDRAWAL")) == {withdrawal.pk}
+    rows = selectors_orders.trade_order_blotter(TradeOrder.objects.filter(transaction_type="FX"))
+    assert [(r.name, r.side, r.currency, r.orders, r.units, r.trade_amount) for r in rows] == [
+        ("FX USD/EUR", "BUY", "EUR", 2, Decimal("1320"), Decimal("1200"))
+    ]

@@ -35,13 +35,15 @@ def test_full_invests_cash_towards_the_target(api_client, fifty_fifty, account_w
     orders = sorted(result.pop("orders"), key=lambda order: order["instrument_id"])
     assert result == {
         "account_id": str(account.pk), "status": "PROPOSED", "error": None,
-        "total_value": "1000", "cash_before": "1000", "cash_after": "0", "adjustments": [],
+        "total_value": "1000", "cash_before": "1000", "cash_after": "0", "adjustments": [], "price_fallbacks": [],
     }
+    cash_account = account.cash_accounts.get()  # pays for the buys (§10)
     assert orders == [
         {
             "instrument_id": str(instrument.pk), "isin": instrument.isin, "side": "BUY",
             "transaction_type": "BUY", "units": "50", "unit_price": "10", "trade_amount": "500",
-            "currency": "EUR", "execution_method": "NET_TRADE_AMOUNT",
+            "currency": "EUR", "execution_method": "NET_TRADE_AMOUNT", "cash_account_id": cash_account.pk,
+            "counter_cash_account_id": None,
         }
         for instrument in sorted((a, b), key=lambda i: str(i.pk))
     ]
@@ -243,3 +245,20 @@ def test_queries_do_not_grow_with_the_number_of_accounts(api_client, fifty_fifty
             assert {r["status"] for r in results_of(preview(api_client, selection))} == {"PROPOSED"}
         counts.append(len(queries))
     assert counts[0] == counts[1] <= 14, counts  # 12, + FIRM restriction entries and the accounts' assignments
+
+
+def test_instrument_ids_limit_the_orders_to_those_lines(api_client, fifty_fifty, account_with):
+    # §10: only A gets an order; B's line still counts in the total (A buys 500, not 1000).
+    a, b, allocation = fifty_fifty
+    account = account_with(allocation)
+    [result] = results_of(preview(api_client, [account], instrument_ids=[a.isin]))
+    assert [(o["instrument_id"], o["trade_amount"]) for o in result["orders"]] == [(str(a.pk), "500")]
+    assert result["total_value"] == "1000"
+
+
+def test_unknown_instrument_ids_are_400_naming_them(api_client, fifty_fifty, account_with):
+    a, b, allocation = fifty_fifty
+    account = account_with(allocation)
+    response = preview(api_client, [account], instrument_ids=[str(a.pk), "US0000000000"])
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["instrument_ids[1]"]

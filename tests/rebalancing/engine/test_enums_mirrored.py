@@ -17,6 +17,7 @@ PAIRS = [
     (engine.OrderBasis, rebalancing_models.OrderBasis),
     (engine.AvailableCash, rebalancing_models.AvailableCash),
     (engine.Method, rebalancing_models.Method),
+    (engine.FxMode, rebalancing_models.FxMode),
     (engine.ResultStatus, rebalancing_models.ResultStatus),
     (engine.Side, rebalancing_models.Side),
     (engine.ExecutionMethod, rebalancing_models.ExecutionMethod),

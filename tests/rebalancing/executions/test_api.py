@@ -147,8 +147,9 @@ def test_detail_shows_results_with_their_orders(api_client, fifty_fifty, account
     orders = proposed.pop("orders")
     assert proposed == {
         "account_id": str(account.pk), "status": "PROPOSED", "error": None,
-        "total_value": "1000", "cash_before": "1000", "cash_after": "0", "adjustments": [],
+        "total_value": "1000", "cash_before": "1000", "cash_after": "0", "adjustments": [], "price_fallbacks": [],
     }
+    cash_account = account.cash_accounts.get()  # pays for the buys (§10)
     by_instrument = {o["instrument_id"]: o for o in orders}
     for instrument in (a, b):
         order = by_instrument[str(instrument.pk)]
@@ -158,6 +159,7 @@ def test_detail_shows_results_with_their_orders(api_client, fifty_fifty, account
             "account_id": str(account.pk), "instrument_id": str(instrument.pk), "isin": instrument.isin,
             "side": "BUY", "transaction_type": "BUY", "units": "50", "unit_price": "10", "trade_amount": "500",
             "currency": "EUR", "execution_method": "NET_TRADE_AMOUNT", "status": "OPEN",
+            "cash_account_id": cash_account.pk, "counter_cash_account_id": None,
         }
 
 

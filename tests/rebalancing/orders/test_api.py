@@ -69,7 +69,11 @@ def test_post_a_sell(api_client, configured):
     account = configured(units=(60, 32, 8), cash="0")
     response = post_order(api_client, account, amount="100", side="SELL")
     assert response.status_code == 201, response.content
-    assert sorted(t["trade_amount"] for t in response.json()["trade_orders"]) == ["25", "75"]
+    orders = response.json()["trade_orders"]
+    assert sorted(t["trade_amount"] for t in orders if t["transaction_type"] == "SELL") == ["25", "75"]
+    # §10: the cash leaves by one WITHDRAWAL of the amount.
+    [withdrawal] = [t for t in orders if t["transaction_type"] == "WITHDRAWAL"]
+    assert (withdrawal["side"], withdrawal["units"], withdrawal["currency"]) == ("SELL", "100", "EUR")
 
 
 @pytest.mark.parametrize(

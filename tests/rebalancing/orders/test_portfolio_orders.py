@@ -39,11 +39,12 @@ P = PortfolioOrderStatus
 
 
 def order_lines(portfolio_order) -> dict:
-    """instrument name → (side, units, unit price, trade amount), as plain strings."""
+    """instrument name → (side, units, unit price, trade amount), as plain strings; the
+    securities only (a SELL's WITHDRAWAL is checked by its own tests)."""
     return {
         o.instrument.name: (o.side, f"{o.units.normalize():f}", f"{o.unit_price.normalize():f}",
                             f"{o.trade_amount.normalize():f}")
-        for o in portfolio_order.trade_orders.select_related("instrument")
+        for o in portfolio_order.trade_orders.select_related("instrument").exclude(transaction_type="WITHDRAWAL")
     }
 
 
@@ -211,14 +212,15 @@ def test_sell_never_sells_units_already_being_sold(configured, abc):
         "Alpha ETF": ("SELL", "20", "10", "200"),
         "Beta ETF": ("SELL", "20", "10", "200"),
     }
-    # Every sell settles: A 80 − 50 − 20 = 10 left, B sold out, 900 raised.
+    # Every order settles: A 80 − 50 − 20 = 10 left, B sold out, 900 raised and paid out
+    # by the two withdrawals (§10).
     a, b, _ = abc
     for trade_order in TradeOrder.objects.all():
         for status in (S.ACCEPTED, S.EXECUTABLE, S.SENT_TO_EXECUTION, S.IN_EXECUTION, S.EXECUTED_IN_MARKET,
                        S.SETTLED_IN_MARKET, S.SETTLED):
             trade_order = trade_order_transition(order=trade_order, status=status)
     assert (units_held(account, a), units_held(account, b)) == (Decimal("10"), None)
-    assert balances(account) == {("EUR", CashKind.CASH): Decimal("900")}
+    assert balances(account) == {("EUR", CashKind.CASH): Decimal("0")}
 
 
 def test_sell_of_more_than_the_holdings_is_refused(configured):
@@ -229,7 +231,30 @@ def test_sell_of_more_than_the_holdings_is_refused(configured):
 
 def test_sell_needs_no_cash(configured):
     account = configured(units=(50, 30, 20), cash="-50")
-    assert sell(account, "100").trade_orders.count() == 3
+    assert sell(account, "100").trade_orders.exclude(transaction_type="WITHDRAWAL").count() == 3
+
+
+def test_sell_pays_out_by_one_withdrawal_from_its_cash_account(configured):
+    account = configured(units=(60, 32, 8), cash="0")
+    order = sell(account, "100")
+    [withdrawal] = order.trade_orders.filter(transaction_type="WITHDRAWAL").select_related("instrument")
+    assert (withdrawal.side, withdrawal.units, withdrawal.trade_amount, withdrawal.currency) == ("SELL", 100, 100, "EUR")
+    assert withdrawal.instrument.type == "CASH" and withdrawal.instrument.currency == "EUR"
+    assert withdrawal.cash_account == account.cash_accounts.get()
+
+
+def test_an_outstanding_withdrawal_holds_its_cash_and_settling_it_debits_the_account(configured):
+    from rebalancing.services import trade_order_transition
+
+    account = configured(units=(60, 32, 8), cash="100")
+    withdrawal = sell(account, "100").trade_orders.get(transaction_type="WITHDRAWAL")
+    # The 100 EUR of cash are promised to the withdrawal: a BUY of 100 finds no free cash.
+    with pytest.raises(BusinessRuleViolation, match="lacks the cash"):
+        buy(account, "100")
+    for status in ("ACCEPTED", "EXECUTABLE", "SENT_TO_EXECUTION", "IN_EXECUTION", "EXECUTED_IN_MARKET",
+                   "SETTLED_IN_MARKET", "SETTLED"):
+        trade_order_transition(order=withdrawal, status=status)
+    assert account.cash_accounts.get().balance == 0
 
 
 # --- The account and the input ---------------------------------------------------------
