@@ -14,6 +14,7 @@ Django, which answers 500.
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, serializers
@@ -22,6 +23,8 @@ from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
 from core.errors import DomainError, FieldError
+
+from .parsers import RequestTooLarge
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:ballast:problem:"
@@ -34,6 +37,7 @@ _SLUGS = {
     405: "method-not-allowed",
     406: "not-acceptable",
     409: "conflict",
+    413: "request-too-large",
     415: "unsupported-media-type",
     422: "business-rule-violated",
     429: "throttled",
@@ -107,6 +111,8 @@ def problem_details_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge(str(exc))
     if not isinstance(exc, exceptions.APIException):
         return None
 
@@ -149,6 +155,7 @@ _PROBLEM_DESCRIPTIONS = {
     403: "The user lacks the model permission this needs.",
     404: "No such object.",
     409: "Conflicts with the current state, or an Idempotency-Key reused with another body.",
+    413: "The request body is larger than the API accepts (2.5 MB).",
     422: "Well-formed, but a business rule refuses it.",
     429: "Too many attempts; retry after the Retry-After header's seconds.",
 }

@@ -11,12 +11,13 @@ from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import NotFound, Throttled, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .exceptions import problems
+from .parsers import StrictJSONParser
+from .strict import UnknownFieldsRefused
 
 MAX_FAILED_LOGINS = 10
 FAILED_LOGIN_WINDOW_SECONDS = 300
@@ -36,7 +37,7 @@ def _count_failure(key: str) -> None:
             cache.set(key, 1, FAILED_LOGIN_WINDOW_SECONDS)
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class TokenRequestSerializer(UnknownFieldsRefused, serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"})
 
@@ -50,7 +51,7 @@ class TokenView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     throttle_classes = []
 
     @extend_schema(

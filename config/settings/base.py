@@ -202,6 +202,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.schema.request_bodies_closed",
+    ],
     # Several serializers have a `status` field with different choices: name each set.
     "ENUM_NAME_OVERRIDES": {
         "AccountStatusEnum": "portfolios.models.AccountStatus",

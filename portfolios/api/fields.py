@@ -1,33 +1,35 @@
 """Serializer and filter fields shared by the portfolios API."""
 
-import re
 from datetime import date
 from decimal import Decimal
 
 from django import forms
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-DATE_MESSAGE = "must be a date in the form YYYY-MM-DD (not a date-time)"
+from core.dates import EARLIEST, FORM_MESSAGE, ISO_DATE_PATTERN, LATEST, date_parse
+
+DATE_MESSAGE = FORM_MESSAGE
 
 
 def parse_iso_date(value) -> date | None:
-    """`YYYY-MM-DD` only: no date-times, week dates or compact forms."""
-    if not isinstance(value, str) or not ISO_DATE.match(value):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
+    """`YYYY-MM-DD` only (no date-times, week dates or compact forms), a real day,
+    1900-01-01..2199-12-31."""
+    return date_parse(value)[0] if isinstance(value, str) else None
 
 
+@extend_schema_field({
+    "type": "string", "format": "date", "pattern": ISO_DATE_PATTERN,
+    "description": f"YYYY-MM-DD, {EARLIEST.isoformat()}..{LATEST.isoformat()}.",
+})
 class IsoDateField(serializers.DateField):
-    default_error_messages = {"invalid": DATE_MESSAGE, "datetime": DATE_MESSAGE}
+    """A date in the body: `YYYY-MM-DD`, a real calendar day, within core.dates' range;
+    each refusal says which rule failed."""
 
     def to_internal_value(self, value):
-        parsed = parse_iso_date(value)
-        if parsed is None:
-            self.fail("invalid")
+        parsed, problem = date_parse(value if isinstance(value, str) else None)
+        if problem:
+            raise serializers.ValidationError(problem, code="invalid")
         return parsed
 
 
@@ -50,14 +52,12 @@ class DecimalString(serializers.DecimalField):
 class IsoDateFormField(forms.DateField):
     """A query parameter date, `YYYY-MM-DD` only."""
 
-    default_error_messages = {"invalid": DATE_MESSAGE}
-
     def to_python(self, value):
         if value in self.empty_values:
             return None
-        parsed = parse_iso_date(value)
-        if parsed is None:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        parsed, problem = date_parse(value)
+        if problem:
+            raise forms.ValidationError(problem, code="invalid")
         return parsed
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.strict import UnknownFieldsRefused
 from core.errors import InvalidInput
 from rebalancing.services.strategies import strategy_validate
 
@@ -68,7 +69,7 @@ class InstrumentSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class InstrumentCreateSerializer(serializers.Serializer):
+class InstrumentCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     isin = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=12)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="",
                                  help_text="Required, except for CASH (defaults to the currency code).")
@@ -98,14 +99,14 @@ class InstrumentUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
 
 # --- Prices and FX rates ------------------------------------------------------------
 
-class PriceRowSerializer(serializers.Serializer):
+class PriceRowSerializer(UnknownFieldsRefused, serializers.Serializer):
     instrument_id = serializers.CharField(help_text="ISIN or UUID.")
     effective_at = IsoDateField()
     value = DecimalString(**PRICE, help_text="In the instrument's currency.")
     source = serializers.CharField(required=False, default="default", max_length=50)
 
 
-class PricesUpsertSerializer(serializers.Serializer):
+class PricesUpsertSerializer(UnknownFieldsRefused, serializers.Serializer):
     prices = PriceRowSerializer(many=True, max_length=MAX_PRICE_ROWS)
 
 
@@ -118,14 +119,14 @@ class PriceSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class FxRateRowSerializer(serializers.Serializer):
+class FxRateRowSerializer(UnknownFieldsRefused, serializers.Serializer):
     base = serializers.CharField(max_length=3)
     quote = serializers.CharField(max_length=3)
     rate = DecimalString(**RATE, help_text="Units of quote per 1 base.")
     effective_at = IsoDateField()
 
 
-class FxRatesUpsertSerializer(serializers.Serializer):
+class FxRatesUpsertSerializer(UnknownFieldsRefused, serializers.Serializer):
     rates = FxRateRowSerializer(many=True, max_length=MAX_PRICE_ROWS)
 
 
@@ -148,7 +149,7 @@ class UpsertedSerializer(serializers.Serializer):
 WEIGHT_INPUT = {"max_digits": 28, "decimal_places": WEIGHT["decimal_places"]}
 
 
-class AllocationLineInputSerializer(serializers.Serializer):
+class AllocationLineInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     instrument_id = serializers.CharField(help_text="ISIN or UUID, as instrument_id_type says.")
     instrument_id_type = _choice(InstrumentIdType.choices, required=False, allow_null=True, default=None,
                                  help_text="Taken from the shape of instrument_id when omitted.")
@@ -157,7 +158,7 @@ class AllocationLineInputSerializer(serializers.Serializer):
     max_weight = DecimalString(required=False, allow_null=True, default=None, **WEIGHT_INPUT)
 
 
-class AllocationInputSerializer(serializers.Serializer):
+class AllocationInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     base_currency = serializers.CharField(required=False, max_length=3, default="EUR")
     allocation = AllocationLineInputSerializer(many=True)
@@ -253,7 +254,7 @@ def _account_field(**kwargs):
     )
 
 
-class AccountCreateSerializer(serializers.Serializer):
+class AccountCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     client_id = serializers.CharField(max_length=100)
     account_type = _choice(AccountType.choices, required=False, default=AccountType.PORTFOLIO)
     base_currency = serializers.CharField(max_length=3)
@@ -268,19 +269,19 @@ class AccountUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     parent_id = _account_field(required=False, allow_null=True)
 
 
-class PositionInputSerializer(serializers.Serializer):
+class PositionInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     instrument_id = serializers.CharField(help_text="ISIN or UUID.")
     units = DecimalString(**UNITS)
 
 
-class CashInputSerializer(serializers.Serializer):
+class CashInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     currency = serializers.CharField(max_length=3)
     balance = DecimalString(**MONEY)
     is_default = serializers.BooleanField(required=False, default=False)
     kind = _choice(CashKind.choices, required=False, default=CashKind.CASH)
 
 
-class HoldingsInputSerializer(serializers.Serializer):
+class HoldingsInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     positions = PositionInputSerializer(many=True)
     cash = CashInputSerializer(many=True)
 
@@ -410,7 +411,7 @@ class StrategyField(serializers.JSONField):
             raise serializers.ValidationError(errors) from exc
 
 
-class ConfigurationCreateSerializer(serializers.Serializer):
+class ConfigurationCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     account_id = _account_field()
     allocation_id = _allocation_field()
     strategy = StrategyField(required=False, allow_null=True, default=None)

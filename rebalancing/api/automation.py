@@ -12,6 +12,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
+from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import DecimalString, IsoDateField
 from portfolios.api.filters import StrictBooleanFilter
 from portfolios.api.serializers import StrictFieldsMixin
@@ -50,7 +51,7 @@ class SavingsPlanSerializer(serializers.Serializer):
         return found.isoformat() if found else None
 
 
-class SavingsPlanCreateSerializer(serializers.Serializer):
+class SavingsPlanCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     account_id = serializers.PrimaryKeyRelatedField(
         queryset=PortfolioAccount.objects.all(),
         pk_field=serializers.UUIDField(),

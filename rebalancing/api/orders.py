@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
+from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import DecimalString
 from portfolios.api.filters import InstrumentReferencesFilter
 from portfolios.api.views import ApiViewSet
@@ -56,7 +57,7 @@ class TradeOrderSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class TradeOrderTransitionSerializer(serializers.Serializer):
+class TradeOrderTransitionSerializer(UnknownFieldsRefused, serializers.Serializer):
     status = serializers.ChoiceField(TradeOrderStatus.choices, help_text="The status to move to.")
     executed_units = DecimalString(
         **UNITS, required=False, allow_null=True, default=None,
@@ -87,7 +88,7 @@ class PortfolioOrderSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class PortfolioOrderCreateSerializer(serializers.Serializer):
+class PortfolioOrderCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     account_id = serializers.PrimaryKeyRelatedField(
         queryset=PortfolioAccount.objects.all(),
         pk_field=serializers.UUIDField(),

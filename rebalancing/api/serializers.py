@@ -6,6 +6,7 @@ services and selectors return. The rules themselves live in the services
 
 from rest_framework import serializers
 
+from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import DecimalString, IsoDateField
 from portfolios.models.fields import MONEY
 from rebalancing import engine
@@ -75,7 +76,7 @@ def _approval_fields(*, for_input: bool) -> dict:
     }
 
 
-class PreferencesInputSerializer(serializers.Serializer):
+class PreferencesInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     """Any subset of the preference fields. A field left out or null inherits
     (account → global default → built-in default); an unknown field is refused, and an
     approval threshold is refused as a global preference only."""
@@ -192,7 +193,7 @@ class RebalanceResultSerializer(serializers.Serializer):
         return result_reason(result)
 
 
-class PreviewInputSerializer(serializers.Serializer):
+class PreviewInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     accounts = serializers.ListField(
         child=serializers.CharField(), allow_empty=True,
         help_text=f"Account UUIDs, at most {MAX_PREVIEW_ACCOUNTS}, none twice.",
