@@ -112,7 +112,7 @@ def problem_details_handler(exc, context):
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
-        exc = RequestTooLarge(str(exc))
+        exc = RequestTooLarge()
     if not isinstance(exc, exceptions.APIException):
         return None
 

@@ -18,8 +18,11 @@ MAX_DEPTH = 32  # no request of this API nests deeper than 4
 
 class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large."
     default_code = "too_large"
+
+    def __init__(self, detail=None, code=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(detail or f"The request body is too large: at most {limit} bytes are accepted.", code)
 
 
 class _NotANumber:
@@ -55,10 +58,10 @@ class StrictJSONParser(JSONParser):
         except ValueError:
             declared = 0
         if limit is not None and declared > limit:
-            raise RequestTooLarge(f"The request body has {declared} bytes; at most {limit} are accepted.")
+            raise RequestTooLarge(f"The request body has {declared} bytes: at most {limit} bytes are accepted.")
         raw = stream.read(limit + 1) if limit is not None else stream.read()
         if limit is not None and len(raw) > limit:
-            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+            raise RequestTooLarge()
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             data = json.loads(raw.decode(encoding), parse_constant=_NotANumber)
