@@ -224,7 +224,7 @@ def main(args) -> None:
               f"{clean['results']:,} results, {clean['leases']} leases left; {args.workers} workers, "
               f"chunks of {settings.REBALANCE_CHUNK_SIZE if hasattr(settings, 'REBALANCE_CHUNK_SIZE') else 1000}, "
               f"broker {broker}")
-        header = (f"{'round':>5} {'fault':<16} {'status':<10} {'expected':>9} {'written':>9} {'lost':>5} "
+        header = (f"{'round':>5} {'fault':<22} {'status':<10} {'expected':>9} {'written':>9} {'lost':>5} "
                   f"{'doubled':>7} {'bad res.':>8} {'leases':>6} {'beyond clean':>12} {'after restart/return':>21}")
         print(header)
         for number in range(1, args.rounds + 1):
@@ -260,7 +260,7 @@ def main(args) -> None:
             row["outage"] = outage
             rows.append(row)
             fault_name = f"kill w{row['victim']}" + (f" + {args.outage_seconds:.0f}s outage" if outage else "")
-            print(f"{number:>5} {fault_name:<16} {row['status']:<10} {clean['orders']:>9,} {row['orders']:>9,} "
+            print(f"{number:>5} {fault_name:<22} {row['status']:<10} {clean['orders']:>9,} {row['orders']:>9,} "
                   f"{row['lost']:>5} {row['doubled']:>7} {row['bad_results']:>8} {row['leases']:>6} "
                   f"{row['beyond']:>11.1f}s {row['after']:>20.1f}s", flush=True)
     finally:

@@ -6,7 +6,8 @@ header, after authentication and permission checks:
 - a new key is claimed (a row of `IdempotencyRecord`, shared by every process), the
   view runs, and its answer is stored unless it is a 5xx (the key is then released);
 - the same key with the same method, path and body returns the stored answer again
-  (status and body), with `Idempotent-Replayed: true`, without running the view;
+  (status, content type and the body's exact bytes), with `Idempotent-Replayed: true`,
+  without running the view;
 - the same key with another request, or while the first is still running: 409.
 
 Keys are per user and honoured for settings.IDEMPOTENCY_KEY_TTL_SECONDS.
@@ -15,15 +16,14 @@ Keys are per user and honoured for settings.IDEMPOTENCY_KEY_TTL_SECONDS.
 import hashlib
 import json
 
+from django.http import HttpResponse
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
-from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
 
 from portfolios import services
 
-from .exceptions import PROBLEM_CONTENT_TYPE, problems
+from .exceptions import problems
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -63,7 +63,7 @@ class IdempotentSchema(AutoSchema):
 
 
 class _Replay(Exception):
-    def __init__(self, response: Response):
+    def __init__(self, response: HttpResponse):
         super().__init__("idempotent replay")
         self.response = response
 
@@ -93,8 +93,11 @@ class IdempotentMixin:
         )
         if claim.replay is not None:
             record = claim.replay
-            content_type = PROBLEM_CONTENT_TYPE if record.status_code >= 400 else None
-            response = Response(record.response_body, status=record.status_code, content_type=content_type)
+            # The first answer's bytes, status and content type, as they were sent.
+            response = HttpResponse(
+                (record.response_body or "").encode("utf-8"), status=record.status_code,
+                content_type=record.content_type or None,
+            )
             response["Idempotent-Replayed"] = "true"
             raise _Replay(response)
         self._idempotency_record = claim.record
@@ -111,8 +114,12 @@ class IdempotentMixin:
             if response.status_code >= 500:
                 services.idempotency_release(record=record)
             else:
-                body = None if response.data is None else json.loads(JSONRenderer().render(response.data))
-                services.idempotency_complete(record=record, status_code=response.status_code, body=body)
+                if hasattr(response, "render"):
+                    response.render()  # the exact bytes the client gets (Django would render it next)
+                services.idempotency_complete(
+                    record=record, status_code=response.status_code, body=response.content,
+                    content_type=response.get("Content-Type", ""),
+                )
         return response
 
     def dispatch(self, request, *args, **kwargs):
