@@ -19,7 +19,7 @@ class EventTypesField(serializers.ListField):
     child = serializers.ChoiceField(choices=[ALL_EVENTS, *EVENT_TYPES])
 
     def __init__(self, **kwargs):
-        super().__init__(allow_empty=False, help_text='Event types to receive; ["*"] for all.', **kwargs)
+        super().__init__(allow_empty=False, min_length=1, help_text='Event types to receive; ["*"] for all.', **kwargs)
 
     def to_internal_value(self, data):
         return list(dict.fromkeys(super().to_internal_value(data)))  # without repeats, in order

@@ -30,7 +30,8 @@ MAX_KEY_LENGTH = 255
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name=HEADER,
-    type=str,
+    # What `initial` enforces: 1 to 255 characters, not all blank.
+    type={"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"\S"},
     location=OpenApiParameter.HEADER,
     required=False,
     description=(

@@ -205,6 +205,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.request_bodies_closed",
+        "config.api.schema.query_parameters_may_be_empty",
     ],
     # Several serializers have a `status` field with different choices: name each set.
     "ENUM_NAME_OVERRIDES": {

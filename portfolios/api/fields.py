@@ -3,6 +3,7 @@
 from datetime import date
 from decimal import Decimal
 
+import pycountry
 from django import forms
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -31,6 +32,19 @@ class IsoDateField(serializers.DateField):
         if problem:
             raise serializers.ValidationError(problem, code="invalid")
         return parsed
+
+
+CURRENCY_CODES = sorted(currency.alpha_3 for currency in pycountry.currencies)
+
+
+@extend_schema_field({"type": "string", "enum": CURRENCY_CODES, "description": "An ISO 4217 currency code."})
+class CurrencyCodeField(serializers.CharField):
+    """A currency code in a body. The services check it (naming the field); the schema
+    lists the codes they accept (pycountry's ISO 4217 list)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 3)
+        super().__init__(**kwargs)
 
 
 class DecimalString(serializers.DecimalField):

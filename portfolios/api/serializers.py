@@ -27,7 +27,7 @@ from ..models import (
     WeightType,
 )
 from ..models.fields import MONEY, PRICE, RATE, UNITS, WEIGHT
-from .fields import DecimalString, IsoDateField
+from .fields import CurrencyCodeField, DecimalString, IsoDateField
 
 MAX_PRICE_ROWS = 10_000
 
@@ -74,7 +74,7 @@ class InstrumentCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="",
                                  help_text="Required, except for CASH (defaults to the currency code).")
     type = _choice(InstrumentType.choices)
-    currency = serializers.CharField(max_length=3, help_text="ISO 4217; for CASH, the currency it stands for.")
+    currency = CurrencyCodeField(help_text="ISO 4217; for CASH, the currency it stands for.")
     tradable = serializers.BooleanField(required=False, default=True)
     block_size = DecimalString(required=False, allow_null=True, default=None, **UNITS)
     futures_cost = _choice(FuturesCost.choices, required=False, allow_null=True, default=None,
@@ -88,7 +88,7 @@ class InstrumentUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     isin = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=12)
     name = serializers.CharField(required=False, max_length=200)
     type = _choice(InstrumentType.choices, required=False, help_text="Fixed at creation.")
-    currency = serializers.CharField(required=False, max_length=3, help_text="Fixed at creation.")
+    currency = CurrencyCodeField(required=False, help_text="Fixed at creation.")
     tradable = serializers.BooleanField(required=False)
     block_size = DecimalString(required=False, allow_null=True, **UNITS)
     futures_cost = _choice(FuturesCost.choices, required=False, allow_null=True)
@@ -120,8 +120,8 @@ class PriceSerializer(serializers.Serializer):
 
 
 class FxRateRowSerializer(UnknownFieldsRefused, serializers.Serializer):
-    base = serializers.CharField(max_length=3)
-    quote = serializers.CharField(max_length=3)
+    base = CurrencyCodeField()
+    quote = CurrencyCodeField()
     rate = DecimalString(**RATE, help_text="Units of quote per 1 base.")
     effective_at = IsoDateField()
 
@@ -160,7 +160,7 @@ class AllocationLineInputSerializer(UnknownFieldsRefused, serializers.Serializer
 
 class AllocationInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    base_currency = serializers.CharField(required=False, max_length=3, default="EUR")
+    base_currency = CurrencyCodeField(required=False, default="EUR")
     allocation = AllocationLineInputSerializer(many=True)
     weight_type = _choice(WeightType.choices, required=False, default=WeightType.STATIC)
     period_type = _choice(PeriodType.choices, required=False, allow_null=True, default=None)
@@ -257,7 +257,7 @@ def _account_field(**kwargs):
 class AccountCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     client_id = serializers.CharField(max_length=100)
     account_type = _choice(AccountType.choices, required=False, default=AccountType.PORTFOLIO)
-    base_currency = serializers.CharField(max_length=3)
+    base_currency = CurrencyCodeField()
     status = _choice(AccountStatus.choices, required=False, default=AccountStatus.ACTIVE)
     parent_id = _account_field(required=False, allow_null=True, default=None)
     locked = serializers.BooleanField(required=False, default=False)
@@ -275,7 +275,7 @@ class PositionInputSerializer(UnknownFieldsRefused, serializers.Serializer):
 
 
 class CashInputSerializer(UnknownFieldsRefused, serializers.Serializer):
-    currency = serializers.CharField(max_length=3)
+    currency = CurrencyCodeField()
     balance = DecimalString(**MONEY)
     is_default = serializers.BooleanField(required=False, default=False)
     kind = _choice(CashKind.choices, required=False, default=CashKind.CASH)
@@ -447,7 +447,17 @@ class ConfigurationSerializer(serializers.Serializer):
     @extend_schema_field(STRATEGY_SCHEMA)
     def get_strategy(self, configuration):
         """The configuration's own strategy (select_related("strategy") to avoid a query per row)."""
-        strategy = getattr(configuration, "strategy", None)
-        if strategy is None:
-            return None
-        return {name: _json_value(getattr(strategy, name)) for name in STRATEGY_FIELDS}
+        return strategy_representation(getattr(configuration, "strategy", None))
+
+
+def strategy_representation(strategy) -> dict | None:
+    """A Strategy row as the API shows it (STRATEGY_SCHEMA); None for none."""
+    if strategy is None:
+        return None
+    return {name: _json_value(getattr(strategy, name)) for name in STRATEGY_FIELDS}
+
+
+class AllocationStrategyInputSerializer(serializers.Serializer):
+    """The body of POST/PATCH …/allocations/{id}/strategy/: the strategy object, or null."""
+
+    strategy = StrategyField(allow_null=True)

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from config.api.exceptions import problems
 from config.api.strict import UnknownFieldsRefused
-from portfolios.api.fields import DecimalString
+from portfolios.api.fields import CurrencyCodeField, DecimalString
 from portfolios.api.filters import InstrumentReferencesFilter
 from portfolios.api.views import ApiViewSet
 from portfolios.models import PortfolioAccount
@@ -83,6 +83,7 @@ class PortfolioOrderSerializer(serializers.Serializer):
         PortfolioOrderStatus.choices, help_text="Derived from the trade orders (docs/orders.md)."
     )
     initiation = serializers.ChoiceField(Initiation.choices)
+    user_id = serializers.CharField(help_text="The end user's reference sent with the order; \"\" when none.")
     trade_orders = TradeOrderSerializer(many=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -95,10 +96,12 @@ class PortfolioOrderCreateSerializer(UnknownFieldsRefused, serializers.Serialize
         error_messages={"does_not_exist": "no account with id {pk_value}", "incorrect_type": "must be an account UUID"},
     )
     cash_amount = DecimalString(**MONEY, help_text="Greater than 0, in `currency`.")
-    currency = serializers.CharField(
-        max_length=3, help_text="The account's base currency or a currency it holds cash in."
-    )
+    currency = CurrencyCodeField(help_text="The account's base currency or a currency it holds cash in.")
     side = serializers.ChoiceField(Side.choices, help_text="BUY invests the amount; SELL raises it.")
+    user_id = serializers.CharField(
+        required=False, max_length=255, allow_blank=True,
+        help_text="Your reference of the end user behind the order: kept and returned as sent.",
+    )
 
 
 # --- Filters -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ services and selectors return. The rules themselves live in the services
 from rest_framework import serializers
 
 from config.api.strict import UnknownFieldsRefused
-from portfolios.api.fields import DecimalString, IsoDateField
+from portfolios.api.fields import CurrencyCodeField, DecimalString, IsoDateField
 from portfolios.models.fields import MONEY
 from rebalancing import engine
 
@@ -69,7 +69,7 @@ def _approval_fields(*, for_input: bool) -> dict:
         "approval_order_count": serializers.IntegerField(
             **optional, help_text="An execution writing more trade orders than this waits for approval; null: no limit."
         ),
-        "approval_currency": serializers.CharField(
+        "approval_currency": (CurrencyCodeField if for_input else serializers.CharField)(
             **({"required": False, "allow_null": True} if for_input else {}),
             help_text="ISO 4217 code of approval_gross_amount; default EUR.",
         ),

@@ -14,6 +14,7 @@ shows the request that caused it and comes back on every run until fixed.
 """
 
 import json
+import os
 
 import pytest
 import schemathesis
@@ -30,16 +31,28 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    missing_required_header,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from portfolios.services.demo import demo_book_load
 from tests.factories import UserFactory
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))  # bench/fuzz.py runs 100
+REPORT = os.environ.get("FUZZ_REPORT")  # bench/fuzz.py: one JSON line per case
 FUZZED_METHODS = ["GET", "POST", "PUT", "PATCH"]
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# Every check that applies to one request (the stateful ones, use-after-free and
+# resource availability, need links between operations the document does not declare).
+CHECKS = [
+    not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+    response_headers_conformance, negative_data_rejection, positive_data_acceptance, missing_required_header,
+    unsupported_method,
+]
 
 
 def openapi_document() -> dict:
@@ -110,7 +123,17 @@ def fuzz_headers(db):
 def test_api_answers_as_its_schema_says(case, fuzz_headers, security_count):
     response = case.call(headers=fuzz_headers)
     security_count("API fuzz cases", 1)
-    case.validate_response(response, checks=CHECKS)
+    failures = []
+    try:
+        case.validate_response(response, checks=CHECKS)
+    except Exception as group:
+        failures = [str(getattr(e, "title", type(e).__name__)) for e in getattr(group, "exceptions", [group])]
+        raise
+    finally:
+        if REPORT:
+            with open(REPORT, "a") as report:
+                report.write(json.dumps({"operation": case.operation.label, "status": response.status_code,
+                                         "failures": failures}) + "\n")
 
 
 def test_every_fuzzed_operation_is_in_the_document():
