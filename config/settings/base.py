@@ -215,6 +215,7 @@ SPECTACULAR_SETTINGS = {
         "SideEnum": "rebalancing.models.Side",
         "ExecutionMethodEnum": "rebalancing.models.ExecutionMethod",
         "ExecutionStatusEnum": "rebalancing.models.ExecutionStatus",
+        "CurrencyCodeEnum": "portfolios.api.fields.CURRENCY_CODES",
     },
 }
 

@@ -226,7 +226,7 @@ class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
         methods=["POST", "PATCH"], summary="Set or remove an allocation's strategy",
         description="The body is the complete strategy object of configurations (docs/automation.md), or null to "
         "remove it. It applies to every account following the allocation that has no strategy of its own.",
-        request=s.STRATEGY_SCHEMA,
+        request={"application/json": s.STRATEGY_SCHEMA},
         responses={200: OpenApiResponse(s.STRATEGY_SCHEMA, description="The strategy, or null."),
                    **problems(400, 404, 409)},
     )
