@@ -33,7 +33,7 @@ def main() -> int:
     args = parser.parse_args()
 
     report = Path(tempfile.mkstemp(prefix="ballast-fuzz-", suffix=".jsonl")[1])
-    env = {**os.environ, "FUZZ_EXAMPLES": str(args.examples), "FUZZ_REPORT": str(report)}
+    env = {**os.environ, "FUZZ_EXAMPLES": str(args.examples), "FUZZ_REPORT": str(report), "FUZZ_ALL_CHECKS": "1"}
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
     if args.database:

@@ -15,6 +15,7 @@ shows the request that caused it and comes back on every run until fixed.
 
 import json
 import os
+import uuid
 
 import pytest
 import schemathesis
@@ -47,12 +48,17 @@ MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))  # bench/fuzz.py runs 
 REPORT = os.environ.get("FUZZ_REPORT")  # bench/fuzz.py: one JSON line per case
 FUZZED_METHODS = ["GET", "POST", "PUT", "PATCH"]
 # Every check that applies to one request (the stateful ones, use-after-free and
-# resource availability, need links between operations the document does not declare).
+# resource availability, need links between operations the document does not declare),
+# but the two data-acceptance checks, which bench/fuzz.py adds (FUZZ_ALL_CHECKS) and
+# counts: a schema cannot state that an id must exist or that weights add up to 1, so
+# positive data is still refused by those rules, and decimals are also taken as JSON
+# numbers and unknown query parameters ignored (docs/api.md, "Fuzzing").
 CHECKS = [
     not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-    response_headers_conformance, negative_data_rejection, positive_data_acceptance, missing_required_header,
-    unsupported_method,
+    response_headers_conformance, missing_required_header, unsupported_method,
 ]
+if os.environ.get("FUZZ_ALL_CHECKS"):
+    CHECKS += [negative_data_rejection, positive_data_acceptance]
 
 
 def openapi_document() -> dict:
@@ -84,13 +90,24 @@ def existing_ids(parameter: str) -> list[str]:
     return ids
 
 
+def well_formed(value) -> bool:
+    """A generated path value a real id may stand in for: not one meant to be invalid
+    (a negative case must stay negative)."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 @schema.hook
 def flatmap_path_parameters(context, path_parameters):
     if not path_parameters:
         return st.just(path_parameters)
-    return st.fixed_dictionaries(
-        {name: st.sampled_from([value, *existing_ids(name)]) for name, value in path_parameters.items()}
-    )
+    return st.fixed_dictionaries({
+        name: st.sampled_from([value, *existing_ids(name)]) if well_formed(value) else st.just(value)
+        for name, value in path_parameters.items()
+    })
 
 
 @pytest.fixture
