@@ -23,7 +23,7 @@ from rest_framework.exceptions import ValidationError
 
 from portfolios import services
 
-from .exceptions import problems
+from .exceptions import PROBLEM_CONTENT_TYPE, problems
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -95,9 +95,11 @@ class IdempotentMixin:
         if claim.replay is not None:
             record = claim.replay
             # The first answer's bytes, status and content type, as they were sent.
+            content_type = record.content_type or (  # a record stored before content types were
+                PROBLEM_CONTENT_TYPE if record.status_code >= 400 else "application/json"
+            )
             response = HttpResponse(
-                (record.response_body or "").encode("utf-8"), status=record.status_code,
-                content_type=record.content_type or None,
+                (record.response_body or "").encode("utf-8"), status=record.status_code, content_type=content_type
             )
             response["Idempotent-Replayed"] = "true"
             raise _Replay(response)
