@@ -34,27 +34,27 @@ def nothing_listens() -> str:
     return f"redis://127.0.0.1:{port}/0"  # the socket is closed again: connections are refused
 
 
-def broker_point_at(url: str, transport_options: dict) -> None:
-    app = current_app._get_current_object()
-    app.conf.broker_url = url
-    app.conf.broker_transport_options = transport_options
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
-    app.amqp._producer_pool = None
-
-
 @pytest.fixture
 def redis_down(settings):
+    """Cache and broker on a dead port; calling it brings the broker back. The app's
+    connection pools are set aside and put back as they were: the other tests of this
+    process keep using them."""
     dead = nothing_listens()
     app = current_app._get_current_object()
-    saved = (app.conf.broker_url, dict(app.conf.broker_transport_options or {}))
+    saved = (app.conf.broker_url, app.conf.broker_transport_options, app._pool, app.amqp._producer_pool)
     settings.CACHES = {"default": {"BACKEND": "core.cache.FallbackRedisCache", "LOCATION": dead}}
     settings.API_THROTTLE_RATE = "40/min"
-    broker_point_at(dead, {})
+    app.conf.broker_url, app.conf.broker_transport_options = dead, {}
+    app._pool = app.amqp._producer_pool = None
+    restored = []
 
     def back():
-        broker_point_at(*saved)
+        if restored:
+            return
+        restored.append(True)
+        if app._pool is not None:
+            app._pool.force_close_all()  # the dead port's pool only
+        app.conf.broker_url, app.conf.broker_transport_options, app._pool, app.amqp._producer_pool = saved
 
     yield back
     back()
