@@ -19,10 +19,13 @@ def parse_iso_date(value) -> date | None:
     return date_parse(value)[0] if isinstance(value, str) else None
 
 
-@extend_schema_field({
+DATE_SCHEMA = {
     "type": "string", "format": "date", "pattern": ISO_DATE_PATTERN,
     "description": f"YYYY-MM-DD, {EARLIEST.isoformat()}..{LATEST.isoformat()}.",
-})
+}
+
+
+@extend_schema_field(DATE_SCHEMA)
 class IsoDateField(serializers.DateField):
     """A date in the body: `YYYY-MM-DD`, a real calendar day, within core.dates' range;
     each refusal says which rule failed."""
