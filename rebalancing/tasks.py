@@ -6,14 +6,19 @@ before doing any work, so a second beat tick, a redelivery or a concurrent "run 
 from the admin does nothing twice."""
 
 import logging
+import threading
 
 from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import close_old_connections, connection
 
 from .services import automation, executions, recovery
 
 logger = logging.getLogger(__name__)
 
 CHUNK_RETRIES = 3
+DEFAULT_SWEEP_SECONDS = 10
 
 
 @shared_task(name=executions.CHUNK_TASK, bind=True, max_retries=CHUNK_RETRIES, acks_late=True, reject_on_worker_lost=True)
@@ -59,6 +64,54 @@ def execution_plan_run(self, execution_id: str, account_ids: list | None = None)
 def executions_recover_task() -> str:
     """Beat, every few minutes: send again the lost messages of stalled executions."""
     return str(recovery.executions_recover())
+
+
+# --- The recovery sweep, inside each worker ------------------------------------------------
+# A thread of the worker's main process, not a beat task: a beat message would wait in
+# the queue behind the very chunks it is meant to rescue, and beat may not be running.
+
+
+class _Sweeper(threading.Thread):
+    def __init__(self, interval: float):
+        super().__init__(name="executions-sweep", daemon=True)
+        self.interval = interval
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.wait(self.interval):
+            try:
+                close_old_connections()
+                outcome = recovery.executions_sweep()
+                if outcome.chunks or outcome.plans:
+                    logger.warning("executions sweep: %s", outcome)
+            except Exception:  # the database may be restarting: try again next time
+                logger.exception("executions sweep failed")
+                connection.close()
+        connection.close()
+
+
+_sweeper: _Sweeper | None = None
+
+
+def sweep_seconds() -> float:
+    """settings.REBALANCE_SWEEP_SECONDS (default 10; 0 turns the worker's sweep off)."""
+    return float(getattr(settings, "REBALANCE_SWEEP_SECONDS", DEFAULT_SWEEP_SECONDS))
+
+
+@worker_ready.connect
+def _sweeper_start(**kwargs):
+    global _sweeper
+    if sweep_seconds() > 0 and _sweeper is None:
+        _sweeper = _Sweeper(sweep_seconds())
+        _sweeper.start()
+
+
+@worker_shutdown.connect
+def _sweeper_stop(**kwargs):
+    global _sweeper
+    if _sweeper is not None:
+        _sweeper.stopping.set()
+        _sweeper = None
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

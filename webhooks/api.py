@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from config.api.exceptions import problems
 from config.api.idempotency import IdempotentMixin
+from config.api.strict import UnknownFieldsRefused
 
 from . import services
 from .models import ALL_EVENTS, EVENT_TYPES, Delivery, DeliveryStatus, Subscription, validate_webhook_url
@@ -18,13 +19,13 @@ class EventTypesField(serializers.ListField):
     child = serializers.ChoiceField(choices=[ALL_EVENTS, *EVENT_TYPES])
 
     def __init__(self, **kwargs):
-        super().__init__(allow_empty=False, help_text='Event types to receive; ["*"] for all.', **kwargs)
+        super().__init__(allow_empty=False, min_length=1, help_text='Event types to receive; ["*"] for all.', **kwargs)
 
     def to_internal_value(self, data):
         return list(dict.fromkeys(super().to_internal_value(data)))  # without repeats, in order
 
 
-class SubscriptionSerializer(serializers.Serializer):
+class SubscriptionSerializer(UnknownFieldsRefused, serializers.Serializer):
     subscription_id = serializers.UUIDField(source="id", read_only=True)
     url = serializers.URLField(max_length=2000, validators=[validate_webhook_url])
     event_types = EventTypesField()

@@ -15,6 +15,7 @@ EVENT_TYPES = (
     "configuration.updated",
     "execution.status_changed",
     "trade_order.status_changed",
+    "portfolio_order.created",
     "portfolio_order.status_changed",
 )
 ALL_EVENTS = "*"

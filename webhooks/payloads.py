@@ -4,6 +4,8 @@ Called by `events.record` only when a subscription wants the event, so the queri
 they make (noted on each) cost nothing otherwise. Decimals are strings, as in the API.
 """
 
+from decimal import Decimal
+
 
 def _text(value):
     return None if value is None else str(value)
@@ -83,6 +85,23 @@ def trade_order_payload(order, *, previous_status: str) -> dict:
         "execution_id": _text(order.execution_id),
         "portfolio_order_id": _text(order.portfolio_order_id),
         "updated_at": _time(order.updated_at),
+    }
+
+
+def portfolio_order_created_payload(portfolio_order, trade_orders) -> dict:
+    """No query: the portfolio order and the trade orders it was split into; the amount
+    as the API shows it ("400", not "400.00000000")."""
+    return {
+        "portfolio_order_id": str(portfolio_order.pk),
+        "account_id": str(portfolio_order.account_id),
+        "side": portfolio_order.side,
+        "cash_amount": format(Decimal(portfolio_order.cash_amount).normalize(), "f"),
+        "currency": portfolio_order.currency,
+        "status": portfolio_order.status,
+        "initiation": portfolio_order.initiation,
+        "user_id": portfolio_order.user_id,
+        "trade_order_ids": [str(order.pk) for order in trade_orders],
+        "created_at": _time(portfolio_order.created_at),
     }
 
 

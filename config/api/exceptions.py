@@ -18,10 +18,10 @@ request): a partner quotes it, an operator finds the traceback with it.
 """
 
 import logging
-
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, serializers
@@ -31,6 +31,8 @@ from rest_framework.views import set_rollback
 
 from config.observability import current_request_id
 from core.errors import DomainError, FieldError
+
+from .parsers import RequestTooLarge
 
 logger = logging.getLogger("ballast.api")
 
@@ -45,6 +47,7 @@ _SLUGS = {
     405: "method-not-allowed",
     406: "not-acceptable",
     409: "conflict",
+    413: "request-too-large",
     415: "unsupported-media-type",
     422: "business-rule-violated",
     429: "throttled",
@@ -139,6 +142,8 @@ def problem_details_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
     if not isinstance(exc, exceptions.APIException):
         return internal_error_response(exc, context)
 
@@ -184,6 +189,7 @@ _PROBLEM_DESCRIPTIONS = {
     403: "The user lacks the model permission this needs.",
     404: "No such object.",
     409: "Conflicts with the current state, or an Idempotency-Key reused with another body.",
+    413: "The request body is larger than the API accepts (2.5 MB).",
     422: "Well-formed, but a business rule refuses it.",
     429: "Too many attempts; retry after the Retry-After header's seconds.",
 }

@@ -6,7 +6,8 @@ header, after authentication and permission checks:
 - a new key is claimed (a row of `IdempotencyRecord`, shared by every process), the
   view runs, and its answer is stored unless it is a 5xx (the key is then released);
 - the same key with the same method, path and body returns the stored answer again
-  (status and body), with `Idempotent-Replayed: true`, without running the view;
+  (status, content type and the body's exact bytes), with `Idempotent-Replayed: true`,
+  without running the view;
 - the same key with another request, or while the first is still running: 409.
 
 Keys are per user and honoured for settings.IDEMPOTENCY_KEY_TTL_SECONDS.
@@ -15,11 +16,10 @@ Keys are per user and honoured for settings.IDEMPOTENCY_KEY_TTL_SECONDS.
 import hashlib
 import json
 
+from django.http import HttpResponse
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
-from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
 
 from portfolios import services
 
@@ -30,7 +30,8 @@ MAX_KEY_LENGTH = 255
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name=HEADER,
-    type=str,
+    # What `initial` enforces: 1 to 255 characters, not all blank.
+    type={"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"\S"},
     location=OpenApiParameter.HEADER,
     required=False,
     description=(
@@ -63,7 +64,7 @@ class IdempotentSchema(AutoSchema):
 
 
 class _Replay(Exception):
-    def __init__(self, response: Response):
+    def __init__(self, response: HttpResponse):
         super().__init__("idempotent replay")
         self.response = response
 
@@ -93,8 +94,13 @@ class IdempotentMixin:
         )
         if claim.replay is not None:
             record = claim.replay
-            content_type = PROBLEM_CONTENT_TYPE if record.status_code >= 400 else None
-            response = Response(record.response_body, status=record.status_code, content_type=content_type)
+            # The first answer's bytes, status and content type, as they were sent.
+            content_type = record.content_type or (  # a record stored before content types were
+                PROBLEM_CONTENT_TYPE if record.status_code >= 400 else "application/json"
+            )
+            response = HttpResponse(
+                (record.response_body or "").encode("utf-8"), status=record.status_code, content_type=content_type
+            )
             response["Idempotent-Replayed"] = "true"
             raise _Replay(response)
         self._idempotency_record = claim.record
@@ -111,8 +117,12 @@ class IdempotentMixin:
             if response.status_code >= 500:
                 services.idempotency_release(record=record)
             else:
-                body = None if response.data is None else json.loads(JSONRenderer().render(response.data))
-                services.idempotency_complete(record=record, status_code=response.status_code, body=body)
+                if hasattr(response, "render"):
+                    response.render()  # the exact bytes the client gets (Django would render it next)
+                services.idempotency_complete(
+                    record=record, status_code=response.status_code, body=response.content,
+                    content_type=response.get("Content-Type", ""),
+                )
         return response
 
     def dispatch(self, request, *args, **kwargs):

@@ -41,6 +41,14 @@ class MetaDataPagination(LimitOffsetPagination):
             }
         )
 
+    def get_schema_operation_parameters(self, view):
+        """`limit` ≥ 1 and `offset` ≥ 0, as `_parameter` enforces (a larger limit is lowered, not refused)."""
+        parameters = super().get_schema_operation_parameters(view)
+        minimums = {self.limit_query_param: 1, self.offset_query_param: 0}
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = minimums[parameter["name"]]
+        return parameters
+
     def get_paginated_response_schema(self, schema):
         integer = {"type": "integer", "minimum": 0}
         return {

@@ -10,7 +10,6 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import NotFound, Throttled, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +17,8 @@ from rest_framework.views import APIView
 from credentials.services import NAME_MAX_LENGTH, api_token_create
 
 from .exceptions import problems
+from .parsers import StrictJSONParser
+from .strict import UnknownFieldsRefused
 
 MAX_FAILED_LOGINS = 10
 FAILED_LOGIN_WINDOW_SECONDS = 300
@@ -37,7 +38,7 @@ def _count_failure(key: str) -> None:
             cache.set(key, 1, FAILED_LOGIN_WINDOW_SECONDS)
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class TokenRequestSerializer(UnknownFieldsRefused, serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"})
     name = serializers.CharField(
@@ -62,7 +63,7 @@ class TokenView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     throttle_classes = []
 
     @extend_schema(

@@ -148,13 +148,9 @@ REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=2.0)
 
 if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS},
-        }
-    }
+    # Redis, or the process's memory while Redis is down (core/cache.py, docs/security.md).
+    # Fails fast on its own (0.5 s), whatever REDIS_TIMEOUT_SECONDS says for the broker.
+    CACHES = {"default": {"BACKEND": "core.cache.FallbackRedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -213,7 +209,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.ModelPermissions"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.MetaDataPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -233,6 +229,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.schema.request_bodies_closed",
+        "config.api.schema.query_parameters_may_be_empty",
+    ],
     # Several serializers have a `status` field with different choices: name each set.
     "ENUM_NAME_OVERRIDES": {
         "AccountStatusEnum": "portfolios.models.AccountStatus",
@@ -244,6 +245,7 @@ SPECTACULAR_SETTINGS = {
         "KindEnum": "portfolios.models.CashKind",
         "ImportKindEnum": "imports.models.ImportKind",
         "ImportStatusEnum": "imports.models.ImportStatus",
+        "CurrencyCodeEnum": "portfolios.api.fields.CURRENCY_CODES",
     },
 }
 

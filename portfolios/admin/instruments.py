@@ -74,6 +74,7 @@ class IdempotencyRecordAdmin(ReadOnlyAdmin):
     list_filter = ("method", "status_code")
     search_fields = ("=key", "path")
     ordering = ("-created_at",)
-    fields = ("user", "key", "method", "path", "request_hash", "status_code", "response_body", "created_at")
+    fields = ("user", "key", "method", "path", "request_hash", "status_code", "content_type", "response_body",
+              "created_at")
     readonly_fields = fields
     show_full_result_count = False

@@ -4,31 +4,37 @@ import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pycountry
 from django import forms
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-DATE_MESSAGE = "must be a date in the form YYYY-MM-DD (not a date-time)"
+from core.dates import EARLIEST, FORM_MESSAGE, ISO_DATE_PATTERN, LATEST, date_parse
+
+DATE_MESSAGE = FORM_MESSAGE
 
 
 def parse_iso_date(value) -> date | None:
-    """`YYYY-MM-DD` only: no date-times, week dates or compact forms."""
-    if not isinstance(value, str) or not ISO_DATE.match(value):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
+    """`YYYY-MM-DD` only (no date-times, week dates or compact forms), a real day,
+    1900-01-01..2199-12-31."""
+    return date_parse(value)[0] if isinstance(value, str) else None
 
 
+DATE_SCHEMA = {
+    "type": "string", "format": "date", "pattern": ISO_DATE_PATTERN,
+    "description": f"YYYY-MM-DD, {EARLIEST.isoformat()}..{LATEST.isoformat()}.",
+}
+
+
+@extend_schema_field(DATE_SCHEMA)
 class IsoDateField(serializers.DateField):
-    default_error_messages = {"invalid": DATE_MESSAGE, "datetime": DATE_MESSAGE}
+    """A date in the body: `YYYY-MM-DD`, a real calendar day, within core.dates' range;
+    each refusal says which rule failed."""
 
     def to_internal_value(self, value):
-        parsed = parse_iso_date(value)
-        if parsed is None:
-            self.fail("invalid")
+        parsed, problem = date_parse(value if isinstance(value, str) else None)
+        if problem:
+            raise serializers.ValidationError(problem, code="invalid")
         return parsed
 
 
@@ -59,6 +65,19 @@ class QuoteTimeField(serializers.Field):
         return value.isoformat()
 
 
+CURRENCY_CODES = sorted(currency.alpha_3 for currency in pycountry.currencies)
+
+
+@extend_schema_field({"type": "string", "enum": CURRENCY_CODES, "description": "An ISO 4217 currency code."})
+class CurrencyCodeField(serializers.CharField):
+    """A currency code in a body. The services check it (naming the field); the schema
+    lists the codes they accept (pycountry's ISO 4217 list)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 3)
+        super().__init__(**kwargs)
+
+
 class DecimalString(serializers.DecimalField):
     """A decimal as a string without trailing zeros and never in exponent form ("0.6", "100").
 
@@ -78,14 +97,12 @@ class DecimalString(serializers.DecimalField):
 class IsoDateFormField(forms.DateField):
     """A query parameter date, `YYYY-MM-DD` only."""
 
-    default_error_messages = {"invalid": DATE_MESSAGE}
-
     def to_python(self, value):
         if value in self.empty_values:
             return None
-        parsed = parse_iso_date(value)
-        if parsed is None:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        parsed, problem = date_parse(value)
+        if problem:
+            raise forms.ValidationError(problem, code="invalid")
         return parsed
 
 

@@ -18,9 +18,10 @@ from ..models import (
     Price,
 )
 from ..selectors import instruments_by_reference
-from .fields import IsoDateFormField, StrictBooleanFormField
+from .fields import DATE_SCHEMA, IsoDateFormField, StrictBooleanFormField
 
 
+@extend_schema_field(DATE_SCHEMA)
 class IsoDateFilter(django_filters.DateFilter):
     field_class = IsoDateFormField
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.strict import UnknownFieldsRefused
 from core.errors import InvalidInput
 from rebalancing.services.strategies import strategy_validate
 
@@ -27,7 +28,7 @@ from ..models import (
     WeightType,
 )
 from ..models.fields import MONEY, PRICE, RATE, UNITS, WEIGHT
-from .fields import DecimalString, IsoDateField, QuoteTimeField
+from .fields import CurrencyCodeField, DecimalString, IsoDateField, QuoteTimeField
 
 MAX_PRICE_ROWS = 10_000
 
@@ -69,12 +70,12 @@ class InstrumentSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class InstrumentCreateSerializer(serializers.Serializer):
+class InstrumentCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     isin = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=12)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="",
                                  help_text="Required, except for CASH (defaults to the currency code).")
     type = _choice(InstrumentType.choices)
-    currency = serializers.CharField(max_length=3, help_text="ISO 4217; for CASH, the currency it stands for.")
+    currency = CurrencyCodeField(help_text="ISO 4217; for CASH, the currency it stands for.")
     tradable = serializers.BooleanField(required=False, default=True)
     block_size = DecimalString(required=False, allow_null=True, default=None, **UNITS)
     futures_cost = _choice(FuturesCost.choices, required=False, allow_null=True, default=None,
@@ -88,7 +89,7 @@ class InstrumentUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     isin = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=12)
     name = serializers.CharField(required=False, max_length=200)
     type = _choice(InstrumentType.choices, required=False, help_text="Fixed at creation.")
-    currency = serializers.CharField(required=False, max_length=3, help_text="Fixed at creation.")
+    currency = CurrencyCodeField(required=False, help_text="Fixed at creation.")
     tradable = serializers.BooleanField(required=False)
     block_size = DecimalString(required=False, allow_null=True, **UNITS)
     futures_cost = _choice(FuturesCost.choices, required=False, allow_null=True)
@@ -99,7 +100,7 @@ class InstrumentUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
 
 # --- Prices and FX rates ------------------------------------------------------------
 
-class PriceRowSerializer(serializers.Serializer):
+class PriceRowSerializer(UnknownFieldsRefused, serializers.Serializer):
     instrument_id = serializers.CharField(help_text="ISIN or UUID.")
     effective_at = QuoteTimeField(
         help_text="A date, or an RFC 3339 date-time counting for its UTC date: of several quotes of one day and "
@@ -109,7 +110,7 @@ class PriceRowSerializer(serializers.Serializer):
     source = serializers.CharField(required=False, default="default", max_length=50)
 
 
-class PricesUpsertSerializer(serializers.Serializer):
+class PricesUpsertSerializer(UnknownFieldsRefused, serializers.Serializer):
     prices = PriceRowSerializer(many=True, max_length=MAX_PRICE_ROWS)
 
 
@@ -123,9 +124,9 @@ class PriceSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class FxRateRowSerializer(serializers.Serializer):
-    base = serializers.CharField(max_length=3)
-    quote = serializers.CharField(max_length=3)
+class FxRateRowSerializer(UnknownFieldsRefused, serializers.Serializer):
+    base = CurrencyCodeField()
+    quote = CurrencyCodeField()
     rate = DecimalString(**RATE, help_text="Units of quote per 1 base.")
     effective_at = QuoteTimeField(
         help_text="A date, or an RFC 3339 date-time counting for its UTC date: of several rates of one day, "
@@ -133,7 +134,7 @@ class FxRateRowSerializer(serializers.Serializer):
     )
 
 
-class FxRatesUpsertSerializer(serializers.Serializer):
+class FxRatesUpsertSerializer(UnknownFieldsRefused, serializers.Serializer):
     rates = FxRateRowSerializer(many=True, max_length=MAX_PRICE_ROWS)
 
 
@@ -157,7 +158,7 @@ class UpsertedSerializer(serializers.Serializer):
 WEIGHT_INPUT = {"max_digits": 28, "decimal_places": WEIGHT["decimal_places"]}
 
 
-class AllocationLineInputSerializer(serializers.Serializer):
+class AllocationLineInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     instrument_id = serializers.CharField(help_text="ISIN or UUID, as instrument_id_type says.")
     instrument_id_type = _choice(InstrumentIdType.choices, required=False, allow_null=True, default=None,
                                  help_text="Taken from the shape of instrument_id when omitted.")
@@ -166,9 +167,9 @@ class AllocationLineInputSerializer(serializers.Serializer):
     max_weight = DecimalString(required=False, allow_null=True, default=None, **WEIGHT_INPUT)
 
 
-class AllocationInputSerializer(serializers.Serializer):
+class AllocationInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    base_currency = serializers.CharField(required=False, max_length=3, default="EUR")
+    base_currency = CurrencyCodeField(required=False, default="EUR")
     allocation = AllocationLineInputSerializer(many=True)
     weight_type = _choice(WeightType.choices, required=False, default=WeightType.STATIC)
     period_type = _choice(PeriodType.choices, required=False, allow_null=True, default=None)
@@ -288,10 +289,10 @@ def _account_field(**kwargs):
     )
 
 
-class AccountCreateSerializer(serializers.Serializer):
+class AccountCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     client_id = serializers.CharField(max_length=100)
     account_type = _choice(AccountType.choices, required=False, default=AccountType.PORTFOLIO)
-    base_currency = serializers.CharField(max_length=3)
+    base_currency = CurrencyCodeField()
     status = _choice(AccountStatus.choices, required=False, default=AccountStatus.ACTIVE)
     parent_id = _account_field(required=False, allow_null=True, default=None)
     locked = serializers.BooleanField(required=False, default=False)
@@ -307,19 +308,19 @@ class AccountUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
 
-class PositionInputSerializer(serializers.Serializer):
+class PositionInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     instrument_id = serializers.CharField(help_text="ISIN or UUID.")
     units = DecimalString(**UNITS)
 
 
-class CashInputSerializer(serializers.Serializer):
-    currency = serializers.CharField(max_length=3)
+class CashInputSerializer(UnknownFieldsRefused, serializers.Serializer):
+    currency = CurrencyCodeField()
     balance = DecimalString(**MONEY)
     is_default = serializers.BooleanField(required=False, default=False)
     kind = _choice(CashKind.choices, required=False, default=CashKind.CASH)
 
 
-class HoldingsInputSerializer(serializers.Serializer):
+class HoldingsInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     positions = PositionInputSerializer(many=True)
     cash = CashInputSerializer(many=True)
 
@@ -449,7 +450,7 @@ class StrategyField(serializers.JSONField):
             raise serializers.ValidationError(errors) from exc
 
 
-class ConfigurationCreateSerializer(serializers.Serializer):
+class ConfigurationCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     account_id = _account_field()
     allocation_id = _allocation_field()
     strategy = StrategyField(required=False, allow_null=True, default=None)
@@ -485,7 +486,17 @@ class ConfigurationSerializer(serializers.Serializer):
     @extend_schema_field(STRATEGY_SCHEMA)
     def get_strategy(self, configuration):
         """The configuration's own strategy (select_related("strategy") to avoid a query per row)."""
-        strategy = getattr(configuration, "strategy", None)
-        if strategy is None:
-            return None
-        return {name: _json_value(getattr(strategy, name)) for name in STRATEGY_FIELDS}
+        return strategy_representation(getattr(configuration, "strategy", None))
+
+
+def strategy_representation(strategy) -> dict | None:
+    """A Strategy row as the API shows it (STRATEGY_SCHEMA); None for none."""
+    if strategy is None:
+        return None
+    return {name: _json_value(getattr(strategy, name)) for name in STRATEGY_FIELDS}
+
+
+class AllocationStrategyInputSerializer(serializers.Serializer):
+    """The body of POST/PATCH …/allocations/{id}/strategy/: the strategy object, or null."""
+
+    strategy = StrategyField(allow_null=True)

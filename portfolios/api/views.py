@@ -5,11 +5,12 @@ Every list is paginated and runs a fixed number of queries whatever the page siz
 
 from django.db import transaction
 from django.db.models import Prefetch
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
@@ -18,6 +19,7 @@ from config.api.exceptions import problems
 from config.api.idempotency import IdempotentMixin
 from core.errors import BusinessRuleViolation
 from core.ids import parse_uuid
+from rebalancing.models import Strategy
 from rebalancing.services import strategies
 
 from .. import services
@@ -222,6 +224,32 @@ class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
     def destroy(self, request, allocation_id=None):
         services.allocation_delete(allocation=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        methods=["GET"], summary="Get an allocation's strategy",
+        responses={200: OpenApiResponse(s.STRATEGY_SCHEMA, description="The strategy, or null."), **problems(404)},
+    )
+    @extend_schema(
+        methods=["POST", "PATCH"], summary="Set or remove an allocation's strategy",
+        description="The body is the complete strategy object of configurations (docs/automation.md), or null to "
+        "remove it. It applies to every account following the allocation that has no strategy of its own.",
+        request={"application/json": s.STRATEGY_SCHEMA},
+        responses={200: OpenApiResponse(s.STRATEGY_SCHEMA, description="The strategy, or null."),
+                   **problems(400, 404, 409)},
+    )
+    @action(detail=True, methods=["get", "post", "patch"], url_path="strategy")
+    def strategy(self, request, allocation_id=None):
+        allocation = self.get_object()
+        if request.method == "GET":
+            strategy = Strategy.objects.filter(allocation=allocation).first()
+        else:
+            data = s.AllocationStrategyInputSerializer(data={"strategy": request.data})
+            data.is_valid(raise_exception=True)
+            strategy = strategies.allocation_strategy_set(allocation=allocation, data=data.validated_data["strategy"])
+        body = s.strategy_representation(strategy)
+        if body is None:  # DRF renders None as an empty body: the API's answer is JSON null
+            return HttpResponse(b"null", content_type="application/json")
+        return Response(body)
 
 
 @extend_schema(

@@ -15,7 +15,10 @@ class IdempotencyRecord(models.Model):
     path = models.CharField(max_length=500)
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    # The response's exact bytes (UTF-8 JSON as rendered) and content type: a replay is
+    # byte-for-byte the first answer. Not a JSONField: PostgreSQL's jsonb reorders keys.
+    response_body = models.TextField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -61,21 +61,13 @@ def idempotency_claim(*, user, key: str, method: str, path: str, request_hash: s
     return Claim(record=record, replay=record)
 
 
-def _storable(value):
-    """`value` with U+0000 replaced by U+FFFD: PostgreSQL's jsonb cannot hold it, and only
-    an error message echoing a client's input (a field name sent with it) contains one."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
-        return [_storable(item) for item in value]
-    if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
-    return value
-
-
-def idempotency_complete(*, record: IdempotencyRecord, status_code: int, body) -> None:
-    """Store the response (a JSON-ready value) that later requests with the key replay."""
-    IdempotencyRecord.objects.filter(pk=record.pk).update(status_code=status_code, response_body=_storable(body))
+def idempotency_complete(*, record: IdempotencyRecord, status_code: int, body: bytes, content_type: str) -> None:
+    """Store the response that later requests with the key replay: its status, its body
+    exactly as sent (UTF-8 JSON; JSON escapes U+0000, so PostgreSQL's text holds it) and
+    its content type."""
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        status_code=status_code, response_body=body.decode("utf-8"), content_type=content_type
+    )
 
 
 def idempotency_release(*, record: IdempotencyRecord) -> None:

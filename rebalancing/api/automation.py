@@ -12,7 +12,8 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
-from portfolios.api.fields import DecimalString, IsoDateField
+from config.api.strict import UnknownFieldsRefused
+from portfolios.api.fields import CurrencyCodeField, DecimalString, IsoDateField
 from portfolios.api.filters import StrictBooleanFilter
 from portfolios.api.serializers import StrictFieldsMixin
 from portfolios.api.views import ApiViewSet
@@ -50,14 +51,14 @@ class SavingsPlanSerializer(serializers.Serializer):
         return found.isoformat() if found else None
 
 
-class SavingsPlanCreateSerializer(serializers.Serializer):
+class SavingsPlanCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     account_id = serializers.PrimaryKeyRelatedField(
         queryset=PortfolioAccount.objects.all(),
         pk_field=serializers.UUIDField(),
         error_messages={"does_not_exist": "no account with id {pk_value}", "incorrect_type": "must be an account UUID"},
     )
     cash_amount = DecimalString(**MONEY, help_text="Greater than 0, in `currency`.")
-    currency = serializers.CharField(max_length=3, help_text="The account's base currency or a currency it holds cash in.")
+    currency = CurrencyCodeField(help_text="The account's base currency or a currency it holds cash in.")
     interval = serializers.ChoiceField(SavingsInterval.choices, required=False, default=SavingsInterval.MONTHLY)
     day = serializers.IntegerField(help_text=DAY_HELP)
     start_date = IsoDateField(required=False, allow_null=True, default=None, help_text="Default: today (UTC).")
@@ -67,7 +68,7 @@ class SavingsPlanCreateSerializer(serializers.Serializer):
 
 class SavingsPlanUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     cash_amount = DecimalString(**MONEY, required=False)
-    currency = serializers.CharField(max_length=3, required=False)
+    currency = CurrencyCodeField(required=False)
     interval = serializers.ChoiceField(SavingsInterval.choices, required=False)
     day = serializers.IntegerField(required=False, help_text=DAY_HELP)
     start_date = IsoDateField(required=False)

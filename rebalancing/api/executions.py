@@ -22,6 +22,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
+from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import DecimalString, IsoDateField
 from portfolios.api.views import ApiViewSet
 from portfolios.models import PortfolioAccount
@@ -70,7 +71,7 @@ class AccountIdsField(serializers.Field):
         return value
 
 
-class ExecutionCreateSerializer(serializers.Serializer):
+class ExecutionCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     """Exactly one of `accounts`, `allocation_id` or `all_accounts: true` says which
     accounts run."""
 
@@ -119,7 +120,7 @@ class ExecutionCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(UnknownFieldsRefused, serializers.Serializer):
     """The body of approve / reject."""
 
     comment = serializers.CharField(

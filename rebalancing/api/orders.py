@@ -13,7 +13,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
-from portfolios.api.fields import DecimalString
+from config.api.strict import UnknownFieldsRefused
+from portfolios.api.fields import CurrencyCodeField, DecimalString
 from portfolios.api.filters import InstrumentReferencesFilter
 from portfolios.api.views import ApiViewSet
 from portfolios.models import PortfolioAccount
@@ -56,7 +57,7 @@ class TradeOrderSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class TradeOrderTransitionSerializer(serializers.Serializer):
+class TradeOrderTransitionSerializer(UnknownFieldsRefused, serializers.Serializer):
     status = serializers.ChoiceField(TradeOrderStatus.choices, help_text="The status to move to.")
     executed_units = DecimalString(
         **UNITS, required=False, allow_null=True, default=None,
@@ -82,22 +83,25 @@ class PortfolioOrderSerializer(serializers.Serializer):
         PortfolioOrderStatus.choices, help_text="Derived from the trade orders (docs/orders.md)."
     )
     initiation = serializers.ChoiceField(Initiation.choices)
+    user_id = serializers.CharField(help_text="The end user's reference sent with the order; \"\" when none.")
     trade_orders = TradeOrderSerializer(many=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
 
-class PortfolioOrderCreateSerializer(serializers.Serializer):
+class PortfolioOrderCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     account_id = serializers.PrimaryKeyRelatedField(
         queryset=PortfolioAccount.objects.all(),
         pk_field=serializers.UUIDField(),
         error_messages={"does_not_exist": "no account with id {pk_value}", "incorrect_type": "must be an account UUID"},
     )
     cash_amount = DecimalString(**MONEY, help_text="Greater than 0, in `currency`.")
-    currency = serializers.CharField(
-        max_length=3, help_text="The account's base currency or a currency it holds cash in."
-    )
+    currency = CurrencyCodeField(help_text="The account's base currency or a currency it holds cash in.")
     side = serializers.ChoiceField(Side.choices, help_text="BUY invests the amount; SELL raises it.")
+    user_id = serializers.CharField(
+        required=False, max_length=255, allow_blank=True,
+        help_text="Your reference of the end user behind the order: kept and returned as sent.",
+    )
 
 
 # --- Filters -------------------------------------------------------------------------

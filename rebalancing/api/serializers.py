@@ -7,7 +7,8 @@ services and selectors return. The rules themselves live in the services
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portfolios.api.fields import DecimalString, IsoDateField
+from config.api.strict import UnknownFieldsRefused
+from portfolios.api.fields import CurrencyCodeField, DecimalString, IsoDateField
 from portfolios.models import RestrictedWeightTo, RestrictionRule
 from portfolios.models.fields import MONEY
 from rebalancing import engine
@@ -85,14 +86,14 @@ def _approval_fields(*, for_input: bool) -> dict:
         "approval_order_count": serializers.IntegerField(
             **optional, help_text="An execution writing more trade orders than this waits for approval; null: no limit."
         ),
-        "approval_currency": serializers.CharField(
+        "approval_currency": (CurrencyCodeField if for_input else serializers.CharField)(
             **({"required": False, "allow_null": True} if for_input else {}),
             help_text="ISO 4217 code of approval_gross_amount; default EUR.",
         ),
     }
 
 
-class PreferencesInputSerializer(serializers.Serializer):
+class PreferencesInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     """Any subset of the preference fields. A field left out or null inherits
     (account → global default → built-in default); an unknown field is refused, and an
     approval threshold is refused as a global preference only."""
@@ -257,7 +258,7 @@ class RebalanceResultSerializer(serializers.Serializer):
         return adjustments_json(result.adjustments)
 
 
-class PreviewInputSerializer(serializers.Serializer):
+class PreviewInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     accounts = serializers.ListField(
         child=serializers.CharField(), allow_empty=True,
         help_text=f"Account UUIDs, at most {MAX_PREVIEW_ACCOUNTS}, none twice.",

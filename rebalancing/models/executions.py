@@ -123,6 +123,11 @@ class ExecutionChunk(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When its task was last handed to the broker; empty: never, or the broker refused it "
+        "(the recovery sweep sends it again).",
+    )
     # Held executions only: the chunk's part of the approval totals.
     gross_amount = models.DecimalField(
         **MONEY, null=True, blank=True, help_text="Σ |trade amount| of the chunk's orders in the approval currency."

@@ -151,6 +151,10 @@ class PortfolioOrder(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    user_id = models.CharField(
+        max_length=255, blank=True, default="",
+        help_text="The partner's reference of its end user, kept and returned as sent (api.md).",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -190,10 +190,11 @@ def execution_create(
     return execution
 
 
-def plan_enqueue(execution_id) -> None:
-    """Send the planning task now. The message carries only the id: the accounts asked
-    for are on the row."""
-    dispatch.task_send(PLAN_TASK, str(execution_id), None)
+def plan_enqueue(execution_id) -> bool:
+    """Send the planning task now; False if the broker refused it (down): the recovery
+    sweep sends it again once it is back. The message carries only the id: the
+    accounts asked for are on the row."""
+    return dispatch.task_try_send(PLAN_TASK, str(execution_id), None)
 
 
 @transaction.atomic
@@ -261,10 +262,22 @@ def _plan_python(execution: Execution, account_ids, size: int, now) -> tuple[int
     return len(selected), len(refused), [chunk.pk for chunk in chunks]
 
 
-def chunks_enqueue(chunk_ids: list) -> None:
-    """Send one chunk task per chunk id, now."""
-    for chunk_id in chunk_ids:
-        dispatch.task_send(CHUNK_TASK, chunk_id)
+def chunks_enqueue(chunk_ids: list) -> int:
+    """Send one chunk task per chunk id, now, and stamp the chunks' `sent_at`; returns
+    how many were sent. A broker that is down refuses them: those chunks get no
+    `sent_at`, and the recovery sweep (services/recovery.py) sends them once it is back.
+    One query whatever the number of chunks; two when the broker refused some."""
+    if not chunk_ids:
+        return 0
+    ExecutionChunk.objects.filter(pk__in=chunk_ids).update(sent_at=timezone.now())
+    refused = []
+    for position, chunk_id in enumerate(chunk_ids):
+        if not dispatch.task_try_send(CHUNK_TASK, chunk_id):
+            refused = list(chunk_ids[position:])  # the broker is down: do not wait on it for every chunk
+            break
+    if refused:
+        ExecutionChunk.objects.filter(pk__in=refused).update(sent_at=None)
+    return len(chunk_ids) - len(refused)
 
 
 # --- Process one chunk -------------------------------------------------------------------

@@ -1,5 +1,10 @@
 """Executions whose Celery messages were lost: plan or enqueue their work again.
 
+Two nets. `executions_sweep` runs every few seconds inside each worker (rebalancing/
+tasks.py starts it) and takes back, within `lease()` (20 s), the chunks of a worker that
+died and the messages the broker lost or refused; `executions_recover` (beat, every 5
+minutes) is the older, slower net for executions with no sign of life at all.
+
 A worker that dies keeps its message unacknowledged, and the broker delivers it again.
 A message can still be lost outright: Redis restarted without persistence, a queue
 purged by hand, a broker failover. The execution would then stay PENDING or RUNNING for
@@ -21,8 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Max
+from django.db import transaction
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
+
+from core import dispatch
 
 from ..models import ChunkStatus, Execution, ExecutionChunk, ExecutionStatus
 from . import executions
@@ -30,6 +38,7 @@ from . import executions
 logger = logging.getLogger(__name__)
 
 DEFAULT_STALL_SECONDS = 600
+DEFAULT_LEASE_SECONDS = 20
 
 
 def stall_after() -> timedelta:
@@ -91,3 +100,77 @@ def executions_recover(*, now: datetime | None = None) -> Recovery:
             chunks += len(pending)
             resent += 1
     return Recovery(plans=len(unplanned), executions=resent, chunks=chunks)
+
+
+# --- The sweep: seconds, not minutes ----------------------------------------------------
+
+
+def lease() -> timedelta:
+    """How long a claimed chunk may stay PENDING with no worker holding its row lock, and
+    a sent message may wait unclaimed while the queue is empty, before the sweep sends
+    the chunk again (settings.REBALANCE_LEASE_SECONDS, default 20 s)."""
+    return timedelta(seconds=int(getattr(settings, "REBALANCE_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)))
+
+
+@dataclass(frozen=True)
+class Sweep:
+    chunks: int  # chunks whose task was sent again
+    plans: int  # executions whose planning task was sent again
+    broker_down: bool = False
+
+    def __str__(self):
+        if self.broker_down:
+            return "broker unreachable: nothing sent"
+        return f"{self.chunks} chunk(s) and {self.plans} planning task(s) sent again"
+
+
+def executions_sweep(*, now: datetime | None = None) -> Sweep:
+    """Send again, at once, the chunk tasks that no live worker will run:
+
+    - **abandoned**: claimed (after its last send) more than `lease()` ago, still PENDING,
+      and its row not locked. A worker processing a chunk holds the chunk's row lock for
+      its whole transaction, and PostgreSQL drops the lock the moment the worker's
+      connection dies (SIGKILL, OOM, lost host): an unlocked, claimed, PENDING chunk has
+      no worker. Its message stays unacknowledged in Redis until the visibility
+      timeout (1 h): a harmless duplicate by then.
+    - **never sent**: no `sent_at` (the broker refused the send: it was down).
+    - **lost**: sent more than `lease()` ago and not claimed since, while the broker's
+      queue is empty (nothing waits: the message is gone, e.g. Redis restarted empty);
+      with a non-empty queue, only after `stall_after()` (the queue may just be long).
+
+    The same for the planning task of a PENDING execution without chunks. Nothing when
+    the broker is unreachable. Rows are picked with FOR UPDATE SKIP LOCKED and stamped
+    before sending, so sweeps running in several workers send each chunk once; a
+    duplicate would be harmless anyway (a chunk is processed only while PENDING, under
+    its row lock). Queries: four, plus the broker's queue size; none per chunk.
+    """
+    now = now or timezone.now()
+    waiting = dispatch.queue_size()
+    if waiting is None:
+        return Sweep(chunks=0, plans=0, broker_down=True)
+    lost_after = now - (lease() if waiting == 0 else stall_after())
+    claimed_since_sent = Q(claimed_at__isnull=False) & (Q(sent_at__isnull=True) | Q(claimed_at__gte=F("sent_at")))
+    abandoned = claimed_since_sent & Q(claimed_at__lt=now - lease())
+    never_sent = Q(sent_at__isnull=True, claimed_at__isnull=True)
+    lost = (Q(claimed_at__isnull=True) | Q(claimed_at__lt=F("sent_at"))) & Q(sent_at__lt=lost_after)
+    with transaction.atomic():
+        chunk_ids = list(
+            ExecutionChunk.objects.order_by("pk").select_for_update(skip_locked=True, of=("self",))
+            .filter(Q(status=ChunkStatus.PENDING) & (abandoned | never_sent | lost))
+            .values_list("pk", flat=True)
+        )
+        if chunk_ids:  # stamped now: another sweep committing after us does not pick them again
+            ExecutionChunk.objects.filter(pk__in=chunk_ids).update(sent_at=now)
+        plan_ids = list(
+            Execution.objects.order_by().select_for_update(skip_locked=True, of=("self",))
+            .filter(status=ExecutionStatus.PENDING, done=0, created_at__lt=lost_after)
+            .exclude(Exists(ExecutionChunk.objects.filter(execution_id=OuterRef("pk"))))
+            .values_list("pk", flat=True)
+        )
+    if chunk_ids:
+        logger.warning("sweep: sending %d chunk(s) again (worker lost, or message lost or refused)", len(chunk_ids))
+        executions.chunks_enqueue(chunk_ids)
+    for execution_id in plan_ids:
+        logger.warning("sweep: sending the planning task of execution %s again", execution_id)
+        executions.plan_enqueue(execution_id)
+    return Sweep(chunks=len(chunk_ids), plans=len(plan_ids))

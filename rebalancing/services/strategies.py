@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_records
+from core.dates import date_parse
 from core.errors import Conflict, FieldError, InvalidInput, raise_if_errors
 from portfolios.models import Allocation, Configuration, PeriodType
 from portfolios.models.fields import WEIGHT
@@ -75,15 +76,12 @@ def _int(value, name: str, errors: list, minimum: int, maximum: int) -> int | No
 
 
 def _date(value, name: str, errors: list) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    if isinstance(value, str) and len(value) == 10:
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    errors.append(FieldError(name, "must be a date in the form YYYY-MM-DD"))
-    return None
+    if value is None:
+        return None
+    parsed, problem = date_parse(value)
+    if problem:
+        errors.append(FieldError(name, problem))
+    return parsed
 
 
 def _drift(value, name: str, errors: list) -> Decimal | None:

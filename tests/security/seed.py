@@ -49,7 +49,7 @@ def seed_domain() -> dict:
     rebalancing_services.preferences_replace(values={}, user=owner)
     IdempotencyRecord.objects.create(
         user=owner, key="seed", method="POST", path="/api/v1/instruments/", request_hash="0" * 64,
-        status_code=201, response_body={},
+        status_code=201, response_body="{}", content_type="application/json",
     )
     Group.objects.get_or_create(name="seed-group")
     call_command("install_schedules", verbosity=0)

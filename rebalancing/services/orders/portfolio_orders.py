@@ -15,7 +15,7 @@ from portfolios.models.fields import MONEY, is_currency_code
 from portfolios.services.instruments import cash_instrument_ensure
 from rebalancing import engine
 from webhooks import events
-from webhooks.payloads import portfolio_order_payload
+from webhooks.payloads import portfolio_order_created_payload, portfolio_order_payload
 
 from ...models import Initiation, PortfolioOrder, PortfolioOrderStatus, Side, TradeOrder
 from ...selectors.book import book_load
@@ -190,7 +190,7 @@ def _check_cash(account, needs: dict, available: dict, reserved: dict, what: str
 @transaction.atomic
 def portfolio_order_create(
     *, account: PortfolioAccount, side: str, cash_amount: Decimal, currency: str,
-    initiation: str = Initiation.API, user=None,
+    initiation: str = Initiation.API, user=None, user_id: str = "",
 ) -> PortfolioOrder:
     """Split a client's cash order into OPEN trade orders with the engine (spec §6).
 
@@ -287,7 +287,7 @@ def portfolio_order_create(
 
     portfolio_order = PortfolioOrder.objects.create(
         account=account, side=side, cash_amount=cash_amount, currency=currency, initiation=initiation,
-        requested_by=user if user is not None and user.is_authenticated else None,
+        requested_by=user if user is not None and user.is_authenticated else None, user_id=user_id or "",
     )
     now = timezone.now()
     rows = []
@@ -315,4 +315,5 @@ def portfolio_order_create(
          for order in orders),
         "create", actor=user, portfolio_order=portfolio_order.pk,
     )
+    events.record("portfolio_order.created", lambda: portfolio_order_created_payload(portfolio_order, orders))
     return portfolio_order

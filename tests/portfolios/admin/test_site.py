@@ -91,7 +91,7 @@ def populated(db, superuser):
     make_configuration(account=parent, allocation=allocation)
     models.IdempotencyRecord.objects.create(
         user=superuser, key="k-1", method="POST", path="/api/v1/allocations/", request_hash="0" * 64,
-        status_code=201, response_body={"id": str(allocation.pk)},
+        status_code=201, response_body=f'{{"id":"{allocation.pk}"}}', content_type="application/json",
     )
     # Restrictions: a list with an entry assigned to the account, a substitute, and an
     # allocation whose unpriced line needs attention.

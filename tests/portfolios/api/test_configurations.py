@@ -147,3 +147,23 @@ def test_configured_allocation_cannot_be_deleted_until_moved(api_client, db):
     problem(api_client.delete(f"/api/v1/portfolios/allocations/{old}/"), 409)
     api_client.patch(f"{URL}{configuration.account_id}/", {"allocation_id": str(make_allocation().pk)}, format="json")
     assert api_client.delete(f"/api/v1/portfolios/allocations/{old}/").status_code == 204
+
+
+def test_an_allocations_strategy_is_set_read_and_removed_through_the_api(api_client, db):
+    allocation = make_allocation()
+    url = f"/api/v1/portfolios/allocations/{allocation.pk}/strategy/"
+    assert api_client.get(url).json() is None
+    strategy = {"type": "THRESHOLD", "absolute_drift": "0.05"}
+    response = api_client.post(url, strategy, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["type"], body["absolute_drift"], body["method"]) == ("THRESHOLD", "0.05", "FULL")
+    assert api_client.get(url).json() == body
+    changed = api_client.patch(url, {"type": "THRESHOLD", "relative_drift": "0.2"}, format="json").json()
+    assert (changed["absolute_drift"], changed["relative_drift"]) == (None, "0.2")
+    refused = problem(api_client.patch(url, {"type": "CALENDAR"}, format="json"), 400)
+    assert any(f.startswith("strategy.") for f in error_fields(refused))
+    assert api_client.get(url).json() == changed  # nothing changed on error
+    assert api_client.generic("PATCH", url, "null", content_type="application/json").json() is None
+    assert api_client.get(url).json() is None
+    assert api_client.get(f"/api/v1/portfolios/allocations/{UNKNOWN}/strategy/").status_code == 404

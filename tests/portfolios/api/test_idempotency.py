@@ -39,6 +39,21 @@ def test_allocation_replay_returns_the_first_response_and_creates_one(api_client
     assert IdempotencyRecord.objects.count() == 1
 
 
+def test_a_replay_is_byte_for_byte_the_first_answer(api_client, instrument):
+    """Status, content type and the exact bytes: key order included (PostgreSQL's jsonb
+    would sort the keys of a stored JSON value)."""
+    first = post(api_client, ALLOCATIONS, allocation_body(instrument), "key-1")
+    assert list(first.json())[:2] != sorted(first.json())[:2]  # the answer's keys are not in sorted order
+    again = post(api_client, ALLOCATIONS, allocation_body(instrument), "key-1")
+    assert (again.status_code, again["Content-Type"], again.content) == (
+        first.status_code, first["Content-Type"], first.content
+    )
+    refused = post(api_client, ALLOCATIONS, {"name": "", "allocation": []}, "key-2")
+    replayed = post(api_client, ALLOCATIONS, {"name": "", "allocation": []}, "key-2")
+    assert refused["Content-Type"] == replayed["Content-Type"] == "application/problem+json"
+    assert (replayed.status_code, replayed.content) == (refused.status_code, refused.content)
+
+
 def test_key_order_of_the_body_does_not_matter(api_client, instrument):
     body = allocation_body(instrument)
     post(api_client, ALLOCATIONS, body, "key-1")

@@ -45,7 +45,7 @@ def test_post_a_buy(api_client, configured, abc):
     order = PortfolioOrder.objects.get()
     assert body == {
         "portfolio_order_id": str(order.pk), "account_id": str(account.pk), "side": "BUY", "cash_amount": "1000",
-        "currency": "EUR", "status": "OPEN", "initiation": "API",
+        "currency": "EUR", "status": "OPEN", "initiation": "API", "user_id": "",
         "created_at": body["created_at"], "updated_at": body["updated_at"],
     }
     assert body["created_at"].endswith("Z") or "+" in body["created_at"]
@@ -63,6 +63,36 @@ def test_post_a_buy(api_client, configured, abc):
     )
     assert (sample["transaction_type"], sample["currency"], sample["execution_method"]) == ("BUY", "EUR", "NET_TRADE_AMOUNT")
     assert order.requested_by.username == "admin"
+
+
+def test_the_end_users_reference_is_kept_and_returned(api_client, configured):
+    account = configured(units=(0, 0, 100), cash="1000")
+    body = {"account_id": str(account.pk), "cash_amount": "500", "currency": "EUR", "side": "BUY",
+            "user_id": "partner-user-42"}
+    response = api_client.post(ORDERS, body, format="json")
+    assert response.status_code == 201, response.content
+    order_id = response.json()["portfolio_order_id"]
+    assert response.json()["user_id"] == "partner-user-42"
+    assert api_client.get(f"{ORDERS}{order_id}/").json()["user_id"] == "partner-user-42"
+    assert PortfolioOrder.objects.get(pk=order_id).user_id == "partner-user-42"
+
+
+def test_a_placed_order_is_a_portfolio_order_created_event(api_client, configured):
+    from webhooks.models import Event, Subscription
+
+    Subscription.objects.create(url="https://example.com/hook", event_types=["portfolio_order.created"], secret="s")
+    account = configured(units=(0, 0, 100), cash="1000")
+    response = post_order(api_client, account, amount="400")
+    assert response.status_code == 201, response.content
+    [event] = Event.objects.filter(type="portfolio_order.created")
+    placed = response.json()
+    payload = dict(event.payload)
+    assert sorted(payload.pop("trade_order_ids")) == sorted(t["order_id"] for t in placed["trade_orders"])
+    assert payload.pop("created_at") == placed["created_at"].replace("Z", "+00:00") or placed["created_at"]
+    assert payload == {
+        "portfolio_order_id": placed["portfolio_order_id"], "account_id": str(account.pk), "side": "BUY",
+        "cash_amount": "400", "currency": "EUR", "status": "OPEN", "initiation": "API", "user_id": "",
+    }
 
 
 def test_post_a_sell(api_client, configured):

@@ -1,0 +1,71 @@
+"""Fuzz the API against its OpenAPI document at 100 examples per operation, every check.
+
+    .venv/bin/python bench/fuzz.py [--examples 100] [--database ballast_bench_harden --redis redis://127.0.0.1:6379/9]
+
+Runs tests/security/test_fuzz_api.py (schemathesis, every single-request check: server
+errors, status codes, content types, response schemas and headers, negative data
+rejected, positive data accepted, missing required headers, unsupported methods) with
+FUZZ_EXAMPLES and a report file, then prints per operation the cases sent and the
+failing cases by check, and the totals. `--database`/`--redis` run it on PostgreSQL +
+Redis (the database is the test database's name prefix); without them, on SQLite.
+Exits non-zero when any case failed.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--examples", type=int, default=100, help="examples per operation [100]")
+    parser.add_argument("--database", help="PostgreSQL database name (default: SQLite)")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis", help="Redis URL (default: none)")
+    parser.add_argument("--workers", default="2", help="pytest-xdist processes [2]")
+    args = parser.parse_args()
+
+    report = Path(tempfile.mkstemp(prefix="ballast-fuzz-", suffix=".jsonl")[1])
+    env = {**os.environ, "FUZZ_EXAMPLES": str(args.examples), "FUZZ_REPORT": str(report), "FUZZ_ALL_CHECKS": "1"}
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    if args.database:
+        env["DATABASE_URL"] = f"{args.postgres}/{args.database}"
+    if args.redis:
+        env["REDIS_URL"] = args.redis
+    command = [sys.executable, "-m", "pytest", "tests/security/test_fuzz_api.py", "-q", "-n", args.workers,
+               "-p", "no:cacheprovider", "-k", "test_api_answers_as_its_schema_says"]
+    completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+    cases, failing = Counter(), defaultdict(Counter)
+    for line in report.read_text().splitlines():
+        row = json.loads(line)
+        cases[row["operation"]] += 1
+        for title in set(row["failures"]):
+            failing[row["operation"]][title] += 1
+    report.unlink()
+    width = max((len(op) for op in cases), default=10)
+    print(f"{'operation':<{width}}  cases  failing cases by check")
+    for operation in sorted(cases):
+        found = ", ".join(f"{title}: {n}" for title, n in sorted(failing[operation].items())) or "-"
+        print(f"{operation:<{width}}  {cases[operation]:>5}  {found}")
+    totals = Counter()
+    for counter in failing.values():
+        totals.update(counter)
+    print(f"operations: {len(cases)}, cases: {sum(cases.values())}, failing cases: "
+          f"{sum(sum(c.values()) for c in failing.values())} ({', '.join(f'{t}: {n}' for t, n in totals.items()) or 'none'}); "
+          f"{args.examples} examples per operation; pytest exit code {completed.returncode}")
+    if completed.returncode not in (0, 1):
+        print(completed.stdout[-3000:], completed.stderr[-3000:])
+    return 1 if totals or completed.returncode else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
