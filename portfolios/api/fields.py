@@ -9,7 +9,7 @@ from django import forms
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.dates import EARLIEST, FORM_MESSAGE, ISO_DATE_PATTERN, LATEST, date_parse
+from core.dates import EARLIEST, FORM_MESSAGE, ISO_DATE, ISO_DATE_PATTERN, LATEST, RANGE_MESSAGE, date_parse
 
 DATE_MESSAGE = FORM_MESSAGE
 
@@ -50,16 +50,21 @@ class QuoteTimeField(serializers.Field):
     default_error_messages = {"invalid": QUOTE_TIME_MESSAGE}
 
     def to_internal_value(self, value):
-        day = parse_iso_date(value)
-        if day is not None:
+        if isinstance(value, str) and ISO_DATE.match(value):  # a date: core.dates names the rule it breaks
+            day, problem = date_parse(value)
+            if problem:
+                raise serializers.ValidationError(problem, code="invalid")
             return day, None
         if not isinstance(value, str) or not RFC3339.match(value):
             self.fail("invalid")
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            self.fail("invalid")
-        return moment.astimezone(UTC).date(), moment
+        except ValueError as exc:
+            raise serializers.ValidationError(f"{value} is not a valid date-time: {exc}", code="invalid") from exc
+        day = moment.astimezone(UTC).date()
+        if not EARLIEST <= day <= LATEST:
+            raise serializers.ValidationError(RANGE_MESSAGE, code="invalid")
+        return day, moment
 
     def to_representation(self, value):
         return value.isoformat()

@@ -48,7 +48,10 @@ class InstrumentReferencesFormField(forms.CharField):
         found = instruments_by_reference(references)
         unknown = [r for r in references if r not in found]
         if unknown:
-            raise forms.ValidationError(f"no instrument with ISIN or UUID {', '.join(unknown)}", code="unknown")
+            # The references go in as params: a '%' in them must not be read as a format.
+            raise forms.ValidationError(
+                "no instrument with ISIN or UUID %(references)s", code="unknown", params={"references": ", ".join(unknown)}
+            )
         return list({instrument.pk: instrument for instrument in found.values()}.values())
 
 

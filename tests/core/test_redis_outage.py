@@ -8,7 +8,6 @@ import socket
 import pytest
 from celery import current_app
 from django.core.cache import cache
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from portfolios.models import PortfolioAccount
@@ -16,6 +15,7 @@ from portfolios.services.demo import demo_book_load
 from rebalancing.models import Execution
 from rebalancing.services import execution_chunk_process
 from rebalancing.services.recovery import executions_sweep
+from tests.factories import api_token_key
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +64,7 @@ def test_reads_and_writes_work_through_a_redis_outage(redis_down):
     demo_book_load(accounts=3, days=2, seed=5)
     user = UserFactory(username="ops", is_staff=True, is_superuser=True)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_key(user)}")
     cache.get("warm-up")  # the cache finds Redis unreachable and falls back
 
     statuses = {path: client.get(path).status_code for path in READS}

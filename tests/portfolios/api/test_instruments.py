@@ -273,3 +273,9 @@ def test_fx_rates_list(api_client, db):
     body = api_client.get(FX, {"base": "eur", "quote": "USD", "start": "2026-03-02"}).json()
     assert [(r["base"], r["quote"], r["effective_at"]) for r in body["data"]] == [("EUR", "USD", "2026-03-02")]
     assert api_client.get(FX, {"end": "2026-03-01"}).json()["meta"]["total_count"] == 1
+
+
+def test_an_unknown_instrument_reference_with_a_percent_sign_is_named_not_a_500(api_client):
+    response = api_client.get("/api/v1/trade-orders/", {"instrument_id": "%h"})
+    assert response.status_code == 400, response.content
+    assert "%h" in response.content.decode()
