@@ -166,7 +166,7 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
                 "version": version,
                 "url": reverse("admin:portfolios_allocationversion_change", args=[version.pk]),
                 "weight_type": _period(version),
-                "lines": [(line.instrument.label, plain(line.weight)) for line in version.lines.all()],
+                "lines": [(line.instrument.label, percent(line.weight)) for line in version.lines.all()],
                 "is_current": version.pk == allocation.current_version_id,
             }
             for version in versions
@@ -195,8 +195,8 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
                 {
                     "instrument": line["instrument"].label,
                     "name": line["instrument"].name,
-                    "weight": plain(line["weight"]),
-                    "floating_weight": plain(line["floating_weight"]),
+                    "weight": percent(line["weight"]),
+                    "floating_weight": percent(line["floating_weight"]),
                     "floating_percent": percent(line["floating_weight"]),
                 }
                 for line in data["constituents"]
@@ -245,9 +245,9 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
         rows = AllocationLine.objects.filter(version_id=obj.current_version_id).values_list("instrument__type", "weight")
         base = sum((w for t, w in rows if t != InstrumentType.FUTURE), Decimal(0))
         futures = sum((w for t, w in rows if t == InstrumentType.FUTURE), Decimal(0))
-        text = f"{plain(base)} (non-future lines)"
+        text = f"{percent(base)} (non-future lines)"
         if futures:
-            text += f"; futures add {plain(futures)} of exposure on top"
+            text += f"; futures add {percent(futures)} of exposure on top"
         return text
 
     def get_deleted_objects(self, objs, request):

@@ -16,7 +16,8 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from portfolios.admin.base import ReadOnlyAdmin, ServiceAdmin, percent, plain
+from core import formatting
+from portfolios.admin.base import ReadOnlyAdmin, ServiceAdmin, percent
 from portfolios.forms import ServiceModelForm
 from portfolios.models import PortfolioAccount
 
@@ -241,7 +242,7 @@ class StrategyAdmin(RunNowMixin, ServiceAdmin):
             ],
             "absolute_limit": percent(strategy.absolute_drift) if strategy and strategy.absolute_drift else None,
             "relative_limit": percent(strategy.relative_drift, 1) if strategy and strategy.relative_drift else None,
-            "total_value": plain(schedule.total_value) if schedule.total_value is not None else None,
+            "total_value": formatting.money(schedule.total_value, account.base_currency) if schedule.total_value is not None else None,
             "may_run_now": request.user.has_perm(RUN_PERMISSION),
             "run_now_url": reverse("admin:rebalancing_strategy_run_now"),
         }
@@ -384,4 +385,4 @@ class SavingsPlanRunAdmin(RunNowMixin, OutcomeAdmin):
 
     @admin.display(description="amount")
     def amount(self, obj):
-        return f"{plain(obj.savings_plan.cash_amount)} {obj.savings_plan.currency}"
+        return formatting.money(obj.savings_plan.cash_amount, obj.savings_plan.currency)

@@ -13,12 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core import formatting
 from core.ids import parse_uuid
 from portfolios.models import Instrument, PortfolioAccount
 
 
 def short_id(pk) -> str:
-    return str(pk)[:8] if pk else "—"
+    """The UUID's last 8 hex digits (its random part): they differ between rows."""
+    return formatting.short_id(pk)
 
 
 def admin_link(view: str, pk, text) -> str:
@@ -26,9 +28,8 @@ def admin_link(view: str, pk, text) -> str:
 
 
 def money_text(value, currency: str = "") -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.2f}{' ' + currency if currency else ''}"
+    """In the currency's minor unit, thousands grouped: "134,455.44 EUR"."""
+    return formatting.money(value, currency)
 
 
 def plural(count: int, noun: str) -> str:

@@ -18,9 +18,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from core import formatting
 from core.errors import DomainError
 from core.ids import parse_uuid
-from portfolios.admin.base import ReadOnlyAdmin, UUIDSearchMixin, plain
+from portfolios.admin.base import ReadOnlyAdmin, UUIDSearchMixin
 from portfolios.models import AccountStatus, Configuration, PortfolioAccount
 
 from ..models import EXECUTION_ENDED, Execution, ExecutionResult, ExecutionStatus, Method, TradeOrder, Trigger
@@ -75,9 +76,9 @@ def results_page(execution: Execution, *, page_number, status: str = "") -> dict
                 "name": order.instrument.name,
                 "side": order.side,
                 "transaction_type": order.transaction_type,
-                "units": plain(order.units),
-                "unit_price": plain(order.unit_price),
-                "trade_amount": plain(order.trade_amount),
+                "units": formatting.units(order.units, order.instrument.block_size),
+                "unit_price": formatting.price(order.unit_price),
+                "trade_amount": formatting.money(order.trade_amount, order.currency, code=False),
                 "currency": order.currency,
                 "execution_method": order.execution_method,
                 "status": order.status,

@@ -57,7 +57,7 @@ def test_the_detail_page_lists_each_account_with_its_orders(admin_client, make_e
     assert content.count('<tr class="order"') == 4
     assert a.isin in content and "Alpha ETF" in content and b.isin in content
     assert '<td class="number" data-units>10</td>' in content  # units without trailing zeros
-    assert '<td class="number" data-trade-amount>100</td>' in content
+    assert '<td class="number" data-trade-amount>100.00</td>' in content
     assert "1,000.00 EUR" in content and "250.00 EUR" in content and "50.50 EUR" in content
     assert url("tradeorder", "changelist") + f"?execution__id__exact={execution.pk}" in content
     assert 'id="execution-status">COMPLETED<' in content

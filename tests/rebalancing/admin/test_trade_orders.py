@@ -50,7 +50,7 @@ def test_the_changelist_shows_every_column(admin_client, book):
     assert "CL-X" in content and "CL-Y" in content
     assert f"{a.isin} Alpha ETF" in content and "Gamma Fund" in content
     assert '<td class="field-units_text">2.5</td>' in content
-    assert '<td class="field-trade_amount_text">99.9999</td>' in content
+    assert '<td class="field-trade_amount_text">100.00</td>' in content  # USD to the cent
     assert url("execution", "change", order.execution_id) in content
     assert "SELL_ALL" in content and "NET_TRADE_AMOUNT" in content and "USD" in content
     assert response.context["cl"].show_full_result_count is False
@@ -219,13 +219,13 @@ def test_the_blotter_sums_the_open_orders(admin_client, book):
         for r in response.context["rows"]
     ]
     assert rows == [  # by ISIN (none last), side, currency; the ACCEPTED buy of A is not OPEN
-        (a.pk, "BUY", "EUR", 2, "12.5", "125"),
-        (a.pk, "SELL", "EUR", 1, "1", "10"),
-        (b.pk, "SELL", "EUR", 1, "5", "100"),
-        (c.pk, "BUY", "USD", 1, "3", "99.9999"),
+        (a.pk, "BUY", "EUR", 2, "12.5", "125.00"),
+        (a.pk, "SELL", "EUR", 1, "1", "10.00"),
+        (b.pk, "SELL", "EUR", 1, "5", "100.00"),
+        (c.pk, "BUY", "USD", 1, "3", "100.00"),
     ]
     assert [(t["currency"], t["side"], t["orders"], t["trade_amount"]) for t in response.context["totals"]] == [
-        ("EUR", "BUY", 2, "125"), ("EUR", "SELL", 2, "110"), ("USD", "BUY", 1, "99.9999"),
+        ("EUR", "BUY", 2, "125.00"), ("EUR", "SELL", 2, "110.00"), ("USD", "BUY", 1, "100.00"),
     ]
     content = response.content.decode()
     assert "status: OPEN" in content
@@ -247,11 +247,11 @@ def test_the_blotter_follows_the_changelist_filter(admin_client, book):
     a = book["instruments"][0]
     response = admin_client.get(url("tradeorder", "blotter") + f"?execution__id__exact={book['execution'].pk}")
     assert [(r["instrument_id"], r["side"], r["orders"], r["units"], r["trade_amount"]) for r in response.context["rows"]] == [
-        (a.pk, "BUY", 2, "12.5", "125")
+        (a.pk, "BUY", 2, "12.5", "125.00")
     ]
     # Every status of A's buys, when the filter names no status.
     response = admin_client.get(url("tradeorder", "blotter") + f"?instrument__id__exact={a.pk}&side__exact=BUY")
-    assert [(r["orders"], r["units"], r["trade_amount"]) for r in response.context["rows"]] == [(3, "16.5", "165")]
+    assert [(r["orders"], r["units"], r["trade_amount"]) for r in response.context["rows"]] == [(3, "16.5", "165.00")]
     drill = response.context["rows"][0]["url"]
     assert listed(admin_client.get(drill)) == {
         book["orders"][k].pk for k in ("x_buy_a", "y_buy_a", "y_buy_a_accepted")
