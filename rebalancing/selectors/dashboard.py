@@ -56,7 +56,8 @@ class Dashboard:
 
 
 def dashboard(*, on_date: date | None = None, now: datetime | None = None, user=None) -> Dashboard:
-    """The dashboard's figures: 14 queries (13 without the approver's queue), whatever
+    """The dashboard's figures: 11 queries (one more for FX with several currencies, one more
+    to count a queue longer than LISTED), whatever
     the number of accounts, executions or orders. `user`: approvals requested by the
     user themselves are left out of their queue (four eyes)."""
     now = now or timezone.now()

@@ -89,7 +89,7 @@ def drift_row(book: Book, account_id, band, available_cash: str, now) -> Account
     limits = {line.instrument_id: (line.min_weight, line.max_weight) for line in targets.lines}
     lines = [
         (ln.drift, ln.target_weight, ln.weight, ln.instrument_id,
-         instruments[ln.instrument_id].label if ln.instrument_id in instruments else str(ln.instrument_id))
+         instruments[ln.instrument_id].name if ln.instrument_id in instruments else str(ln.instrument_id))
         for ln in valuation.lines
     ]
     lines.append((valuation.cash_drift, valuation.cash_target_weight, valuation.cash_weight, None, "cash"))
