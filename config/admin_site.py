@@ -9,7 +9,7 @@ from django.urls import reverse
 from core import charts, formatting
 from rebalancing.selectors.dashboard import dashboard
 
-BUSINESS_APPS = ("portfolios", "rebalancing", "webhooks", "audit")
+BUSINESS_APPS = ("portfolios", "rebalancing", "webhooks", "audit", "auditlog")
 # Inside an app, the models an operator opens most come first.
 MODEL_ORDER = {
     "portfolios": ("PortfolioAccount", "Allocation", "Instrument", "Price", "FxRate", "Configuration", "Position",

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core import charts
 from rebalancing.admin.executions import EXECUTE_PERMISSION, rebalance_allocations_now
 from rebalancing.selectors.book import allocation_constituents
 from rebalancing.services import global_preferences
@@ -201,6 +202,12 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
                 }
                 for line in data["constituents"]
             ],
+            chart=charts.paired_bar_chart(
+                [{"label": line["instrument"].name, "values": (line["weight"], line["floating_weight"])}
+                 for line in data["constituents"]],
+                title="Target and floating weights", series=("target", "floating"),
+                chart_id="chart-allocation-weights", value_text=percent,
+            ),
         )
         return panel
 
