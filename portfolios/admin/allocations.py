@@ -197,7 +197,7 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
                     "instrument": line["instrument"].label,
                     "name": line["instrument"].name,
                     "weight": percent(line["weight"]),
-                    "floating_weight": percent(line["floating_weight"]),
+                    "floating_weight": plain(line["floating_weight"]),
                     "floating_percent": percent(line["floating_weight"]),
                 }
                 for line in data["constituents"]
