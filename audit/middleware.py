@@ -10,7 +10,7 @@ class AuditContextMiddleware:
 
     Place it after AuthenticationMiddleware. The user is looked up only when an entry
     is written. API token requests are anonymous here; the API's token authentication
-    sets their user once DRF has checked the token (config/api/authentication.py).
+    sets their user once DRF has checked the token (credentials/authentication.py).
     """
 
     def __init__(self, get_response):

@@ -350,7 +350,7 @@ def main(args) -> None:
     from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
+    from credentials.services import api_token_create
     from rest_framework.test import APIClient
 
     from config.celery import app
@@ -396,7 +396,7 @@ def main(args) -> None:
             username="bench", defaults={"is_staff": True, "is_superuser": True}
         )
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, name='benchmark')[1]}")
         if args.restricted:
             rates = {False: [], True: []}
             for n in range(args.restricted):

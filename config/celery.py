@@ -4,7 +4,7 @@ import gc
 import os
 
 from celery import Celery
-from celery.signals import task_prerun, worker_process_init
+from celery.signals import task_prerun, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -40,3 +40,15 @@ def _garbage_collector_tune(**kwargs):
     gc.freeze()
     _, second, third = gc.get_threshold()
     gc.set_threshold(GC_FIRST_GENERATION_THRESHOLD, second, third)
+
+
+@worker_init.connect
+def _worker_metrics_serve(**kwargs):
+    """With CELERY_METRICS_PORT, the worker's main process serves the task metrics of
+    its pool (config/metrics.py; docs/operations.md, "Metrics")."""
+    from django.conf import settings
+
+    if settings.CELERY_METRICS_PORT:
+        from config.metrics import worker_metrics_server_start
+
+        worker_metrics_server_start(settings.CELERY_METRICS_PORT)

@@ -12,6 +12,10 @@ SCHEDULES = {
         "task": "portfolios.tasks.allocation_alerts_refresh_task",
         "crontab": {"minute": "45", "hour": "4"},
     },
+    "Purge expired API tokens": {
+        "task": "credentials.tasks.api_tokens_purge_task",
+        "crontab": {"minute": "20", "hour": "3"},
+    },
     # Daily, after the previous day's closing prices are in. Each due date runs at most
     # once whatever beat does (claims under a unique key): see docs/automation.md.
     "Evaluate rebalancing strategies": {

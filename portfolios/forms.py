@@ -34,6 +34,8 @@ from .models import (
     PeriodType,
     PortfolioAccount,
     Position,
+    RestrictionList,
+    RestrictionScope,
     WeightType,
 )
 
@@ -290,9 +292,22 @@ class AccountForm(ServiceModelForm):
         "cash": (CashAccount, {}),
     }
 
+    assigned_lists = forms.ModelMultipleChoiceField(
+        RestrictionList.objects.filter(scope=RestrictionScope.ACCOUNT), required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="ACCOUNT restriction lists this account follows; FIRM lists apply to every account.",
+    )
+
     class Meta:
         model = PortfolioAccount
         fields = ["client_id", "account_type", "base_currency", "status", "parent", "locked"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assigned_lists"].label = "Restriction lists"
+        self.fields["assigned_lists"].initial = [] if self.is_adding else list(
+            self.instance.restriction_assignments.values_list("restriction_list_id", flat=True)
+        )
 
     def _holdings(self):
         positions, cash = self.inline_formset(Position), self.inline_formset(CashAccount)
@@ -322,7 +337,7 @@ class AccountForm(ServiceModelForm):
                 account_type=data["account_type"], status=data["status"],
                 parent=data.get("parent"), locked=data.get("locked", False),
             )
-        elif self.has_changed():
+        elif set(self.changed_data) - {"assigned_lists"}:
             account = services.account_update(
                 account=self.instance, status=data.get("status"), locked=data.get("locked"),
                 parent=data.get("parent"), set_parent="parent" in self.fields,
@@ -332,6 +347,11 @@ class AccountForm(ServiceModelForm):
         holdings = self._holdings()
         if holdings is not None:
             services.holdings_replace(account=account, positions=holdings[0], cash=holdings[1])
+        if "assigned_lists" in self.changed_data:
+            services.account_restriction_lists_set(
+                account=account, list_ids=[str(row.pk) for row in data["assigned_lists"]], user=user,
+                field="assigned_lists",
+            )
         return account
 
 

@@ -21,11 +21,13 @@ def superuser(db):
 @pytest.fixture
 def api_client(superuser):
     """An API client authenticated with a superuser's token."""
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from tests.factories import api_token_key
+
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=superuser).key}")
+    client.token_key = api_token_key(superuser)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {client.token_key}")
     return client
 
 
@@ -67,3 +69,19 @@ def pytest_sessionstart(session):
             redis.Redis.from_url(redis_url, socket_connect_timeout=5).ping()
         except redis.RedisError as exc:
             raise pytest.UsageError(f"REDIS_URL is set but Redis is unreachable: {exc}") from exc
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_context():
+    """Each test starts without the request, task and execution ids a previous test may
+    have left in this process's context (creating an execution outside a request sets
+    the execution id: config/observability.py)."""
+    from config.observability import execution_id_var, request_id_var, task_id_var
+
+    tokens = [(var, var.set(None)) for var in (request_id_var, task_id_var, execution_id_var)]
+    yield
+    for var, token in reversed(tokens):
+        try:
+            var.reset(token)
+        except ValueError:  # changed in another context meanwhile: leave it
+            var.set(None)

@@ -104,9 +104,10 @@ class CashAccountFactory(factory.django.DjangoModelFactory):
 
 def make_allocation(weights: dict | None = None, user=None, **fields) -> models.Allocation:
     """An allocation through the service. `weights` maps instruments to weights;
-    by default two fresh ETFs at 0.6 / 0.4."""
+    by default two fresh ETFs at 0.6 / 0.4, each with a price (an allocation of
+    instruments without one needs attention: docs/restrictions.md)."""
     if weights is None:
-        weights = {InstrumentFactory(): Decimal("0.6"), InstrumentFactory(): Decimal("0.4")}
+        weights = {PriceFactory().instrument: Decimal("0.6"), PriceFactory().instrument: Decimal("0.4")}
     lines = [services.LineInput(instrument_id=str(i.id), weight=Decimal(w)) for i, w in weights.items()]
     return services.allocation_create(data=services.AllocationInput(lines=lines, **fields), user=user)
 
@@ -115,3 +116,10 @@ def make_configuration(account=None, allocation=None) -> models.Configuration:
     return models.Configuration.objects.create(
         account=account or AccountFactory(), allocation=allocation or make_allocation()
     )
+
+
+def api_token_key(user, name: str = "test") -> str:
+    """A new API token for `user`; its key, for `Authorization: Token <key>`."""
+    from credentials.services import api_token_create
+
+    return api_token_create(user=user, name=name)[1]

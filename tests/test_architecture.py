@@ -15,8 +15,8 @@ from pathlib import Path
 import grimp
 import pytest
 
-PACKAGES = ("config", "core", "portfolios", "rebalancing", "webhooks", "audit")
-APPS = ("portfolios", "rebalancing", "webhooks", "audit")
+PACKAGES = ("config", "core", "portfolios", "rebalancing", "webhooks", "audit", "credentials")
+APPS = ("portfolios", "rebalancing", "webhooks", "audit", "credentials")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -1,4 +1,3 @@
-import secrets
 import uuid
 from urllib.parse import urlsplit
 
@@ -33,7 +32,10 @@ def validate_webhook_url(value: str) -> None:
 
 
 def generate_secret() -> str:
-    return secrets.token_urlsafe(32)
+    """`whsec_` and 32 random bytes in base64: the Standard Webhooks secret format."""
+    from .standard import secret_generate
+
+    return secret_generate()
 
 
 def validate_event_types(value) -> None:

@@ -12,25 +12,30 @@ held during an HTTP request.
 
 import json
 import logging
+import os
 import random
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import urllib3
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import events, signing
+from config import metrics
+
+from . import events, signing, standard
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT_SECONDS = 10
-LEASE = timedelta(seconds=60)  # > TIMEOUT_SECONDS: renewed before every request
+CONNECT_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 10
+POOL_HOSTS = 50
+POOL_CONNECTIONS_PER_HOST = 2
+LEASE = timedelta(seconds=60)  # > CONNECT + READ timeouts: renewed before every request
 RETRY_FOR = timedelta(hours=24)
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
@@ -93,38 +98,52 @@ class HttpResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A 3xx is an answer like any other non-2xx: not followed, retried."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None
+_pool: urllib3.PoolManager | None = None
+_pool_pid: int | None = None
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def http_pool() -> urllib3.PoolManager:
+    """This process's connection pool (made again after a fork: a worker process must
+    not share its parent's sockets). Keeps up to POOL_CONNECTIONS_PER_HOST connections
+    per partner host alive between deliveries."""
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid():
+        _pool = urllib3.PoolManager(
+            num_pools=POOL_HOSTS, maxsize=POOL_CONNECTIONS_PER_HOST, block=False,
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+            retries=False,  # our own backoff decides; a 3xx is an answer like any other
+            headers={"User-Agent": USER_AGENT},
+        )
+        _pool_pid = os.getpid()
+    return _pool
 
 
-def http_post(url: str, body: bytes, headers: dict, timeout: float = TIMEOUT_SECONDS) -> HttpResult:
-    """POST `body`; never raises for network trouble, it comes back as `error`."""
-    request = urllib.request.Request(url, data=body, method="POST")
-    for name, value in headers.items():
-        # urllib would send "Ballast-signature"; keep the documented spelling (names are
-        # case-insensitive, but partners compare them in code, sometimes exactly).
-        request.headers[name if name.startswith("Ballast-") else name.capitalize()] = value
+def http_post(url: str, body: bytes, headers: dict, timeout: urllib3.Timeout | None = None) -> HttpResult:
+    """POST `body` through the pool (connect and read timeouts apart, redirects not
+    followed); never raises for network trouble, it comes back as `error`."""
     started = time.monotonic()
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
     try:
-        with _opener.open(request, timeout=timeout) as response:
-            response.read(1024)
-            return HttpResult(response.status, elapsed())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read(500).decode(errors="replace") if exc.fp else ""
-        return HttpResult(exc.code, elapsed(), f"HTTP {exc.code} {exc.reason}: {detail}".strip().rstrip(":"))
-    except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, DNS, timeout, TLS, bad URL
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        response = http_pool().request(
+            "POST", url, body=body, headers=headers, redirect=False, preload_content=False,
+            **({"timeout": timeout} if timeout is not None else {}),
+        )
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:  # refused, DNS, timeout, TLS, bad URL
+        reason = getattr(exc, "reason", None) or exc
         return HttpResult(None, elapsed(), f"{type(reason).__name__}: {reason}"[:2000])
+    try:
+        detail = response.read(1024 if response.status < 300 else 500, decode_content=False)
+    except (urllib3.exceptions.HTTPError, OSError):
+        detail = b""
+    finally:
+        response.release_conn()
+    if 200 <= response.status < 300:
+        return HttpResult(response.status, elapsed())
+    text = detail.decode(errors="replace")
+    return HttpResult(response.status, elapsed(), f"HTTP {response.status} {response.reason}: {text}".strip().rstrip(":"))
 
 
 def delivery_body(delivery: Delivery) -> bytes:
@@ -135,10 +154,13 @@ def delivery_body(delivery: Delivery) -> bytes:
 
 
 def delivery_headers(*, delivery: Delivery, secret: str, body: bytes, now: datetime) -> dict:
+    """Standard Webhooks headers (webhooks/standard.py), plus the Ballast-* headers of
+    the previous release (deprecated: docs/webhooks.md)."""
     timestamp = int(now.timestamp())
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
+        **standard.headers(secret=secret, message_id=str(delivery.event_id), timestamp=timestamp, body=body),
         "Ballast-Event-Id": str(delivery.event_id),
         "Ballast-Timestamp": str(timestamp),
         "Ballast-Signature": signing.signature(secret=secret, timestamp=timestamp, body=body),
@@ -190,6 +212,7 @@ def _record(delivery: Delivery, result: HttpResult, now: datetime) -> str:
             delivery=delivery, at=now, status_code=result.status_code, latency_ms=result.latency_ms, error=result.error
         )
         Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(**changes)
+    metrics.webhook_attempt({DeliveryStatus.DELIVERED: "delivered", DeliveryStatus.FAILED: "failed"}.get(status, "retry"))
     if status == DeliveryStatus.FAILED:
         logger.warning("webhooks: delivery %s given up after %s attempts: %s", delivery.pk, delivery.attempts + 1, result.error)
     return status

@@ -1,15 +1,23 @@
 """One exception handler: every API error becomes RFC 9457 problem details.
 
 DRF's own errors (validation, authentication, permission, 404, 405, parse errors,
-throttling) and the domain errors of `portfolios.errors` come out alike:
+throttling) and the domain errors of `core.errors` come out alike:
 
     {"type": "urn:ballast:problem:invalid-input", "title": "Invalid input", "status": 400,
      "detail": "allocation[1].weight: A valid number is required.",
      "errors": [{"field": "allocation[1].weight", "message": "A valid number is required."}]}
 
-with the content type `application/problem+json`. Anything else (a bug) is left to
-Django, which answers 500.
+with the content type `application/problem+json`. Anything else (a bug) is logged
+with its traceback (and so reported to Sentry when SENTRY_DSN is set) and answered
+
+    {"type": "urn:ballast:problem:internal-error", "title": "Internal Server Error",
+     "status": 500, "detail": "...", "correlation_id": "<the request id>"}
+
+The correlation id is the request's id (`X-Request-ID`, on every log line of the
+request): a partner quotes it, an operator finds the traceback with it.
 """
+
+import logging
 
 from http import HTTPStatus
 
@@ -21,7 +29,10 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
+from config.observability import current_request_id
 from core.errors import DomainError, FieldError
+
+logger = logging.getLogger("ballast.api")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:ballast:problem:"
@@ -37,6 +48,7 @@ _SLUGS = {
     415: "unsupported-media-type",
     422: "business-rule-violated",
     429: "throttled",
+    500: "internal-error",
 }
 
 
@@ -74,7 +86,7 @@ def summarize(errors: list[FieldError]) -> str:
 
 def problem_response(
     *, status: int, detail: str, title: str | None = None, slug: str | None = None,
-    errors: list[FieldError] | None = None, headers: dict | None = None,
+    errors: list[FieldError] | None = None, headers: dict | None = None, extra: dict | None = None,
 ) -> Response:
     body = {
         "type": TYPE_PREFIX + (slug or _SLUGS.get(status, "error")),
@@ -84,6 +96,7 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    body.update(extra or {})
     return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 
@@ -91,8 +104,27 @@ def _domain_slug(exc: DomainError) -> str:
     return "invalid-input" if exc.status == 400 else _SLUGS.get(exc.status, "error")
 
 
+def internal_error_response(exc, context) -> Response:
+    """A bug: log it with the traceback, roll back, answer 500 problem details naming
+    the request id and nothing of the error."""
+    request = context.get("request")
+    correlation_id = current_request_id() or getattr(request, "request_id", None) or ""
+    view = context.get("view")
+    logger.error(
+        "unhandled error in %s %s (%s)", getattr(request, "method", "?"), getattr(request, "path", "?"),
+        type(view).__name__ if view is not None else "?", exc_info=exc,
+    )
+    set_rollback()
+    return problem_response(
+        status=500, slug="internal-error",
+        detail=f"An unexpected error occurred. Quote the correlation id {correlation_id} when reporting it.",
+        extra={"correlation_id": correlation_id},
+    )
+
+
 def problem_details_handler(exc, context):
-    """DRF's EXCEPTION_HANDLER: domain and DRF errors → problem details; others → None (500)."""
+    """DRF's EXCEPTION_HANDLER: domain and DRF errors → problem details; anything else
+    → 500 problem details with a correlation id (and a logged traceback)."""
     if isinstance(exc, DomainError):
         set_rollback()
         return problem_response(
@@ -108,7 +140,7 @@ def problem_details_handler(exc, context):
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if not isinstance(exc, exceptions.APIException):
-        return None
+        return internal_error_response(exc, context)
 
     headers = {}
     if getattr(exc, "auth_header", None):
@@ -141,6 +173,9 @@ class ProblemDetailsSerializer(serializers.Serializer):
     status = serializers.IntegerField()
     detail = serializers.CharField()
     errors = FieldErrorSerializer(many=True, required=False, help_text="Validation errors: every bad field.")
+    correlation_id = serializers.CharField(
+        required=False, help_text="500 only: the request id (X-Request-ID) to quote when reporting the error."
+    )
 
 
 _PROBLEM_DESCRIPTIONS = {

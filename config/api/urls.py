@@ -8,13 +8,14 @@ from django.urls import include, path, re_path
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework import serializers
-from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import NotFound, Throttled, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from credentials.services import NAME_MAX_LENGTH, api_token_create
 
 from .exceptions import problems
 
@@ -39,14 +40,25 @@ def _count_failure(key: str) -> None:
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"})
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=NAME_MAX_LENGTH,
+        help_text="Optional: what the token is for, shown in the admin where tokens are revoked.",
+    )
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(
+        help_text="The key, shown only now (only a hash of it is stored); valid for API_TOKEN_TTL_DAYS (90 days unless configured)."
+    )
 
 
 class TokenView(APIView):
-    """Exchange a username and password for the user's API token (created on first use)."""
+    """Exchange a username and password for a new API token.
+
+    Each call makes a new token (a user may hold several, each named, each expiring
+    after API_TOKEN_TTL_DAYS); only its hash is stored. Failed passwords count towards
+    the django-axes lockout, as on the admin login.
+    """
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -55,7 +67,10 @@ class TokenView(APIView):
 
     @extend_schema(
         summary="Obtain an API token",
-        description="Send it as `Authorization: Token <key>`.",
+        description=(
+            "Send it as `Authorization: Token <key>`. Each call makes a new token, valid for API_TOKEN_TTL_DAYS "
+            "(90 days unless configured); revoke tokens in the admin (API credentials → API tokens)."
+        ),
         request=TokenRequestSerializer,
         responses={200: TokenSerializer, **{k: v for k, v in problems(400, 429).items() if k[0] in (400, 429)}},
         auth=[],
@@ -71,8 +86,10 @@ class TokenView(APIView):
         if not credentials.is_valid():
             _count_failure(failures_key)
             raise ValidationError(credentials.errors)
-        token, _ = Token.objects.get_or_create(user=credentials.validated_data["user"])
-        return Response({"token": token.key})
+        request_fields = TokenRequestSerializer(data=request.data)
+        request_fields.is_valid(raise_exception=True)
+        _, key = api_token_create(user=credentials.validated_data["user"], name=request_fields.validated_data.get("name", ""))
+        return Response({"token": key})
 
 
 class NoSuchEndpointView(APIView):

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import environ
 
+from config.observability import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -23,8 +25,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # kept for its table: migration credentials 0002 moved its keys to hashed tokens
+    "knox",
     "axes",
+    "django_prometheus",
+    "pgtrigger",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -35,19 +40,26 @@ INSTALLED_APPS = [
     "webhooks",
     "auditlog",
     "audit",  # after auditlog: replaces its admin
+    "credentials",
 ]
 
 MIDDLEWARE = [
+    # Request id on every log line (config/observability.py), then the client's address
+    # behind trusted proxies, before anything reads REMOTE_ADDR (axes, the audit trail).
+    "config.observability.RequestIdMiddleware",
+    "config.proxy.TrustedProxyMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Who acts (the session user; API tokens in config/api/authentication.py): docs/audit.md.
+    # Who acts (the session user; API tokens in credentials/authentication.py): docs/audit.md.
     "audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: turns a locked-out admin login into its 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -131,8 +143,18 @@ STORAGES = {
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# Seconds a request waits for Redis before giving up (a stopped Redis must not hang
+# every request; /readyz reports it).
+REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=2.0)
+
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -156,11 +178,19 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # (then it closes it every 2 × this many tasks); config/celery.py drops a broken or
 # expired (CONN_MAX_AGE) connection before each task as Django does per request.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
+# Every task has a soft and a hard time limit unless it declares its own
+# (config/observability.py says what happens at each).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# Our LOGGING (JSON in production) for the worker too, not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Port on which each worker host serves its task metrics (docs/operations.md); 0: none.
+CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=0)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
     # Re-deliver a task whose worker died without acknowledging it.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
 else:
     CELERY_QUEUE_DIR = VAR_DIR / "celery" / "queue"
     CELERY_BROKER_URL = "filesystem://"
@@ -178,7 +208,7 @@ else:
 # --- REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.api.authentication.TokenAuthentication",
+        "credentials.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.ModelPermissions"],
@@ -241,9 +271,33 @@ API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1000/min")
 # Idempotency keys are honoured for this long (api.md: 24 h).
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+# --- Operations (docs/operations.md) ------------------------------------------------
+
+# JSON lines in production, readable lines locally (config/observability.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
+
+# GET /metrics answers `Authorization: Bearer <METRICS_TOKEN>`; unset: no such page.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Addresses (or networks) of the reverse proxies in front of the web servers: from
+# them, the client's address is taken from X-Forwarded-For (config/proxy.py).
+TRUSTED_PROXIES = env.list("DJANGO_TRUSTED_PROXIES", default=[])
+
+# API tokens (credentials/): hashed, named, several per user, expiring.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=90)
+KNOX_TOKEN_MODEL = "credentials.ApiToken"
+# knox's own migrations would create its (swapped, unused) table all the same.
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
 }
+
+# Optional error reporting (Sentry or any compatible service); off without a DSN.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="production")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="") or None

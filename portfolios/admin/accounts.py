@@ -266,7 +266,10 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
         return fields
 
     def get_fieldsets(self, request, obj=None):
-        fieldsets = [(None, {"fields": ("client_id", "account_type", "base_currency", "status", "parent", "locked")})]
+        fieldsets = [
+            (None, {"fields": ("client_id", "account_type", "base_currency", "status", "parent", "locked")}),
+            ("Restrictions", {"fields": ("assigned_lists",)}),
+        ]
         if obj is not None:
             fieldsets.append(("Valuation", {"fields": ("valuation", "allocation_link")}))
             fieldsets.append(("Record", {"fields": ("id", "created_at", "updated_at"), "classes": ("collapse",)}))

@@ -15,7 +15,7 @@ from django.urls import path
 from core.errors import DomainError
 
 from .. import services
-from ..models import AllocationAlert, RestrictionEntry, RestrictionList, Substitute
+from ..models import AccountRestrictionList, AllocationAlert, RestrictionEntry, RestrictionList, Substitute
 from .base import ReadOnlyAdmin
 
 
@@ -121,6 +121,40 @@ class SubstituteAdmin(ReadOnlyAdmin):
     search_fields = ("instrument__name", "instrument__isin")
     fields = ("instrument", "rank", "substitute")
     readonly_fields = fields
+
+
+@admin.register(RestrictionEntry)
+class RestrictionEntryAdmin(ReadOnlyAdmin):
+    """Every entry of every list, to answer "which lists restrict this instrument?";
+    entries are edited on their list's page."""
+
+    list_display = ("instrument", "rule", "restriction_list", "reason", "effective_from", "effective_to")
+    list_select_related = ("instrument", "restriction_list")
+    list_filter = ("rule", "restriction_list__scope")
+    search_fields = ("instrument__isin", "instrument__name", "restriction_list__name")
+    show_full_result_count = False
+
+
+@admin.register(AccountRestrictionList)
+class AccountRestrictionListAdmin(ReadOnlyAdmin):
+    """Which accounts an ACCOUNT list is assigned to; assigned from the account list's
+    action or through the API (`restriction_list_ids`), both audited."""
+
+    list_display = ("account", "restriction_list", "created_at")
+    list_select_related = ("account", "restriction_list")
+    list_filter = ("restriction_list",)
+    search_fields = ("account__client_id", "restriction_list__name")
+    show_full_result_count = False
+
+
+@admin.register(AllocationAlert)
+class AllocationAlertAdmin(ReadOnlyAdmin):
+    """Why allocations need attention today; computed by `allocation_alerts_refresh`."""
+
+    list_display = ("allocation", "instrument", "reason", "since", "notified_on")
+    list_select_related = ("allocation", "instrument")
+    list_filter = ("reason",)
+    search_fields = ("allocation__name", "instrument__isin", "instrument__name")
 
 
 class NeedsAttentionFilter(admin.SimpleListFilter):

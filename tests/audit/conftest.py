@@ -9,11 +9,3 @@ def entries_for(obj):
     from auditlog.models import LogEntry
 
     return list(LogEntry.objects.get_for_object(obj).select_related("actor").order_by("timestamp", "id"))
-
-
-@pytest.fixture
-def token_key():
-    """The token key of a user, as the API client sends it."""
-    from rest_framework.authtoken.models import Token
-
-    return lambda user: Token.objects.get(user=user).key

@@ -25,7 +25,7 @@ EXECUTIONS = "/api/v1/portfolios/rebalancings/executions/"
 TRADE_ORDERS = "/api/v1/trade-orders/"
 
 
-def test_an_api_change_records_the_token_user_the_token_prefix_and_before_after(api_client, superuser, token_key):
+def test_an_api_change_records_the_token_user_the_token_prefix_and_before_after(api_client, superuser):
     account = AccountFactory()
     response = api_client.put(f"{ACCOUNTS}{account.pk}/preferences/", {"min_trade_amount": "25.5"}, format="json")
     assert response.status_code == 200, response.content
@@ -33,7 +33,7 @@ def test_an_api_change_records_the_token_user_the_token_prefix_and_before_after(
     [entry] = entries_for(preferences)
     assert entry.actor == superuser
     assert entry.additional_data["via"] == "api-token"
-    key = token_key(superuser)
+    key = api_client.token_key
     assert entry.additional_data["token"] == key[:8]
     assert key not in str(entry.additional_data) and key not in str(entry.changes)
     assert entry.changes_dict["min_trade_amount"] == ["None", "25.5"]

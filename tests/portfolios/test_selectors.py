@@ -114,7 +114,7 @@ def test_available_cash_scope_counts_only_the_chosen_cash_accounts():
 
 def _book(n):
     accounts = []
-    allocation = make_allocation(effective_from=date(2026, 1, 1))
+    allocation = make_allocation({InstrumentFactory(): "0.6", InstrumentFactory(): "0.4"}, effective_from=date(2026, 1, 1))
     instruments = [line.instrument for line in allocation.current_version.lines.all()]
     for instrument in instruments:
         PriceFactory(instrument=instrument, effective_at=D)

@@ -26,7 +26,6 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -35,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from portfolios.services.demo import demo_book_load
-from tests.factories import UserFactory
+from tests.factories import UserFactory, api_token_key
 
 MAX_EXAMPLES = 25
 FUZZED_METHODS = ["GET", "POST", "PUT", "PATCH"]
@@ -93,7 +92,7 @@ def fuzz_headers(db):
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
-        yield {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+        yield {"Authorization": f"Token {api_token_key(user)}"}
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)

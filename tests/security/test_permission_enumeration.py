@@ -40,12 +40,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient, APIRequestFactory
 
 from config.api.permissions import ModelPermissions
 from config.api.urls import NoSuchEndpointView
-from tests.factories import UserFactory
+from tests.factories import UserFactory, api_token_key
 
 from .seed import seed_admin_models
 
@@ -284,7 +283,7 @@ def api_call(client, method: str, path: str):
 
 def token_client(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_key(user)}")
     return client
 
 

@@ -6,10 +6,9 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, api_token_key
 
 RATE = 3
 URL = "/api/v1/instruments/"
@@ -17,7 +16,7 @@ URL = "/api/v1/instruments/"
 
 def token_client(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_key(user)}")
     return client
 
 

@@ -3,10 +3,9 @@
 import uuid
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import make_allocation
+from tests.factories import api_token_key, make_allocation
 from webhooks.models import Delivery, DeliveryStatus, Subscription
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +14,7 @@ BASE = "/api/v1/webhooks/subscriptions/"
 
 def client_for(user):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_key(user)}")
     return client
 
 

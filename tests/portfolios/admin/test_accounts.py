@@ -207,7 +207,7 @@ def test_add_account_with_bad_currency_creates_nothing(admin_client, db):
 
 def test_account_client_id_and_currency_are_read_only_on_change(admin_client, valued_account):
     form = admin_client.get(url(models.PortfolioAccount, "change", valued_account.pk)).context["adminform"].form
-    assert set(form.fields) == {"status", "parent", "locked"}
+    assert set(form.fields) == {"status", "parent", "locked", "assigned_lists"}
 
 
 # --- Configurations ---------------------------------------------------------------
@@ -285,3 +285,36 @@ def test_account_page_links_to_its_schedule(admin_client, client, user_with_perm
     page = client.get(url(models.PortfolioAccount, "change", valued_account.pk)).content.decode()
     assert schedule not in page
     assert client.get(schedule).status_code == 403
+
+
+def test_restriction_lists_are_assigned_from_the_account_page(admin_client, valued_account, superuser):
+    from auditlog.models import LogEntry
+
+    from portfolios import services
+
+    esg = services.restriction_list_create(name="ESG", entries=[], user=superuser)
+    insider = services.restriction_list_create(name="Insider", entries=[], user=superuser)
+    firm = services.restriction_list_create(name="Sanctions", scope="FIRM", entries=[], user=superuser)
+    page = admin_client.get(url(models.PortfolioAccount, "change", valued_account.pk))
+    offered = {str(choice[0].value) for choice in page.context["adminform"].form.fields["assigned_lists"].choices}
+    assert offered == {str(esg.pk), str(insider.pk)}  # FIRM lists apply to everyone: not offered
+    positions_before = sorted((p.instrument_id, p.units) for p in valued_account.positions.all())
+
+    data = page_data(page) | {"assigned_lists": [str(esg.pk), str(insider.pk)]}
+    response = admin_client.post(url(models.PortfolioAccount, "change", valued_account.pk), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert set(valued_account.restriction_assignments.values_list("restriction_list_id", flat=True)) == {esg.pk, insider.pk}
+    assert sorted((p.instrument_id, p.units) for p in valued_account.positions.all()) == positions_before
+
+    data = page_data(admin_client.get(url(models.PortfolioAccount, "change", valued_account.pk))) | {
+        "assigned_lists": [str(insider.pk)]
+    }
+    admin_client.post(url(models.PortfolioAccount, "change", valued_account.pk), data)
+    assert list(valued_account.restriction_assignments.values_list("restriction_list_id", flat=True)) == [insider.pk]
+    changes = [
+        entry.changes_dict["restriction_lists"]
+        for entry in LogEntry.objects.get_for_object(valued_account).order_by("timestamp")
+        if "restriction_lists" in (entry.changes_dict or {})
+    ]
+    assert changes == [["", "ESG, Insider"], ["ESG, Insider", "Insider"]]
+    assert firm.assignments.count() == 0

@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group
 from django.forms import CheckboxInput
 from django.urls import reverse
 
-from portfolios import models
+from portfolios import models, services
 from tests.factories import (
     AccountFactory,
     CashAccountFactory,
@@ -93,6 +93,14 @@ def populated(db, superuser):
         user=superuser, key="k-1", method="POST", path="/api/v1/allocations/", request_hash="0" * 64,
         status_code=201, response_body={"id": str(allocation.pk)},
     )
+    # Restrictions: a list with an entry assigned to the account, a substitute, and an
+    # allocation whose unpriced line needs attention.
+    restricted = services.restriction_list_create(
+        name="ESG", entries=[services.EntryInput(str(equity.pk), "NO_BUY", "tobacco", None, None)], user=superuser
+    )
+    services.accounts_restriction_list_assign(account_ids=[parent.pk], restriction_list=restricted, user=superuser)
+    services.substitutes_replace(instrument=equity, substitutes=[str(etf.pk)], user=superuser)
+    make_allocation({InstrumentFactory(): Decimal("1")}, user=superuser, name="Unpriced")
     return {"allocation": allocation, "account": parent, "etf": etf}
 
 
@@ -282,9 +290,10 @@ def _accounts(count: int) -> None:
 
 
 # Session, user, the page's count and rows; the allocation list adds its currency
-# filter's distinct values, the account list its currency filter's.
+# filter's distinct values, the account list its currency filter's and the ACCOUNT
+# restriction lists of its "assign" action.
 ALLOCATION_CHANGELIST_QUERIES = 5
-ACCOUNT_CHANGELIST_QUERIES = 5
+ACCOUNT_CHANGELIST_QUERIES = 6
 
 
 @pytest.mark.parametrize("rows", [10, 100])

@@ -25,11 +25,11 @@ def message_for(body: dict, field: str) -> str:
 @pytest.fixture
 def client_for():
     """An API client authenticated (by token) as the given user."""
-    from rest_framework.authtoken.models import Token
+    from tests.factories import api_token_key
 
     def make(user):
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_key(user)}")
         return client
 
     return make

@@ -37,10 +37,10 @@ def test_create_with_defaults(api_client, db):
     body = response.json()
     assert set(body) == {
         "account_id", "client_id", "account_type", "base_currency", "status", "parent_id", "locked",
-        "allocation_id", "created_at", "updated_at",
+        "allocation_id", "created_at", "updated_at", "restriction_list_ids",
     }
     assert (body["account_type"], body["status"], body["locked"]) == ("PORTFOLIO", "ACTIVE", False)
-    assert body["parent_id"] is None and body["allocation_id"] is None
+    assert body["parent_id"] is None and body["allocation_id"] is None and body["restriction_list_ids"] == []
     assert PortfolioAccount.objects.get(pk=body["account_id"]).client_id == "CL-1"
 
 
@@ -162,8 +162,8 @@ def test_list_query_count_does_not_grow_with_the_page(api_client, django_assert_
         account = AccountFactory(parent=parent if index % 3 == 0 else None)
         if index % 2:
             make_configuration(account=account, allocation=allocation)
-    # token lookup, COUNT, accounts joined with their configuration
-    with django_assert_num_queries(3):
+    # token lookup, COUNT, accounts joined with their configuration, their restriction lists
+    with django_assert_num_queries(4):
         response = api_client.get(URL, {"limit": rows})
     assert response.json()["meta"]["count"] == rows
     assert sum(row["allocation_id"] is not None for row in response.json()["data"]) == (rows - 1) // 2

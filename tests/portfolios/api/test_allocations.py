@@ -51,7 +51,7 @@ def test_create_returns_201_with_the_exact_representation(api_client, etfs):
     body = response.json()
     assert set(body) == {
         "allocation_id", "name", "base_currency", "weight_type", "period_type", "period_count",
-        "effective_from", "version", "allocation", "created_at", "updated_at",
+        "effective_from", "version", "allocation", "created_at", "updated_at", "needs_attention",
     }
     assert body["name"] == "Balanced"
     assert body["base_currency"] == "EUR"
@@ -403,8 +403,8 @@ def test_list_query_count_does_not_grow_with_the_page(api_client, django_assert_
     instruments = [InstrumentFactory() for _ in range(4)]
     for _ in range(rows):
         make_allocation({i: "0.25" for i in instruments})
-    # token lookup, COUNT, allocations with their current version, lines with instruments
-    with django_assert_num_queries(4):
+    # token lookup, COUNT, allocations with their current version, lines with instruments, alerts
+    with django_assert_num_queries(5):
         response = api_client.get(URL, {"limit": rows})
     assert response.status_code == 200
     assert response.json()["meta"]["count"] == rows

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from portfolios import services
 from portfolios.models import Allocation, IdempotencyRecord, PortfolioAccount, Price
-from tests.factories import InstrumentFactory, UserFactory
+from tests.factories import InstrumentFactory, UserFactory, api_token_key
 
 from .conftest import problem
 
@@ -112,10 +112,9 @@ def test_an_expired_key_is_forgotten(api_client, instrument, settings):
 
 
 def test_a_server_error_releases_the_key(superuser, instrument, monkeypatch):
-    from rest_framework.authtoken.models import Token
 
     client = APIClient(raise_request_exception=False)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=superuser).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_key(superuser)}")
 
     def broken(**kwargs):
         raise RuntimeError("database on fire")

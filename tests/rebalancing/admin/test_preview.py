@@ -208,3 +208,28 @@ def test_viewers_may_preview(client, user_with_perms, book):
     response = run_action(client, book["accounts"][:1], method="FULL", rebalance_date=D.isoformat())
     assert response.status_code == 200
     assert 'data-status="PROPOSED"' in response.content.decode()
+
+
+def test_the_page_explains_each_restriction_in_words(admin_client, book, superuser):
+    """An account under an ESG list that bans Beta, with a substitute for it, sees why
+    it buys Gamma instead, and one without a substitute why its weight went to cash."""
+    from portfolios import services
+
+    a, b = book["instruments"]
+    gamma = InstrumentFactory(name="Gamma ETF")
+    PriceFactory(instrument=gamma, effective_at=D, value=Decimal("10"))
+    proposed = book["accounts"][0]
+    esg = services.restriction_list_create(
+        name="ESG", entries=[services.EntryInput(str(b.pk), "NO_BUY", "tobacco")], user=superuser
+    )
+    services.accounts_restriction_list_assign(account_ids=[proposed.pk], restriction_list=esg, user=superuser)
+
+    page = run_action(admin_client, [proposed], method="FULL", rebalance_date=D.isoformat())
+    assert "Beta ETF: NO_BUY (ESG list) → weight to cash" in page.content.decode()
+
+    services.substitutes_replace(instrument=b, substitutes=[str(gamma.pk)], user=superuser)
+    page = run_action(admin_client, [proposed], method="FULL", rebalance_date=D.isoformat())
+    content = page.content.decode()
+    assert "Beta ETF: NO_BUY (ESG list) → weight to Gamma ETF" in content
+    bought = {instrument for account, instrument, *_ in orders_on_page(content)}
+    assert bought == {str(a.pk), str(gamma.pk)}

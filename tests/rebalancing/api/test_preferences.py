@@ -29,6 +29,7 @@ BUILT_IN = {
     "price_source": "default",
     "default_decimals": {"EQUITY": 0, "ETF": 0, "FUND": 3, "BOND": 0, "CRYPTO": 8, "FUTURE": 0, "CASH": 2},
     "futures_fee_pct": "0",
+    "restricted_weight_to": "CASH",
 }
 # The global preferences also show the approval thresholds of executions (none by default).
 GLOBAL_BUILT_IN = BUILT_IN | {"approval_gross_amount": None, "approval_order_count": None, "approval_currency": "EUR"}

@@ -147,7 +147,7 @@ def test_detail_shows_results_with_their_orders(api_client, fifty_fifty, account
     orders = proposed.pop("orders")
     assert proposed == {
         "account_id": str(account.pk), "status": "PROPOSED", "error": None,
-        "total_value": "1000", "cash_before": "1000", "cash_after": "0",
+        "total_value": "1000", "cash_before": "1000", "cash_after": "0", "adjustments": [],
     }
     by_instrument = {o["instrument_id"]: o for o in orders}
     for instrument in (a, b):

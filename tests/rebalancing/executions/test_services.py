@@ -416,13 +416,12 @@ def test_a_chunk_runs_a_fixed_number_of_queries(size, fifty_fifty, account_with,
         accounts.append(account)
     execution = create(accounts)
     [chunk] = execution.chunks.all()
-    # Claim (3), chunk and execution (2), preferences (2), book (10: OPEN orders locked, one currency,
-    # static weights), replace, orders, results, leases (4), chunk done, execution done, finish (5);
+    # Claim (3), chunk and execution (2), preferences (2), book (12: OPEN orders locked, one currency,
+    # static weights, restrictions by list and by account), replace, orders, results, leases (4), chunk done, execution done, finish (5);
     # the audit entries of the execution's start and finish (4: read it, write one, twice);
     # the test's savepoints (4); the active webhook subscriptions (1: cached for 10 s, so
-    # cleared here, or the count would depend on how long the setup took); the restriction
-    # lists of the book (2, since the restrictions merge); the stored drift of the chunk's
-    # accounts (6: configurations, strategies, savepoint and release, delete, insert).
+    # cleared here, or the count would depend on how long the setup took); the stored drift
+    # of the chunk's accounts (6: configurations, strategies, savepoint and release, delete, insert).
     subscriptions_cache_clear()
     with django_assert_num_queries(43):
         outcome = execution_chunk_process(chunk_id=chunk.pk)
