@@ -115,6 +115,11 @@ def line_chart(points, *, title: str, y_max, width: int = 560, height: int = 180
         path = [f"M{left},{top_pad + plot_h}"]
         for cx, cy in coords:
             path.append(f"H{cx}V{cy}")
+        # The area under the line, lightly filled, then the line itself.
+        parts.append(format_html(
+            '<path d="{} V{} Z" fill="{}" fill-opacity="0.25" stroke="none"></path>',
+            " ".join(path), top_pad + plot_h, PALETTE[0],
+        ))
         parts.append(format_html(
             '<path d="{}" fill="none" stroke="{}" stroke-width="2"></path>', " ".join(path), PALETTE[0]
         ))

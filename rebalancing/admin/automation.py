@@ -43,7 +43,8 @@ class RunNowMixin:
 
     run_label = ""
 
-    def run_now(self, request) -> str:
+    def run_now(self, request) -> tuple[str, int]:
+        """Run the job: (message, level); a run with failures is a warning, never green."""
         raise NotImplementedError
 
     def get_urls(self):
@@ -57,7 +58,8 @@ class RunNowMixin:
     def run_now_view(self, request):
         if not request.user.has_perm(RUN_PERMISSION):
             raise PermissionDenied
-        self.message_user(request, self.run_now(request), messages.SUCCESS)
+        message, level = self.run_now(request)
+        self.message_user(request, message, level)
         opts = self.model._meta
         return redirect(f"admin:{opts.app_label}_{opts.model_name}_changelist")
 
@@ -73,20 +75,25 @@ class RunNowMixin:
         return super().changelist_view(request, extra_context)
 
 
-def evaluation_message(summary: automation.EvaluationSummary) -> str:
+def _level(failed: int) -> int:
+    return messages.WARNING if failed else messages.SUCCESS
+
+
+def evaluation_message(summary: automation.EvaluationSummary) -> tuple[str, int]:
     return (
         f"Evaluation of {summary.on_date:%Y-%m-%d}: {summary.claimed} due date(s) claimed, "
         f"{len(summary.executions)} execution(s) created for {summary.accounts} account(s), "
         f"{summary.failed} failed; {summary.accounts_valued} account(s) valued for their drift."
         + (f" {summary.already_claimed} due date(s) were taken by another run meanwhile." if summary.already_claimed else "")
-    )
+    ), _level(summary.failed)
 
 
-def savings_message(summary: automation.SavingsPlanSummary) -> str:
+def savings_message(summary: automation.SavingsPlanSummary) -> tuple[str, int]:
+    failed = f"{summary.failed} of {summary.due} FAILED (the reason is on each run below)" if summary.failed else "none failed"
     return (
         f"Savings plans of {summary.on_date:%Y-%m-%d}: {summary.due} due, {summary.executed} portfolio order(s) "
-        f"placed, {summary.failed} failed (the reason is on each run)."
-    )
+        f"placed, {failed}."
+    ), _level(summary.failed)
 
 
 # --- Strategies -----------------------------------------------------------------------------
@@ -148,7 +155,7 @@ class StrategyAdmin(RunNowMixin, ServiceAdmin):
             *super().get_urls(),
         ]
 
-    def run_now(self, request) -> str:
+    def run_now(self, request) -> tuple[str, int]:
         return evaluation_message(automation.strategies_evaluate())
 
     @admin.display(description="strategy of")
@@ -274,7 +281,7 @@ class StrategyRunAdmin(RunNowMixin, OutcomeAdmin):
     ordering = ("-due_date", "-claimed_at")
     show_full_result_count = False
 
-    def run_now(self, request) -> str:
+    def run_now(self, request) -> tuple[str, int]:
         return evaluation_message(automation.strategies_evaluate())
 
     @admin.display(description="strategy of")
@@ -337,7 +344,7 @@ class SavingsPlanAdmin(RunNowMixin, ServiceAdmin):
         fields = super().get_readonly_fields(request, obj)
         return ("account", *fields) if obj is not None else fields
 
-    def run_now(self, request) -> str:
+    def run_now(self, request) -> tuple[str, int]:
         return savings_message(automation.savings_plans_run())
 
     @admin.display(description="next run date")
@@ -376,7 +383,7 @@ class SavingsPlanRunAdmin(RunNowMixin, OutcomeAdmin):
     ordering = ("-due_date", "-claimed_at")
     show_full_result_count = False
 
-    def run_now(self, request) -> str:
+    def run_now(self, request) -> tuple[str, int]:
         return savings_message(automation.savings_plans_run())
 
     @admin.display(description="account", ordering="savings_plan__account__client_id")

@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from core import formatting
+from core.counting import CappedCountAdminMixin
 from portfolios.admin.base import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 from portfolios.forms import ServiceModelForm
 
@@ -57,9 +58,10 @@ def _transition_action(target: str):
 
 
 @admin.register(TradeOrder)
-class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
+class TradeOrderAdmin(CappedCountAdminMixin, ExactSearchMixin, ReadOnlyAdmin):
     """Trade orders are written by executions and portfolio orders; operators move them
-    along the status flow (trade_orders_transition), export them and build the blotter."""
+    along the status flow (trade_orders_transition), export them and build the blotter.
+    Millions of rows: the changelist counts them only up to a cap (core.counting)."""
 
     list_display = (
         "short_id", "client_id", "instrument_label", "side", "transaction_type", "units_text", "unit_price_text",

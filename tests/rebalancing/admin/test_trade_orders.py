@@ -286,3 +286,23 @@ def test_the_changelist_query_count_does_not_grow_with_the_rows(admin_client, in
     add(90)
     assert TradeOrder.objects.count() == 100
     assert [_queries(admin_client, p) for p in paths] == ten
+
+
+def test_the_changelist_counts_only_up_to_a_cap(admin_client, book, monkeypatch):
+    """No COUNT(*) of the whole table on a page: the rows are counted up to the page's
+    end plus COUNT_AHEAD (0 here, 2 rows a page); beyond, the list says "more than"."""
+    from rebalancing.admin.orders import TradeOrderAdmin
+
+    monkeypatch.setattr("core.counting.COUNT_AHEAD", 0)
+    monkeypatch.setattr(TradeOrderAdmin, "list_per_page", 2)
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(CHANGELIST)
+    assert len(listed(response)) == 2
+    assert "more than 2 trade orders" in response.content.decode()
+    [count] = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert "LIMIT 3" in count.upper()
+    response = admin_client.get(CHANGELIST + "?p=2")
+    assert len(listed(response)) == 2 and "more than 4 trade orders" in response.content.decode()
+    response = admin_client.get(CHANGELIST + "?p=3")
+    assert len(listed(response)) == 2 and "6 trade orders" in response.content.decode()
+    assert "more than" not in response.content.decode()
