@@ -69,12 +69,12 @@ def orders_add(total: int) -> None:
         INSERT INTO rebalancing_tradeorder (
             id, account_id, instrument_id, side, transaction_type, units, unit_price, trade_amount, currency,
             execution_method, status, execution_id, created_at, updated_at)
-        SELECT gen_random_uuid(), a.ids[1 + (g * 7919) %% a.n], i.ids[1 + g %% i.n],
+        SELECT gen_random_uuid(), a.ids[(1 + (g::bigint * 7919) %% a.n)::int], i.ids[(1 + g %% i.n)::int],
                CASE WHEN g %% 2 = 0 THEN 'BUY' ELSE 'SELL' END, CASE WHEN g %% 2 = 0 THEN 'BUY' ELSE 'SELL' END,
-               1 + g %% 50, 100.25, (1 + g %% 50) * 100.25, i.cur[1 + g %% i.n], 'UNITS',
+               1 + g %% 50, 100.25, (1 + g %% 50) * 100.25, i.cur[(1 + g %% i.n)::int], 'UNITS',
                CASE WHEN g %% 20 = 0 THEN 'OPEN' WHEN g %% 20 = 1 THEN 'ACCEPTED' WHEN g %% 20 = 2 THEN 'CANCELLED'
                     ELSE 'SETTLED' END,
-               e.ids[1 + (g / 5000) %% e.n],
+               e.ids[(1 + (g / 5000) %% e.n)::int],
                now() - ((%(total)s - g) / 5000) * interval '2 hours', now() - ((%(total)s - g) / 5000) * interval '2 hours'
         FROM a, i, e, generate_series(%(start)s, %(stop)s) AS g
     """

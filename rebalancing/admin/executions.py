@@ -176,7 +176,8 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
             "error", "created_at", "started_at", "finished_at",
         )}),
         ("Approval (four eyes)", {"fields": (
-            "held", "approval_currency", "approval_gross_limit", "approval_order_limit", "gross_amount", "order_count",
+            "held", "approval_currency", "approval_gross_limit_text", "approval_order_limit", "gross_amount_text",
+            "order_count",
             "approval_reason", "approved_by", "approved_at", "approval_comment",
         )}),
     )
@@ -337,6 +338,19 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
                 ),
             )
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @admin.display(description="approval gross limit")
+    def approval_gross_limit_text(self, obj):
+        if obj.approval_gross_limit is None:
+            return "no limit"
+        return formatting.money(obj.approval_gross_limit, obj.approval_currency or "EUR")
+
+    @admin.display(description="gross amount")
+    def gross_amount_text(self, obj):
+        """Σ |trade amount| of the execution's orders in the approval currency (held executions)."""
+        if obj.gross_amount is None:
+            return "—"
+        return formatting.money(obj.gross_amount, obj.approval_currency or "EUR")
 
     @admin.display(description="execution", ordering="created_at")
     def short_id(self, obj):
