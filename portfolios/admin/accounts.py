@@ -16,11 +16,12 @@ from django.db.models import F
 from django.utils.html import format_html
 
 from core import charts, formatting
+from core.counting import CappedCountAdminMixin
 from core.errors import DomainError
 from rebalancing.admin.executions import EXECUTE_PERMISSION, rebalance_accounts_now
 from rebalancing.admin.common import AutocompleteFilter
 from rebalancing.api.serializers import result_reason
-from rebalancing.models import AccountDrift, Method
+from rebalancing.models import Method
 from rebalancing.selectors.dashboard import DRIFT_BUCKETS, reporting_currency
 from rebalancing.services import MAX_PREVIEW_ACCOUNTS, rebalance_preview
 
@@ -145,10 +146,13 @@ class OutsideBandFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
+        # A join (not pk IN (subquery), which PostgreSQL answered with a hash join over
+        # every account): with the capped count and the largest-drift order, the page is
+        # read from the drift index and the accounts fetched by primary key.
         if value == "yes":
-            return queryset.filter(pk__in=AccountDrift.objects.filter(outside_band=True).values("account_id"))
+            return queryset.filter(drift__outside_band=True)
         if value == "no":
-            return queryset.filter(pk__in=AccountDrift.objects.filter(outside_band=False, error="").values("account_id"))
+            return queryset.filter(drift__outside_band=False, drift__error="")
         if value == "unknown":
             return queryset.filter(drift__isnull=True)
         return queryset
@@ -167,12 +171,12 @@ class DriftFilter(admin.SimpleListFilter):
         if self.value() is None or not self.value().isdigit() or int(self.value()) >= len(DRIFT_BUCKETS):
             return queryset
         index = int(self.value())
-        rows = AccountDrift.objects.filter(max_drift__isnull=False)
+        queryset = queryset.filter(drift__max_drift__isnull=False)
         if index:
-            rows = rows.filter(max_drift__gte=DRIFT_BUCKETS[index - 1][1])
+            queryset = queryset.filter(drift__max_drift__gte=DRIFT_BUCKETS[index - 1][1])
         if DRIFT_BUCKETS[index][1] is not None:
-            rows = rows.filter(max_drift__lt=DRIFT_BUCKETS[index][1])
-        return queryset.filter(pk__in=rows.values("account_id"))
+            queryset = queryset.filter(drift__max_drift__lt=DRIFT_BUCKETS[index][1])
+        return queryset
 
 
 class CurrencyFilter(admin.SimpleListFilter):
@@ -191,7 +195,7 @@ class CurrencyFilter(admin.SimpleListFilter):
 
 
 @admin.register(PortfolioAccount)
-class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
+class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin):
     form = AccountForm
     inlines = [PositionInline, CashAccountInline]
     list_display = (
@@ -235,8 +239,10 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
 
     def get_ordering(self, request):
         # Looking for drift: the largest first (NULLS LAST: the unvalued at the end).
+        # The filtered rows all have a drift, so plain DESC (NULLS FIRST, as the drift
+        # indexes are built) gives the same order and lets the index serve it.
         if request.GET.get("outside_band") == "yes" or "drift" in request.GET:
-            return (F("drift__max_drift").desc(nulls_last=True), "pk")
+            return (F("drift__max_drift").desc(), "pk")
         return super().get_ordering(request)
 
     @admin.display(description="value", ordering="drift__total_value")
