@@ -123,9 +123,18 @@ def drift_rows_write(*, book: Book, account_ids, default, per_account: dict, now
         row = drift_row(book, account_id, bands[account_id], cash, now)
         if row is not None:
             rows.append(row)
+    # An upsert, in account order: two writers of the same accounts at once (two
+    # evaluations, or an evaluation and a chunk) both succeed, the last one's row stays;
+    # a delete-then-insert had the second fail on the primary key.
+    rows.sort(key=lambda row: str(row.account_id))
     with transaction.atomic():
-        AccountDrift.objects.filter(account_id__in=top).delete()
-        AccountDrift.objects.bulk_create(rows, batch_size=1000)
+        AccountDrift.objects.filter(account_id__in=top).exclude(
+            account_id__in=[row.account_id for row in rows]
+        ).delete()
+        AccountDrift.objects.bulk_create(
+            rows, batch_size=1000, update_conflicts=True, unique_fields=["account"],
+            update_fields=[f.name for f in AccountDrift._meta.concrete_fields if not f.primary_key],
+        )
     return len(rows)
 
 
