@@ -4,6 +4,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
+from core.counting import COUNT_AHEAD, capped_count, count_cap
+
 
 class MetaDataPagination(LimitOffsetPagination):
     """Two queries per page: one COUNT and the page itself.
@@ -68,3 +70,34 @@ class MetaDataPagination(LimitOffsetPagination):
                 "data": schema,
             },
         }
+
+
+class CappedCountPagination(MetaDataPagination):
+    """For lists of millions of rows (trade orders): `total_count` is counted only up to
+    COUNT_AHEAD rows past the page's end (core.counting), so no page COUNTs the whole
+    table. `meta.total_count_exact` is false when there are more rows than counted;
+    `total_count` is then a lower bound (the rows counted)."""
+
+    def get_count(self, queryset):
+        offset, limit = self.get_offset(self.request), self.get_limit(self.request)
+        self.cap = count_cap(offset, limit)
+        return capped_count(queryset, self.cap)
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        response.data["meta"]["total_count_exact"] = self.count <= self.cap
+        return response
+
+    def get_paginated_response_schema(self, schema):
+        answer = super().get_paginated_response_schema(schema)
+        meta = answer["properties"]["meta"]
+        meta["required"] = [*meta["required"], "total_count_exact"]
+        meta["properties"]["total_count"] = {
+            "type": "integer", "minimum": 0,
+            "description": f"Rows matching the query, counted up to {COUNT_AHEAD:,} past this page's end: exact when "
+            "`total_count_exact` is true, else a lower bound.",
+        }
+        meta["properties"]["total_count_exact"] = {
+            "type": "boolean", "description": "False when more rows match than were counted.",
+        }
+        return answer

@@ -19,7 +19,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.BallastAdminConfig",  # django.contrib.admin with the dashboard (config/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -131,11 +131,15 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# ISO 8601 dates and times on every admin page (config/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Project-wide static files (the cockpit's stylesheet), beside the apps' own.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -264,6 +268,11 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
 AUDITLOG_USE_FK_STRING_REPRESENTATION = True
 # REMOTE_ADDR only (set by our middleware): a client-sent X-Forwarded-For is not trusted.
 AUDITLOG_DISABLE_REMOTE_ADDR = False
+
+# The dashboard's reporting currency (docs/admin.md) and the drift band of accounts whose
+# strategy has no threshold (weight points).
+REPORTING_CURRENCY = env.str("REPORTING_CURRENCY", default="EUR")
+DRIFT_DEFAULT_BAND = env.str("DRIFT_DEFAULT_BAND", default="0.05")
 
 # Requests per user (= per token) to the API, counted in the default cache.
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1000/min")

@@ -11,12 +11,18 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.db.models import F
 from django.utils.html import format_html
 
+from core import charts, formatting
+from core.counting import CappedCountAdminMixin
 from core.errors import DomainError
 from rebalancing.admin.executions import EXECUTE_PERMISSION, rebalance_accounts_now
+from rebalancing.admin.common import AutocompleteFilter
 from rebalancing.api.serializers import result_reason
 from rebalancing.models import Method
+from rebalancing.selectors.dashboard import DRIFT_BUCKETS, reporting_currency
 from rebalancing.services import MAX_PREVIEW_ACCOUNTS, rebalance_preview
 
 from .. import selectors, services
@@ -25,12 +31,13 @@ from ..models import (
     AccountType,
     CashAccount,
     Configuration,
+    Instrument,
     PortfolioAccount,
     Position,
     RestrictionList,
     RestrictionScope,
 )
-from .base import ReadOnlyAdmin, ServiceAdmin, UUIDSearchMixin, percent, plain
+from .base import ReadOnlyAdmin, ServiceAdmin, UUIDSearchMixin, percent
 
 
 class HoldingsInline(admin.TabularInline):
@@ -94,9 +101,7 @@ class PreviewRebalanceForm(forms.Form):
 
 
 def _money(value, currency: str = "") -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.2f}{' ' + currency if currency else ''}"
+    return formatting.money(value, currency)
 
 
 _EFFECT_WORDS = {
@@ -129,13 +134,80 @@ def is_uuid(value) -> bool:
     return True
 
 
+class OutsideBandFilter(admin.SimpleListFilter):
+    """Accounts whose stored drift is outside their band (rebalancing.AccountDrift): the
+    partial index on the drift table answers it, no account is scanned."""
+
+    title = "drift band"
+    parameter_name = "outside_band"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Outside the band"), ("no", "Inside the band"), ("unknown", "Not valued"))
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        # A join (not pk IN (subquery), which PostgreSQL answered with a hash join over
+        # every account): with the capped count and the largest-drift order, the page is
+        # read from the drift index and the accounts fetched by primary key.
+        if value == "yes":
+            return queryset.filter(drift__outside_band=True)
+        if value == "no":
+            return queryset.filter(drift__outside_band=False, drift__error="")
+        if value == "unknown":
+            return queryset.filter(drift__isnull=True)
+        return queryset
+
+
+class DriftFilter(admin.SimpleListFilter):
+    """The dashboard's histogram buckets of the largest absolute drift."""
+
+    title = "largest drift"
+    parameter_name = "drift"
+
+    def lookups(self, request, model_admin):
+        return [(str(index), label) for index, (label, _) in enumerate(DRIFT_BUCKETS)]
+
+    def queryset(self, request, queryset):
+        if self.value() is None or not self.value().isdigit() or int(self.value()) >= len(DRIFT_BUCKETS):
+            return queryset
+        index = int(self.value())
+        queryset = queryset.filter(drift__max_drift__isnull=False)
+        if index:
+            queryset = queryset.filter(drift__max_drift__gte=DRIFT_BUCKETS[index - 1][1])
+        if DRIFT_BUCKETS[index][1] is not None:
+            queryset = queryset.filter(drift__max_drift__lt=DRIFT_BUCKETS[index][1])
+        return queryset
+
+
+class CurrencyFilter(admin.SimpleListFilter):
+    """Base currency, offered from the instruments' currencies (a small table) instead
+    of a DISTINCT over every account."""
+
+    title = "base currency"
+    parameter_name = "base_currency"
+
+    def lookups(self, request, model_admin):
+        currencies = set(Instrument.objects.order_by().values_list("currency", flat=True).distinct())
+        return [(c, c) for c in sorted(currencies | {reporting_currency()})]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(base_currency=self.value()) if self.value() else queryset
+
+
 @admin.register(PortfolioAccount)
-class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
+class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin):
     form = AccountForm
     inlines = [PositionInline, CashAccountInline]
-    list_display = ("client_id", "account_type", "status", "base_currency", "locked", "parent", "allocation", "created_at")
-    list_select_related = ("parent", "configuration__allocation")
-    list_filter = ("status", "account_type", "locked", "base_currency")
+    list_display = (
+        "client_id", "status", "account_type", "base_currency", "locked", "parent", "allocation",
+        "total_value_shown", "drift_shown",
+    )
+    list_select_related = ("parent", "configuration__allocation", "drift")
+    list_filter = (
+        OutsideBandFilter, DriftFilter, "status", "account_type", "locked", CurrencyFilter,
+        ("configuration__allocation", AutocompleteFilter),
+    )
+    show_facets = admin.ShowFacets.NEVER
     search_fields = ("client_id",)
     search_help_text = "Client reference (part of it) or the account's full UUID."
     autocomplete_fields = ("parent",)
@@ -160,6 +232,38 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
             return
         self.message_user(request, f"{restriction_list} assigned to {added} account(s).", messages.SUCCESS)
 
+    @property
+    def media(self):
+        # The allocation filter's autocomplete (select2).
+        return super().media + AutocompleteSelect(Configuration._meta.get_field("allocation"), self.admin_site).media
+
+    def get_ordering(self, request):
+        # Looking for drift: the largest first (NULLS LAST: the unvalued at the end).
+        # The filtered rows all have a drift, so plain DESC (NULLS FIRST, as the drift
+        # indexes are built) gives the same order and lets the index serve it.
+        if request.GET.get("outside_band") == "yes" or "drift" in request.GET:
+            return (F("drift__max_drift").desc(), "pk")
+        return super().get_ordering(request)
+
+    @admin.display(description="value", ordering="drift__total_value")
+    def total_value_shown(self, obj):
+        drift = getattr(obj, "drift", None)
+        return formatting.money(drift.total_value, drift.currency) if drift is not None else "—"
+
+    @admin.display(description="largest drift", ordering=F("drift__max_drift").desc(nulls_last=True))
+    def drift_shown(self, obj):
+        """Stored by the daily evaluation and after each execution (never computed here)."""
+        drift = getattr(obj, "drift", None)
+        if drift is None:
+            return "—"
+        if drift.error:
+            return format_html('<span class="ballast-alert" title="{}">not valued</span>', drift.error)
+        text = formatting.percent(drift.max_drift)
+        title = f"{drift.max_drift_line}; band {drift.band}; as of {drift.as_of:%Y-%m-%d}"
+        if drift.outside_band:
+            return format_html('<strong class="ballast-alert" title="{}">{} ▲ outside band</strong>', title, text)
+        return format_html('<span title="{}">{}</span>', title, text)
+
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
         if obj is not None:
@@ -181,7 +285,11 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
         extra_context = dict(extra_context or {})
         # The account's automation (strategy, next date, drift vs threshold, last automatic
         # execution) lives on the strategy admin's schedule page.
-        if request.user.has_perm("rebalancing.view_strategy") and is_uuid(object_id):
+        follows_model = is_uuid(object_id) and Configuration.objects.filter(
+            account_id=object_id, account__parent__isnull=True
+        ).exists()
+        # A custody account or a sub-portfolio follows no model: no schedule, no drift.
+        if request.user.has_perm("rebalancing.view_strategy") and follows_model:
             extra_context["schedule_url"] = reverse("admin:rebalancing_strategy_schedule", args=[object_id])
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -229,15 +337,16 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
             return exc.detail
         if valuation is None:
             return "—"
-        context = {"on_date": on_date, "error": valuation.error}
+        follows_model = getattr(obj, "configuration", None) is not None
+        context = {"on_date": on_date, "error": valuation.error, "follows_model": follows_model}
         if not valuation.error:
             context.update(
-                total_value=f"{valuation.total_value:,.2f} {valuation.currency}",
-                cash_value=f"{valuation.cash_value:,.2f} {valuation.currency}",
+                total_value=formatting.money(valuation.total_value, valuation.currency),
+                cash_value=formatting.money(valuation.cash_value, valuation.currency),
                 lines=[
                     {
                         "instrument": line.instrument,
-                        "value": f"{line.value:,.2f}",
+                        "value": formatting.money(line.value, valuation.currency, code=False),
                         "target": percent(line.target_weight),
                         "actual": percent(line.actual_weight),
                         "drift": percent(line.drift, sign=True),
@@ -245,6 +354,13 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
                     for line in valuation.lines
                 ],
             )
+            if follows_model:
+                context["chart"] = charts.paired_bar_chart(
+                    [{"label": line.instrument, "values": (line.target_weight, line.actual_weight)}
+                     for line in valuation.lines],
+                    title="Target and actual weight", series=("target", "actual"), chart_id="chart-account-weights",
+                    value_text=formatting.percent,
+                )
         return render_to_string("admin/portfolios/portfolioaccount/valuation.html", context)
 
     @admin.action(description="Lock selected accounts", permissions=["change"])
@@ -333,9 +449,9 @@ class PortfolioAccountAdmin(UUIDSearchMixin, ServiceAdmin):
                     "name": instrument.name if instrument else str(order.instrument_id),
                     "side": order.side,
                     "transaction_type": order.transaction_type,
-                    "units": plain(order.units),
-                    "unit_price": plain(order.unit_price),
-                    "trade_amount": plain(order.trade_amount),
+                    "units": formatting.units(order.units, instrument.block_size if instrument else None),
+                    "unit_price": formatting.price(order.unit_price),
+                    "trade_amount": formatting.money(order.trade_amount, order.currency, code=False),
                     "currency": order.currency,
                     "execution_method": order.execution_method,
                 })

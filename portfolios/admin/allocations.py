@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core import charts
 from rebalancing.admin.executions import EXECUTE_PERMISSION, rebalance_allocations_now
 from rebalancing.selectors.book import allocation_constituents
 from rebalancing.services import global_preferences
@@ -166,7 +167,7 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
                 "version": version,
                 "url": reverse("admin:portfolios_allocationversion_change", args=[version.pk]),
                 "weight_type": _period(version),
-                "lines": [(line.instrument.label, plain(line.weight)) for line in version.lines.all()],
+                "lines": [(line.instrument.label, percent(line.weight)) for line in version.lines.all()],
                 "is_current": version.pk == allocation.current_version_id,
             }
             for version in versions
@@ -195,12 +196,18 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
                 {
                     "instrument": line["instrument"].label,
                     "name": line["instrument"].name,
-                    "weight": plain(line["weight"]),
+                    "weight": percent(line["weight"]),
                     "floating_weight": plain(line["floating_weight"]),
                     "floating_percent": percent(line["floating_weight"]),
                 }
                 for line in data["constituents"]
             ],
+            chart=charts.paired_bar_chart(
+                [{"label": line["instrument"].name, "values": (line["weight"], line["floating_weight"])}
+                 for line in data["constituents"]],
+                title="Target and floating weights", series=("target", "floating"),
+                chart_id="chart-allocation-weights", value_text=percent,
+            ),
         )
         return panel
 
@@ -245,9 +252,9 @@ class AllocationAdmin(UUIDSearchMixin, ServiceAdmin):
         rows = AllocationLine.objects.filter(version_id=obj.current_version_id).values_list("instrument__type", "weight")
         base = sum((w for t, w in rows if t != InstrumentType.FUTURE), Decimal(0))
         futures = sum((w for t, w in rows if t == InstrumentType.FUTURE), Decimal(0))
-        text = f"{plain(base)} (non-future lines)"
+        text = f"{percent(base)} (non-future lines)"
         if futures:
-            text += f"; futures add {plain(futures)} of exposure on top"
+            text += f"; futures add {percent(futures)} of exposure on top"
         return text
 
     def get_deleted_objects(self, objs, request):

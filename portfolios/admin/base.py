@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from audit.history import AuditHistoryMixin
+from core import formatting
 from core.ids import parse_uuid
 
 
@@ -70,10 +71,8 @@ class UUIDSearchMixin:
 
 
 def percent(value, places: int = 2, sign: bool = False) -> str:
-    """0.1234 → "12.34 %" (weights are stored as fractions of 1)."""
-    if value is None:
-        return "—"
-    return f"{value * 100:{'+' if sign else ''}.{places}f} %"
+    """0.1234 → "12.34 %" (weights are stored as fractions of 1), thousands grouped."""
+    return formatting.percent(value, places, sign)
 
 
 def plain(value) -> str:

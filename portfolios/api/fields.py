@@ -60,7 +60,8 @@ class QuoteTimeField(serializers.Field):
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError as exc:
-            raise serializers.ValidationError(f"{value} is not a valid date-time: {exc}", code="invalid") from exc
+            raise serializers.ValidationError(f"{value} is not a valid date-time ({exc}): {QUOTE_TIME_MESSAGE}",
+                                              code="invalid") from exc
         day = moment.astimezone(UTC).date()
         if not EARLIEST <= day <= LATEST:
             raise serializers.ValidationError(RANGE_MESSAGE, code="invalid")

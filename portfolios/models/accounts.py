@@ -1,6 +1,8 @@
 import uuid
 
 from django.db import models
+
+from core.formatting import money, related, units
 from django.db.models import Q
 
 from .allocations import Allocation
@@ -66,7 +68,7 @@ class Position(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.units} × {self.instrument_id}"
+        return f"{units(self.units)} × {related(self, 'instrument', lambda i: i.name)}"
 
 
 class CashAccount(models.Model):
@@ -87,7 +89,7 @@ class CashAccount(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.balance} {self.currency} ({self.kind})"
+        return f"{money(self.balance, self.currency)} ({self.kind})"
 
 
 class Configuration(models.Model):

@@ -2,6 +2,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+
+from core.formatting import percent, related
 from django.db.models import F, Q
 
 from .fields import WEIGHT, validate_currency
@@ -108,4 +110,4 @@ class AllocationLine(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.instrument_id} {self.weight}"
+        return f"{related(self, 'instrument', lambda i: i.name)} {percent(self.weight)}"

@@ -16,7 +16,8 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from portfolios.admin.base import ReadOnlyAdmin, ServiceAdmin, percent, plain
+from core import formatting
+from portfolios.admin.base import ReadOnlyAdmin, ServiceAdmin, percent
 from portfolios.forms import ServiceModelForm
 from portfolios.models import PortfolioAccount
 
@@ -42,7 +43,8 @@ class RunNowMixin:
 
     run_label = ""
 
-    def run_now(self, request) -> str:
+    def run_now(self, request) -> tuple[str, int]:
+        """Run the job: (message, level); a run with failures is a warning, never green."""
         raise NotImplementedError
 
     def get_urls(self):
@@ -56,7 +58,8 @@ class RunNowMixin:
     def run_now_view(self, request):
         if not request.user.has_perm(RUN_PERMISSION):
             raise PermissionDenied
-        self.message_user(request, self.run_now(request), messages.SUCCESS)
+        message, level = self.run_now(request)
+        self.message_user(request, message, level)
         opts = self.model._meta
         return redirect(f"admin:{opts.app_label}_{opts.model_name}_changelist")
 
@@ -72,20 +75,25 @@ class RunNowMixin:
         return super().changelist_view(request, extra_context)
 
 
-def evaluation_message(summary: automation.EvaluationSummary) -> str:
+def _level(failed: int) -> int:
+    return messages.WARNING if failed else messages.SUCCESS
+
+
+def evaluation_message(summary: automation.EvaluationSummary) -> tuple[str, int]:
     return (
         f"Evaluation of {summary.on_date:%Y-%m-%d}: {summary.claimed} due date(s) claimed, "
         f"{len(summary.executions)} execution(s) created for {summary.accounts} account(s), "
         f"{summary.failed} failed; {summary.accounts_valued} account(s) valued for their drift."
         + (f" {summary.already_claimed} due date(s) were taken by another run meanwhile." if summary.already_claimed else "")
-    )
+    ), _level(summary.failed)
 
 
-def savings_message(summary: automation.SavingsPlanSummary) -> str:
+def savings_message(summary: automation.SavingsPlanSummary) -> tuple[str, int]:
+    failed = f"{summary.failed} of {summary.due} FAILED (the reason is on each run below)" if summary.failed else "none failed"
     return (
         f"Savings plans of {summary.on_date:%Y-%m-%d}: {summary.due} due, {summary.executed} portfolio order(s) "
-        f"placed, {summary.failed} failed (the reason is on each run)."
-    )
+        f"placed, {failed}."
+    ), _level(summary.failed)
 
 
 # --- Strategies -----------------------------------------------------------------------------
@@ -147,7 +155,7 @@ class StrategyAdmin(RunNowMixin, ServiceAdmin):
             *super().get_urls(),
         ]
 
-    def run_now(self, request) -> str:
+    def run_now(self, request) -> tuple[str, int]:
         return evaluation_message(automation.strategies_evaluate())
 
     @admin.display(description="strategy of")
@@ -241,7 +249,7 @@ class StrategyAdmin(RunNowMixin, ServiceAdmin):
             ],
             "absolute_limit": percent(strategy.absolute_drift) if strategy and strategy.absolute_drift else None,
             "relative_limit": percent(strategy.relative_drift, 1) if strategy and strategy.relative_drift else None,
-            "total_value": plain(schedule.total_value) if schedule.total_value is not None else None,
+            "total_value": formatting.money(schedule.total_value, account.base_currency) if schedule.total_value is not None else None,
             "may_run_now": request.user.has_perm(RUN_PERMISSION),
             "run_now_url": reverse("admin:rebalancing_strategy_run_now"),
         }
@@ -273,7 +281,7 @@ class StrategyRunAdmin(RunNowMixin, OutcomeAdmin):
     ordering = ("-due_date", "-claimed_at")
     show_full_result_count = False
 
-    def run_now(self, request) -> str:
+    def run_now(self, request) -> tuple[str, int]:
         return evaluation_message(automation.strategies_evaluate())
 
     @admin.display(description="strategy of")
@@ -336,7 +344,7 @@ class SavingsPlanAdmin(RunNowMixin, ServiceAdmin):
         fields = super().get_readonly_fields(request, obj)
         return ("account", *fields) if obj is not None else fields
 
-    def run_now(self, request) -> str:
+    def run_now(self, request) -> tuple[str, int]:
         return savings_message(automation.savings_plans_run())
 
     @admin.display(description="next run date")
@@ -375,7 +383,7 @@ class SavingsPlanRunAdmin(RunNowMixin, OutcomeAdmin):
     ordering = ("-due_date", "-claimed_at")
     show_full_result_count = False
 
-    def run_now(self, request) -> str:
+    def run_now(self, request) -> tuple[str, int]:
         return savings_message(automation.savings_plans_run())
 
     @admin.display(description="account", ordering="savings_plan__account__client_id")
@@ -384,4 +392,4 @@ class SavingsPlanRunAdmin(RunNowMixin, OutcomeAdmin):
 
     @admin.display(description="amount")
     def amount(self, obj):
-        return f"{plain(obj.savings_plan.cash_amount)} {obj.savings_plan.currency}"
+        return formatting.money(obj.savings_plan.cash_amount, obj.savings_plan.currency)

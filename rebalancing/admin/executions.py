@@ -18,13 +18,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from core import formatting
+from core.charts import line_chart
 from core.errors import DomainError
 from core.ids import parse_uuid
-from portfolios.admin.base import ReadOnlyAdmin, UUIDSearchMixin, plain
+from portfolios.admin.base import ReadOnlyAdmin, UUIDSearchMixin
 from portfolios.models import AccountStatus, Configuration, PortfolioAccount
 
 from ..models import EXECUTION_ENDED, Execution, ExecutionResult, ExecutionStatus, Method, TradeOrder, Trigger
 from ..services import MAX_EXECUTION_ACCOUNTS, execution_cancel, execution_create
+from ..selectors.progress import execution_progress_series
 from ..services.approval import APPROVE_PERMISSION, execution_approve, execution_reject
 from .common import money_text, plural, short_id
 
@@ -75,9 +78,9 @@ def results_page(execution: Execution, *, page_number, status: str = "") -> dict
                 "name": order.instrument.name,
                 "side": order.side,
                 "transaction_type": order.transaction_type,
-                "units": plain(order.units),
-                "unit_price": plain(order.unit_price),
-                "trade_amount": plain(order.trade_amount),
+                "units": formatting.units(order.units, order.instrument.block_size),
+                "unit_price": formatting.price(order.unit_price),
+                "trade_amount": formatting.money(order.trade_amount, order.currency, code=False),
                 "currency": order.currency,
                 "execution_method": order.execution_method,
                 "status": order.status,
@@ -108,6 +111,28 @@ def results_page(execution: Execution, *, page_number, status: str = "") -> dict
 def execution_progress(status: str, done: int, total: int) -> dict:
     """What the progress endpoint answers and the detail page starts from."""
     return {"status": status, "done": done, "total": total}
+
+
+def _elapsed(seconds) -> str:
+    seconds = int(round(float(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def progress_chart(execution, total: int) -> str:
+    """The line chart of accounts done over time (one query), with the rate in its title."""
+    series = execution_progress_series(execution=execution)
+    title = "Accounts done over time"
+    if series.rate:
+        title += f" ({series.rate:,.1f} accounts/s"
+        left = total - series.points[-1][1]
+        title += f", about {_elapsed(left / series.rate)} left)" if left > 0 else ")"
+    return line_chart(
+        series.points, title=title, y_max=total or 1, width=640, height=200, chart_id="chart-execution-progress",
+        x_text=lambda x: _elapsed(x), y_text=lambda y: f"{y:,}",
+    ) + format_html('<p class="help" id="execution-progress-caption">{}</p>', title)
 
 
 class DecisionForm(forms.Form):
@@ -151,7 +176,8 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
             "error", "created_at", "started_at", "finished_at",
         )}),
         ("Approval (four eyes)", {"fields": (
-            "held", "approval_currency", "approval_gross_limit", "approval_order_limit", "gross_amount", "order_count",
+            "held", "approval_currency", "approval_gross_limit_text", "approval_order_limit", "gross_amount_text",
+            "order_count",
             "approval_reason", "approved_by", "approved_at", "approval_comment",
         )}),
     )
@@ -181,14 +207,22 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
         ]
 
     def progress_view(self, request, object_id):
-        """{status, done, total} as JSON, for the detail page's progress bar (one query)."""
+        """{status, done, total, chart} as JSON, for the detail page's progress bar and
+        its line chart of accounts done over time (two queries)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         execution_id = parse_uuid(object_id)
-        row = Execution.objects.filter(pk=execution_id).values("status", "done", "total").first() if execution_id else None
-        if row is None:
+        execution = (
+            Execution.objects.filter(pk=execution_id).only("status", "done", "total", "started_at", "created_at").first()
+            if execution_id else None
+        )
+        if execution is None:
             raise Http404("No such execution.")
-        return JsonResponse(execution_progress(**row))
+        return JsonResponse({
+            **execution_progress(execution.status, execution.done, execution.total),
+            "status_label": execution.get_status_display(),
+            "chart": progress_chart(execution, execution.total),
+        })
 
     def cancel_view(self, request, object_id):
         if not self.has_execute_rebalance_permission(request):
@@ -292,6 +326,7 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
                 approve_url=reverse("admin:rebalancing_execution_approve", args=[obj.pk]),
                 reject_url=reverse("admin:rebalancing_execution_reject", args=[obj.pk]),
                 progress=execution_progress(obj.status, obj.done, obj.total),
+                progress_chart=progress_chart(obj, obj.total),
                 polling=obj.status in POLLED_STATUSES,
                 progress_url=reverse("admin:rebalancing_execution_progress", args=[obj.pk]),
                 cancel_url=reverse("admin:rebalancing_execution_cancel", args=[obj.pk]),
@@ -303,6 +338,19 @@ class ExecutionAdmin(UUIDSearchMixin, ReadOnlyAdmin):
                 ),
             )
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @admin.display(description="approval gross limit")
+    def approval_gross_limit_text(self, obj):
+        if obj.approval_gross_limit is None:
+            return "no limit"
+        return formatting.money(obj.approval_gross_limit, obj.approval_currency or "EUR")
+
+    @admin.display(description="gross amount")
+    def gross_amount_text(self, obj):
+        """Σ |trade amount| of the execution's orders in the approval currency (held executions)."""
+        if obj.gross_amount is None:
+            return "—"
+        return formatting.money(obj.gross_amount, obj.approval_currency or "EUR")
 
     @admin.display(description="execution", ordering="created_at")
     def short_id(self, obj):
@@ -403,10 +451,10 @@ def _started_message(execution: Execution) -> str:
             "no account to rebalance" if not execution.total
             else f"all {plural(execution.total, 'account')} already in another running execution (FAILED results)"
         )
-        return f"Execution {execution.pk} ended at once ({execution.status}): {why}."
+        return f"Execution {short_id(execution.pk)} ended at once ({execution.status}): {why}."
     refused = execution.done
     return (
-        f"Execution {execution.pk} started ({execution.method}, {execution.rebalance_date:%Y-%m-%d}) for "
+        f"Execution {short_id(execution.pk)} started ({execution.method}, {execution.rebalance_date:%Y-%m-%d}) for "
         f"{plural(execution.total, 'account')}"
         + (f"; {refused} already in another running execution got a FAILED result." if refused else ".")
     )

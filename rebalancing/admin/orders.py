@@ -17,7 +17,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from portfolios.admin.base import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin, plain
+from core import formatting
+from core.counting import CappedCountAdminMixin
+from portfolios.admin.base import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 from portfolios.forms import ServiceModelForm
 
 from ..models import Initiation, PortfolioOrder, TradeOrder, TradeOrderStatus
@@ -72,9 +74,10 @@ class TransactionTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(TradeOrder)
-class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
+class TradeOrderAdmin(CappedCountAdminMixin, ExactSearchMixin, ReadOnlyAdmin):
     """Trade orders are written by executions and portfolio orders; operators move them
-    along the status flow (trade_orders_transition), export them and build the blotter."""
+    along the status flow (trade_orders_transition), export them and build the blotter.
+    Millions of rows: the changelist counts them only up to a cap (core.counting)."""
 
     list_display = (
         "short_id", "client_id", "instrument_label", "side", "transaction_type", "units_text", "unit_price_text",
@@ -147,15 +150,15 @@ class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="units", ordering="units")
     def units_text(self, obj):
-        return plain(obj.units)
+        return formatting.units(obj.units, obj.instrument.block_size)
 
     @admin.display(description="unit price")
     def unit_price_text(self, obj):
-        return plain(obj.unit_price)
+        return formatting.price(obj.unit_price)
 
     @admin.display(description="trade amount", ordering="trade_amount")
     def trade_amount_text(self, obj):
-        return plain(obj.trade_amount)
+        return formatting.money(obj.trade_amount, obj.currency, code=False)
 
     @admin.display(description="execution")
     def execution_link(self, obj):
@@ -247,7 +250,8 @@ class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
             "rows": [
                 {
                     "isin": row.isin or "—", "name": row.name, "side": row.side, "currency": row.currency,
-                    "orders": row.orders, "units": plain(row.units), "trade_amount": plain(row.trade_amount),
+                    "orders": row.orders, "units": formatting.number(row.units),
+                    "trade_amount": formatting.money(row.trade_amount, row.currency, code=False),
                     "instrument_id": row.instrument_id,
                     "url": changelist_url + changelist.get_query_string({
                         "instrument__id__exact": row.instrument_id, "side__exact": row.side, "currency": row.currency,
@@ -256,7 +260,7 @@ class TradeOrderAdmin(ExactSearchMixin, ReadOnlyAdmin):
                 for row in rows
             ],
             "totals": [
-                {**total, "trade_amount": plain(total["trade_amount"])}
+                {**total, "trade_amount": formatting.money(total["trade_amount"], total.get("currency", ""), code=False)}
                 for total in selectors_orders.blotter_totals(rows)
             ],
             "csv_url": reverse("admin:rebalancing_tradeorder_blotter_csv") + query,
@@ -428,4 +432,4 @@ class PortfolioOrderAdmin(ExactSearchMixin, ServiceAdmin):
 
     @admin.display(description="amount", ordering="cash_amount")
     def amount(self, obj):
-        return plain(obj.cash_amount)
+        return formatting.money(obj.cash_amount, obj.currency, code=False)

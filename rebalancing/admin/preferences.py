@@ -47,6 +47,16 @@ def _shown(value) -> str:
     return str(value)
 
 
+def _json_or_blank(field):
+    """The JSON field's prepare_value, showing nothing (not "null") for an empty value."""
+    prepare = field.prepare_value
+
+    def prepare_value(value):
+        return "" if value is None or value == "null" else prepare(value)
+
+    return prepare_value
+
+
 class PreferencesForm(ServiceModelForm):
     """The global row (no account field) or one account's overrides."""
 
@@ -66,6 +76,13 @@ class PreferencesForm(ServiceModelForm):
         if "account" in self.fields:
             self.fields["account"].required = True
             self.fields["account"].help_text = "The account these overrides apply to (and to no other)."
+        # No "null" in an empty JSON box, no "Unknown" in a yes/no that inherits.
+        if "default_decimals" in self.fields:
+            self.fields["default_decimals"].prepare_value = _json_or_blank(self.fields["default_decimals"])
+        if "filter_by_min_max" in self.fields:
+            self.fields["filter_by_min_max"].widget.choices = (
+                ("unknown", "— inherited —"), ("true", "Yes"), ("false", "No"),
+            )
         # Say what an empty field stands for: the value it inherits.
         if self.instance.is_global:
             inherited, source = BUILT_IN, "built-in default"
@@ -154,6 +171,11 @@ class RebalancePreferencesAdmin(ServiceAdmin):
                 return redirect("admin:rebalancing_rebalancepreferences_changelist")
             row = services.preferences_replace(values={}, user=request.user)
         return redirect("admin:rebalancing_rebalancepreferences_change", row.pk)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.is_global:  # a single row: nothing to "add another" of
+            context = {**context, "show_save_and_add_another": False}
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
+from config.api.pagination import CappedCountPagination
 from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import CurrencyCodeField, DecimalString
 from portfolios.api.filters import InstrumentReferencesFilter
@@ -155,6 +156,7 @@ TRANSITIONS_DESCRIPTION = (
 class TradeOrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     queryset = TradeOrder.objects.select_related("instrument").order_by("-created_at", "-id")
     serializer_class = TradeOrderSerializer
+    pagination_class = CappedCountPagination  # no COUNT(*) of millions of rows per page
     filterset_class = TradeOrderFilter
     lookup_url_kwarg = "order_id"
     noun = "trade order"

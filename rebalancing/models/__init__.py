@@ -1,4 +1,5 @@
 from .automation import ClaimOutcome, SavingsInterval, SavingsPlan, SavingsPlanRun, Strategy, StrategyRun, StrategyType
+from .drift import AccountDrift
 from .executions import (
     EXECUTION_ENDED,
     AccountLease,
@@ -22,6 +23,7 @@ from .orders import (
 from .preferences import AvailableCash, FxMode, Method, OrderBasis, RebalancePreferences
 
 __all__ = [
+    "AccountDrift",
     "EXECUTION_ENDED",
     "AccountLease",
     "AvailableCash",

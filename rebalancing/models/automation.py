@@ -3,6 +3,8 @@
 import uuid
 
 from django.db import models
+
+from core.formatting import money, related
 from django.db.models import Q
 from django.utils import timezone
 
@@ -65,7 +67,10 @@ class Strategy(models.Model):
         ]
 
     def __str__(self):
-        owner = f"configuration of {self.configuration_id}" if self.configuration_id else f"allocation {self.allocation_id}"
+        owner = (
+            f"account {related(self, 'configuration', lambda c: related(c, 'account', lambda a: a.client_id))}"
+            if self.configuration_id else f"allocation {related(self, 'allocation')}"
+        )
         return f"{self.type} strategy ({owner})"
 
 
@@ -93,7 +98,7 @@ class StrategyRun(models.Model):
         constraints = [models.UniqueConstraint(fields=["strategy", "due_date"], name="strategyrun_once_per_due_date")]
 
     def __str__(self):
-        return f"{self.strategy_id} {self.due_date}: {self.outcome}"
+        return f"{related(self, 'strategy')} {self.due_date}: {self.outcome}"
 
 
 class SavingsInterval(models.TextChoices):
@@ -134,7 +139,7 @@ class SavingsPlan(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.interval} {self.cash_amount} {self.currency} for {self.account_id}"
+        return f"{self.interval} {money(self.cash_amount, self.currency)} for {related(self, 'account', lambda a: a.client_id)}"
 
 
 class SavingsPlanRun(models.Model):
@@ -154,4 +159,4 @@ class SavingsPlanRun(models.Model):
         constraints = [models.UniqueConstraint(fields=["savings_plan", "due_date"], name="savingsplanrun_once_per_due_date")]
 
     def __str__(self):
-        return f"{self.savings_plan_id} {self.due_date}: {self.outcome}"
+        return f"{related(self, 'savings_plan')} {self.due_date}: {self.outcome}"

@@ -5,6 +5,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+
+from core.formatting import related, short_id
 from django.db.models import Q
 from django.utils import timezone
 
@@ -144,7 +146,7 @@ class ExecutionChunk(models.Model):
         constraints = [models.UniqueConstraint(fields=["execution", "number"], name="chunk_unique_number")]
 
     def __str__(self):
-        return f"chunk {self.number} of {self.execution_id}"
+        return f"chunk {self.number} of execution {short_id(self.execution_id)}"
 
 
 class ResultStatus(models.TextChoices):
@@ -180,7 +182,7 @@ class ExecutionResult(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.account_id}: {self.status}"
+        return f"{related(self, 'account', lambda a: a.client_id)}: {self.status}"
 
 
 class AccountLease(models.Model):
@@ -205,4 +207,4 @@ class AccountLease(models.Model):
         indexes = [models.Index(fields=["execution"])]
 
     def __str__(self):
-        return f"{self.account_id} held by {self.execution_id}"
+        return f"{related(self, 'account', lambda a: a.client_id)} held by execution {short_id(self.execution_id)}"

@@ -5,6 +5,8 @@ import uuid
 from django.conf import settings
 from django.contrib.postgres.functions import TransactionNow
 from django.db import models
+
+from core.formatting import money, related, units
 from django.db.models import Q
 from django.utils import timezone
 
@@ -121,7 +123,7 @@ class TradeOrder(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.side} {self.units} {self.instrument_id} ({self.status})"
+        return f"{self.side} {units(self.units)} {related(self, 'instrument', lambda i: i.name)} for {related(self, 'account', lambda a: a.client_id)} ({self.status})"
 
 
 class PortfolioOrderStatus(models.TextChoices):
@@ -164,4 +166,4 @@ class PortfolioOrder(models.Model):
         constraints = [models.CheckConstraint(condition=Q(cash_amount__gt=0), name="portfolioorder_amount_positive")]
 
     def __str__(self):
-        return f"{self.side} {self.cash_amount} {self.currency} for {self.account_id}"
+        return f"{self.side} {money(self.cash_amount, self.currency)} for {related(self, 'account', lambda a: a.client_id)}"

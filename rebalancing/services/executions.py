@@ -46,6 +46,7 @@ from ..models import (
 from ..selectors.book import book_load
 from . import approval, bulk
 from .audit_trail import execution_audit
+from .drift import drift_rows_write
 from .preferences import approval_thresholds, book_options, preferences_effective
 from .preview import (
     account_ids_validate,
@@ -455,6 +456,8 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         bulk.trade_orders_write(proposals=proposals, execution_id=execution_id, now=now, cash_accounts=cash_accounts)
         totals = {}
     bulk.results_write(result_rows)
+    # The accounts' stored drift, from the book already loaded (docs/admin.md, "Drift").
+    drift_rows_write(book=book, account_ids=account_ids, default=default, per_account=per_account, now=now)
     if not held:
         bulk.leases_release(execution_id=execution_id, account_ids=account_ids)
     ExecutionChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.DONE, finished_at=now, **totals)

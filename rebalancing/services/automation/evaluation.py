@@ -18,6 +18,7 @@ from rebalancing import engine
 
 from ...models import ClaimOutcome, Strategy, StrategyRun, StrategyType, Trigger
 from ...selectors.book import book_load
+from ..drift import account_drifts_refresh
 from ..executions import MAX_EXECUTION_ACCOUNTS, execution_create
 from ..preferences import book_options, preferences_effective
 from .common import (
@@ -115,7 +116,10 @@ def strategies_evaluate(*, on_date: date | None = None, now: datetime | None = N
     today = on_date or evaluation_date(now)
     entries, strategies = _find_due(today)
     valued = _check_thresholds([e for e in entries if e.threshold], today)
-    return _claim_and_execute([e for e in entries if e.worth_recording()], today, now, strategies, valued)
+    summary = _claim_and_execute([e for e in entries if e.worth_recording()], today, now, strategies, valued)
+    # The stored drift the admin lists and counts (docs/admin.md): every configured account, once a day.
+    account_drifts_refresh(on_date=today)
+    return summary
 
 
 def _find_due(today: date) -> tuple[list[_Due], int]:

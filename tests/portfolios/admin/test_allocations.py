@@ -54,7 +54,7 @@ def test_change_page_shows_current_lines_sum_and_versions(admin_client, allocati
     assert form.initial["weight_type"] == "STATIC"
     assert form.initial["effective_from"] == timezone.localdate()
     content = response.content.decode()
-    assert "1 (non-future lines)" in content  # the saved state, computed on the server
+    assert "100.00 % (non-future lines)" in content  # the saved state, computed on the server
     assert 'id="allocation-weight-sum"' in content  # the live figure the script fills
     assert "portfolios/allocation_weights.js" in content
     assert 'id="allocation-versions"' in content and "v1</a> (current)" in content
@@ -225,7 +225,7 @@ def test_future_lines_are_outside_the_sum(admin_client, allocation, instruments)
     data = edit_page(admin_client, allocation) | {"lines-2-instrument": str(future.pk), "lines-2-weight": "0.5"}
     assert admin_client.post(url(models.Allocation, "change", allocation.pk), data).status_code == 302
     content = admin_client.get(url(models.Allocation, "change", allocation.pk)).content.decode()
-    assert "1 (non-future lines); futures add 0.5" in content
+    assert "100.00 % (non-future lines); futures add 50.00 %" in content
 
 
 def test_version_page_shows_its_lines_read_only(admin_client, allocation, instruments):

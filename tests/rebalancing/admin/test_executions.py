@@ -57,7 +57,7 @@ def test_the_detail_page_lists_each_account_with_its_orders(admin_client, make_e
     assert content.count('<tr class="order"') == 4
     assert a.isin in content and "Alpha ETF" in content and b.isin in content
     assert '<td class="number" data-units>10</td>' in content  # units without trailing zeros
-    assert '<td class="number" data-trade-amount>100</td>' in content
+    assert '<td class="number" data-trade-amount>100.00</td>' in content
     assert "1,000.00 EUR" in content and "250.00 EUR" in content and "50.50 EUR" in content
     assert url("tradeorder", "changelist") + f"?execution__id__exact={execution.pk}" in content
     assert 'id="execution-status">COMPLETED<' in content
@@ -72,12 +72,38 @@ def test_a_running_execution_polls_its_progress(admin_client, make_execution):
     assert "fetch(" in content and url("execution", "progress", execution.pk) in content
 
 
+def test_the_progress_over_time_chart_counts_the_finished_chunks(admin_client, make_execution):
+    """A line of accounts done by the time each chunk finished, with the rate so far."""
+    from datetime import timedelta
+
+    from rebalancing.models import ChunkStatus, ExecutionChunk
+
+    execution = make_execution(accounts=4, status=ExecutionStatus.RUNNING)
+    start = execution.created_at
+    Execution.objects.filter(pk=execution.pk).update(done=3, started_at=start, total=5)
+    for number, (ids, seconds) in enumerate([(["a", "b"], 10), (["c"], 20), (["d", "e"], None)]):
+        ExecutionChunk.objects.create(
+            execution=execution, number=number, account_ids=ids,
+            status=ChunkStatus.DONE if seconds else ChunkStatus.PENDING,
+            finished_at=start + timedelta(seconds=seconds) if seconds else None,
+        )
+    content = admin_client.get(url("execution", "change", execution.pk)).content.decode()
+    assert 'id="chart-execution-progress"' in content
+    # Two finished chunks: 2 accounts at 10 s, 3 at 20 s; 0.15 accounts/s, 2 left.
+    assert "<title>10 s: 2</title>" in content and "<title>20 s: 3</title>" in content
+    assert "0.1 accounts/s, about 13 s left" in content
+    answer = json.loads(admin_client.get(url("execution", "progress", execution.pk)).content)
+    assert "<title>20 s: 3</title>" in answer["chart"]
+
+
 def test_the_progress_endpoint(admin_client, client, make_execution, user_with_perms):
     execution = make_execution(accounts=4, status=ExecutionStatus.RUNNING)
     Execution.objects.filter(pk=execution.pk).update(done=3)
     response = admin_client.get(url("execution", "progress", execution.pk))
     assert response.status_code == 200
-    assert json.loads(response.content) == {"status": "RUNNING", "done": 3, "total": 4}
+    answer = json.loads(response.content)
+    assert {k: answer[k] for k in ("status", "done", "total")} == {"status": "RUNNING", "done": 3, "total": 4}
+    assert 'id="chart-execution-progress"' in answer["chart"]
     assert admin_client.get(url("execution", "progress", "00000000-0000-0000-0000-000000000000")).status_code == 404
     assert admin_client.get(url("execution", "progress", "not-a-uuid")).status_code == 404
 

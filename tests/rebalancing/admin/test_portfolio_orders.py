@@ -42,7 +42,7 @@ def test_the_changelist_and_its_filters(admin_client, order, account):
     assert response.status_code == 200
     assert {o.pk for o in response.context["cl"].result_list} == {order.pk, other.pk}
     content = response.content.decode()
-    assert "PO-1" in content and "PO-2" in content and '<td class="field-amount">500</td>' in content
+    assert "PO-1" in content and "PO-2" in content and '<td class="field-amount">500.00</td>' in content
     for query, expected in [
         ("?status__exact=CANCELLED", {other.pk}), ("?side__exact=BUY", {order.pk}),
         ("?initiation__exact=API", {order.pk}), (f"?account__id__exact={account.pk}", {order.pk}),

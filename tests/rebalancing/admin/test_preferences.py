@@ -42,6 +42,16 @@ def test_the_global_page_is_created_on_the_first_visit(admin_client):
     assert "Global default preferences" in response.content.decode()
 
 
+def test_the_global_page_shows_no_null_box_no_unknown_and_no_add_another(admin_client):
+    row = RebalancePreferences.objects.get(pk=admin_client.get(GLOBAL)["Location"].rstrip("/").split("/")[-2])
+    content = admin_client.get(change_url(row)).content.decode()
+    assert ">null</textarea>" not in content
+    assert 'name="default_decimals"' in content
+    assert "Unknown" not in content and "— inherited —" in content
+    assert "_addanother" not in content
+    assert 'name="_save"' in content
+
+
 def test_saving_the_global_page_goes_through_the_service(admin_client, superuser):
     row = RebalancePreferences.objects.get(pk=admin_client.get(GLOBAL)["Location"].rstrip("/").split("/")[-2])
     data = page_data(admin_client.get(change_url(row))) | {

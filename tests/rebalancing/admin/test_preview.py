@@ -72,13 +72,18 @@ def run_action(client, accounts, **form):
     return client.post(CHANGELIST, data)
 
 
+def number(text: str) -> Decimal:
+    """A number as the page shows it ("1,234.50") as its exact value."""
+    return Decimal(text.replace(",", ""))
+
+
 def orders_on_page(content: str) -> set[tuple]:
     rows = set()
     for match in ORDER_ROW.finditer(content):
         cells = {m["name"]: m["value"] for m in CELL.finditer(match["cells"])}
         rows.add((
-            match["account"], match["instrument"], cells["side"], cells["transaction-type"], cells["units"],
-            cells["unit-price"], cells["trade-amount"], cells["currency"], cells["execution-method"],
+            match["account"], match["instrument"], cells["side"], cells["transaction-type"], number(cells["units"]),
+            number(cells["unit-price"]), number(cells["trade-amount"]), cells["currency"], cells["execution-method"],
         ))
     return rows
 
@@ -101,12 +106,12 @@ def test_the_page_lists_every_status_and_the_orders(admin_client, book):
     assert a.isin in content and "Alpha ETF" in content
     proposed, sells, *_, in_range = book["accounts"]
     assert orders_on_page(content) == {
-        (str(in_range.pk), str(a.pk), "BUY", "BUY", "5", "10", "50", "EUR", "NET_TRADE_AMOUNT"),
-        (str(in_range.pk), str(b.pk), "BUY", "BUY", "5", "10", "50", "EUR", "NET_TRADE_AMOUNT"),
-        (str(proposed.pk), str(a.pk), "BUY", "BUY", "50", "10", "500", "EUR", "NET_TRADE_AMOUNT"),
-        (str(proposed.pk), str(b.pk), "BUY", "BUY", "50", "10", "500", "EUR", "NET_TRADE_AMOUNT"),
-        (str(sells.pk), str(a.pk), "SELL", "SELL", "50", "10", "500", "EUR", "NET_TRADE_AMOUNT"),
-        (str(sells.pk), str(b.pk), "BUY", "BUY", "50", "10", "500", "EUR", "NET_TRADE_AMOUNT"),
+        (str(in_range.pk), str(a.pk), "BUY", "BUY", Decimal("5"), Decimal("10"), Decimal("50"), "EUR", "NET_TRADE_AMOUNT"),
+        (str(in_range.pk), str(b.pk), "BUY", "BUY", Decimal("5"), Decimal("10"), Decimal("50"), "EUR", "NET_TRADE_AMOUNT"),
+        (str(proposed.pk), str(a.pk), "BUY", "BUY", Decimal("50"), Decimal("10"), Decimal("500"), "EUR", "NET_TRADE_AMOUNT"),
+        (str(proposed.pk), str(b.pk), "BUY", "BUY", Decimal("50"), Decimal("10"), Decimal("500"), "EUR", "NET_TRADE_AMOUNT"),
+        (str(sells.pk), str(a.pk), "SELL", "SELL", Decimal("50"), Decimal("10"), Decimal("500"), "EUR", "NET_TRADE_AMOUNT"),
+        (str(sells.pk), str(b.pk), "BUY", "BUY", Decimal("50"), Decimal("10"), Decimal("500"), "EUR", "NET_TRADE_AMOUNT"),
     }
     assert "<strong data-order-count>6</strong>" in content
     assert '<strong data-gross-buy="EUR">1,600.00 EUR</strong>' in content
@@ -129,8 +134,8 @@ def test_the_page_and_the_api_propose_the_same_orders(admin_client, api_client, 
         )
         assert response.status_code == 200
         from_api = {
-            (result["account_id"], o["instrument_id"], o["side"], o["transaction_type"], o["units"], o["unit_price"],
-             o["trade_amount"], o["currency"], o["execution_method"])
+            (result["account_id"], o["instrument_id"], o["side"], o["transaction_type"], Decimal(o["units"]),
+             Decimal(o["unit_price"]), Decimal(o["trade_amount"]), o["currency"], o["execution_method"])
             for result in response.json()["results"] for o in result["orders"]
         }
         assert from_api and orders_on_page(content) == from_api, method

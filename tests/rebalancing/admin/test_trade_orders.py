@@ -50,7 +50,7 @@ def test_the_changelist_shows_every_column(admin_client, book):
     assert "CL-X" in content and "CL-Y" in content
     assert f"{a.isin} Alpha ETF" in content and "Gamma Fund" in content
     assert '<td class="field-units_text">2.5</td>' in content
-    assert '<td class="field-trade_amount_text">99.9999</td>' in content
+    assert '<td class="field-trade_amount_text">100.00</td>' in content  # USD to the cent
     assert url("execution", "change", order.execution_id) in content
     assert "SELL_ALL" in content and "NET_TRADE_AMOUNT" in content and "USD" in content
     assert response.context["cl"].show_full_result_count is False
@@ -220,13 +220,13 @@ def test_the_blotter_sums_the_open_orders(admin_client, book):
         for r in response.context["rows"]
     ]
     assert rows == [  # by ISIN (none last), side, currency; the ACCEPTED buy of A is not OPEN
-        (a.pk, "BUY", "EUR", 2, "12.5", "125"),
-        (a.pk, "SELL", "EUR", 1, "1", "10"),
-        (b.pk, "SELL", "EUR", 1, "5", "100"),
-        (c.pk, "BUY", "USD", 1, "3", "99.9999"),
+        (a.pk, "BUY", "EUR", 2, "12.5", "125.00"),
+        (a.pk, "SELL", "EUR", 1, "1", "10.00"),
+        (b.pk, "SELL", "EUR", 1, "5", "100.00"),
+        (c.pk, "BUY", "USD", 1, "3", "100.00"),
     ]
     assert [(t["currency"], t["side"], t["orders"], t["trade_amount"]) for t in response.context["totals"]] == [
-        ("EUR", "BUY", 2, "125"), ("EUR", "SELL", 2, "110"), ("USD", "BUY", 1, "99.9999"),
+        ("EUR", "BUY", 2, "125.00"), ("EUR", "SELL", 2, "110.00"), ("USD", "BUY", 1, "100.00"),
     ]
     content = response.content.decode()
     assert "status: OPEN" in content
@@ -248,11 +248,11 @@ def test_the_blotter_follows_the_changelist_filter(admin_client, book):
     a = book["instruments"][0]
     response = admin_client.get(url("tradeorder", "blotter") + f"?execution__id__exact={book['execution'].pk}")
     assert [(r["instrument_id"], r["side"], r["orders"], r["units"], r["trade_amount"]) for r in response.context["rows"]] == [
-        (a.pk, "BUY", 2, "12.5", "125")
+        (a.pk, "BUY", 2, "12.5", "125.00")
     ]
     # Every status of A's buys, when the filter names no status.
     response = admin_client.get(url("tradeorder", "blotter") + f"?instrument__id__exact={a.pk}&side__exact=BUY")
-    assert [(r["orders"], r["units"], r["trade_amount"]) for r in response.context["rows"]] == [(3, "16.5", "165")]
+    assert [(r["orders"], r["units"], r["trade_amount"]) for r in response.context["rows"]] == [(3, "16.5", "165.00")]
     drill = response.context["rows"][0]["url"]
     assert listed(admin_client.get(drill)) == {
         book["orders"][k].pk for k in ("x_buy_a", "y_buy_a", "y_buy_a_accepted")
@@ -311,3 +311,23 @@ def test_fx_and_withdrawal_orders_are_filterable_and_fx_groups_by_currency_pair(
     assert [(r.name, r.side, r.currency, r.orders, r.units, r.trade_amount) for r in rows] == [
         ("FX USD/EUR", "BUY", "EUR", 2, Decimal("1320"), Decimal("1200"))
     ]
+
+
+def test_the_changelist_counts_only_up_to_a_cap(admin_client, book, monkeypatch):
+    """No COUNT(*) of the whole table on a page: the rows are counted up to the page's
+    end plus COUNT_AHEAD (0 here, 2 rows a page); beyond, the list says "more than"."""
+    from rebalancing.admin.orders import TradeOrderAdmin
+
+    monkeypatch.setattr("core.counting.COUNT_AHEAD", 0)
+    monkeypatch.setattr(TradeOrderAdmin, "list_per_page", 2)
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(CHANGELIST)
+    assert len(listed(response)) == 2
+    assert "more than 2 trade orders" in response.content.decode()
+    [count] = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert "LIMIT 3" in count.upper()
+    response = admin_client.get(CHANGELIST + "?p=2")
+    assert len(listed(response)) == 2 and "more than 4 trade orders" in response.content.decode()
+    response = admin_client.get(CHANGELIST + "?p=3")
+    assert len(listed(response)) == 2 and "6 trade orders" in response.content.decode()
+    assert "more than" not in response.content.decode()

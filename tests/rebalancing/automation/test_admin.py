@@ -5,6 +5,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.contrib import messages
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
@@ -119,7 +120,13 @@ def test_run_evaluation_now_calls_the_service_and_reports(admin_client, travel, 
 def test_run_savings_plans_now(admin_client, travel, populated):
     travel(date(2026, 4, 2))
     response = admin_client.post(url("savingsplan", "run_now"))
-    assert "Savings plans of 2026-04-02: 2 due, 1 portfolio order(s) placed, 1 failed" in messages_of(response)[0]
+    message = list(get_messages(response.wsgi_request))[0]
+    assert "Savings plans of 2026-04-02: 2 due, 1 portfolio order(s) placed, 1 of 2 FAILED" in str(message)
+    # A run with failures is a warning (yellow), never a green success banner.
+    assert message.level == messages.WARNING
+    response = admin_client.post(url("savingsplan", "run_now"), follow=True)
+    message = list(response.context["messages"])[-1]
+    assert "0 due" in str(message) and "none failed" in str(message) and message.level == messages.SUCCESS
 
 
 def test_run_now_needs_the_execute_permission_and_a_post(client, populated, user_with_perms):

@@ -5,6 +5,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from portfolios.models import AccountStatus, CashKind
@@ -333,6 +335,22 @@ def test_trade_order_list_query_count_is_fixed(api_client, configured, abc, make
     with django_assert_num_queries(4):
         response = api_client.get(TRADE_ORDERS, {"instrument_id": abc[0].isin, "account_id": str(account.pk)})
     assert response.json()["meta"]["total_count"] == len(range(0, rows, 3))
+
+
+def test_the_trade_order_list_counts_only_up_to_a_cap(api_client, orders, monkeypatch, django_assert_num_queries):
+    """No COUNT(*) of the whole table: rows are counted up to the page's end plus
+    COUNT_AHEAD (0 here), and the answer says when the count stopped there."""
+    monkeypatch.setattr("core.counting.COUNT_AHEAD", 0)
+    meta = api_client.get(TRADE_ORDERS, {"limit": 1}).json()["meta"]
+    assert meta == {"offset": 0, "limit": 1, "count": 1, "total_count": 2, "total_count_exact": False}
+    meta = api_client.get(TRADE_ORDERS, {"limit": 1, "offset": 1}).json()["meta"]
+    assert meta == {"offset": 1, "limit": 1, "count": 1, "total_count": 3, "total_count_exact": False}
+    meta = api_client.get(TRADE_ORDERS, {"limit": 2, "offset": 1}).json()["meta"]
+    assert meta == {"offset": 1, "limit": 2, "count": 2, "total_count": 3, "total_count_exact": True}
+    with CaptureQueriesContext(connection) as captured:
+        api_client.get(TRADE_ORDERS, {"limit": 1})
+    [count] = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert "LIMIT 2" in count.upper()
 
 
 @pytest.mark.parametrize("rows", [10, 100])

@@ -1,0 +1,63 @@
+"""Counts that stay cheap on large tables.
+
+A list of trade orders (millions of rows) must not COUNT(*) the whole table on every
+page. `capped_count` counts the matching rows up to a cap, through an index-friendly
+`SELECT COUNT(*) FROM (SELECT pk … LIMIT cap + 1)`: exact when the answer is at most
+`cap`, and `cap + 1` ("more than cap") otherwise. Its cost is bounded by the cap, never
+by the table.
+"""
+
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.utils.functional import cached_property
+
+# Rows counted beyond the current page before the count stops ("more than …").
+COUNT_AHEAD = 10_000
+
+
+def capped_count(queryset: QuerySet, cap: int) -> int:
+    """The number of rows of `queryset`, or `cap + 1` when there are more than `cap`. One query."""
+    return queryset.order_by().values("pk")[: cap + 1].count()
+
+
+def count_cap(offset: int, page_size: int) -> int:
+    """The cap for a page starting at `offset`: the rows up to the page's end and
+    COUNT_AHEAD more, so the next pages stay reachable."""
+    return offset + page_size + COUNT_AHEAD
+
+
+class CappedPaginator(Paginator):
+    """A paginator whose `count` is `capped_count(object_list, cap)`; `capped` says the
+    list holds more rows than counted."""
+
+    def __init__(self, object_list, per_page, *, cap: int, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.cap = cap
+
+    @cached_property
+    def count(self) -> int:
+        return capped_count(self.object_list, self.cap)
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.cap
+
+    @property
+    def count_text(self) -> str:
+        """"1,234", or "more than 10,100" when the count stopped at its cap."""
+        return f"more than {self.cap:,}" if self.capped else f"{self.count:,}"
+
+
+class CappedCountAdminMixin:
+    """A ModelAdmin whose changelist counts its rows only up to COUNT_AHEAD past the
+    page (pair it with a pagination.html that prints `cl.paginator.count_text`)."""
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        try:
+            page = max(int(request.GET.get("p", 1)), 1)
+        except ValueError:
+            page = 1
+        return CappedPaginator(
+            queryset, per_page, cap=count_cap((page - 1) * per_page, per_page), orphans=orphans,
+            allow_empty_first_page=allow_empty_first_page,
+        )

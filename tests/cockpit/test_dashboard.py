@@ -1,0 +1,114 @@
+"""The cockpit: stored drift, the dashboard as admin index (fixed queries at two book
+sizes), the account list's drift column and filters, numbers people read."""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from core import formatting
+from portfolios.models import Configuration
+from rebalancing.models import AccountDrift
+from rebalancing.selectors.dashboard import dashboard
+from rebalancing.services.drift import account_drifts_refresh
+from tests.factories import AccountFactory, CashAccountFactory, InstrumentFactory, PositionFactory, PriceFactory, make_allocation
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def book():
+    """Accounts on a 60/40 model: some balanced, some all in the first ETF (40 points off)."""
+    today = timezone.localdate()
+    a, b = InstrumentFactory(name="Alpha ETF"), InstrumentFactory(name="Beta ETF")
+    for instrument in (a, b):
+        PriceFactory(instrument=instrument, effective_at=today, value=Decimal("10"))
+    allocation = make_allocation({a: Decimal("0.6"), b: Decimal("0.4")}, name="Balanced 60/40")
+
+    def make(n: int, *, drifted: bool):
+        accounts = []
+        for _ in range(n):
+            account = AccountFactory()
+            Configuration.objects.create(account=account, allocation=allocation)
+            if drifted:
+                PositionFactory(account=account, instrument=a, units=Decimal("100"))
+            else:
+                PositionFactory(account=account, instrument=a, units=Decimal("60"))
+                PositionFactory(account=account, instrument=b, units=Decimal("40"))
+            CashAccountFactory(account=account, balance=Decimal("0"), is_default=True)
+            accounts.append(account)
+        return accounts
+
+    return {"allocation": allocation, "make": make, "a": a, "b": b}
+
+
+def test_the_refresh_stores_each_accounts_largest_drift_and_band(book):
+    balanced = book["make"](2, drifted=False)
+    drifted = book["make"](1, drifted=True)
+    custody = AccountFactory(client_id="CUSTODY-1")  # follows no model: no drift row
+    assert account_drifts_refresh() == 3
+    row = AccountDrift.objects.get(account=drifted[0])
+    assert row.max_drift == Decimal("0.4") and row.outside_band and row.total_value == Decimal("1000")
+    assert "default band" in row.band and row.max_drift_line in ("Alpha ETF", "Beta ETF")
+    assert not AccountDrift.objects.get(account=balanced[0]).outside_band
+    assert not AccountDrift.objects.filter(account=custody).exists()
+
+
+@pytest.mark.parametrize("size", [3, 30])
+def test_the_dashboard_runs_a_fixed_number_of_queries(book, size, django_assert_num_queries, superuser):
+    book["make"](size, drifted=True)
+    book["make"](size, drifted=False)
+    account_drifts_refresh()
+    with django_assert_num_queries(11):
+        board = dashboard(user=superuser)
+    assert dict(board.accounts_by_status)["ACTIVE"] == 2 * size
+    assert [(name, n) for _, name, n in board.outside_band] == [("Balanced 60/40", size)]
+    assert board.aum_by_currency == [("EUR", Decimal(2000 * size), Decimal(2000 * size))]
+
+
+def test_the_index_is_the_dashboard_with_charts_and_system_last(admin_client, book):
+    book["make"](2, drifted=True)
+    account_drifts_refresh()
+    response = admin_client.get(reverse("admin:index"))
+    content = response.content.decode()
+    assert response.status_code == 200
+    for chart in ("chart-accounts", "chart-aum", "chart-drift", "chart-outside-band", "chart-executions"):
+        assert f'id="{chart}"' in content, chart
+    assert "2,000.00 EUR" in content  # the value, in the reporting currency
+    names = [app["name"] for app in response.context["app_list"]]
+    assert names[:2] == ["Portfolios", "Rebalancing"] and names[-1] == "System"
+    assert "View site" not in content
+
+
+def test_the_account_list_sorts_and_filters_by_stored_drift(admin_client, book, django_assert_max_num_queries):
+    balanced = book["make"](2, drifted=False)
+    drifted = book["make"](1, drifted=True)
+    account_drifts_refresh()
+    changelist = reverse("admin:portfolios_portfolioaccount_changelist")
+    response = admin_client.get(changelist + "?outside_band=yes")
+    assert [a.pk for a in response.context["cl"].result_list] == [drifted[0].pk]
+    assert "40.00 % ▲ outside band" in response.content.decode()
+    response = admin_client.get(changelist + "?drift=0")  # < 1 %
+    assert {a.pk for a in response.context["cl"].result_list} == {a.pk for a in balanced}
+    response = admin_client.get(changelist + f"?configuration__allocation__id__exact={book['allocation'].pk}")
+    assert len(response.context["cl"].result_list) == 3
+
+
+def test_a_custody_account_shows_no_drift_and_no_schedule(admin_client, book):
+    custody = AccountFactory(client_id="CUSTODY-2")
+    PositionFactory(account=custody, instrument=book["a"], units=Decimal("5"))
+    content = admin_client.get(reverse("admin:portfolios_portfolioaccount_change", args=[custody.pk])).content.decode()
+    assert "follows no allocation" in content
+    assert ">Schedule<" not in content and "+100.00 %" not in content
+
+
+def test_numbers_people_read():
+    assert formatting.money(Decimal("134455.4399992"), "EUR") == "134,455.44 EUR"
+    assert formatting.money(Decimal("1234.5"), "JPY") == "1,234 JPY"
+    assert formatting.percent(Decimal("0.250000000000")) == "25.00 %"
+    assert formatting.units(Decimal("12.500000"), Decimal("0.01")) == "12.50"
+    assert formatting.units(Decimal("2.5"), Decimal("1")) == "2.5"
+    assert formatting.price(Decimal("56179.6170333420")) == "56,179.617033342"
+    ids = ["0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c"]
+    assert len({formatting.short_id(i) for i in ids}) == 2  # time-ordered UUIDs: the prefix is the same
