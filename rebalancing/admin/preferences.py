@@ -79,8 +79,10 @@ class PreferencesForm(ServiceModelForm):
         # No "null" in an empty JSON box, no "Unknown" in a yes/no that inherits.
         if "default_decimals" in self.fields:
             self.fields["default_decimals"].prepare_value = _json_or_blank(self.fields["default_decimals"])
-        if "filter_by_min_max" in self.fields:
-            self.fields["filter_by_min_max"].widget.choices = (
+        for yes_no in ("filter_by_min_max", "fx_repatriate", "use_price_connector"):
+            if yes_no not in self.fields:
+                continue
+            self.fields[yes_no].widget.choices = (
                 ("unknown", "— inherited —"), ("true", "Yes"), ("false", "No"),
             )
         # Say what an empty field stands for: the value it inherits.

@@ -18,7 +18,7 @@ from rebalancing import engine
 
 from ..models import AccountDrift, Strategy, StrategyType
 from ..selectors.book import Book, book_load
-from .preferences import preferences_effective
+from .preferences import book_options, preferences_effective
 
 # The band of an account whose strategy has no drift threshold (CALENDAR, or none):
 # 5 weight points, settings.DRIFT_DEFAULT_BAND.
@@ -79,7 +79,7 @@ def drift_row(book: Book, account_id, band, available_cash: str, now) -> Account
         return row
     try:
         valuation = engine.value_account(
-            book.snapshots[account_id], targets.lines, book.markets[account.base_currency],
+            book.snapshots[account_id], targets.lines, book.market_of(account_id),
             engine.AvailableCash(available_cash),
         )
     except engine.DataError as exc:
@@ -157,6 +157,6 @@ def account_drifts_refresh(*, account_ids=None, on_date: date | None = None) -> 
     for start in range(0, len(account_ids), REFRESH_CHUNK):
         chunk = account_ids[start:start + REFRESH_CHUNK]
         default, per_account = preferences_effective(account_ids=chunk)
-        book = book_load(account_ids=chunk, on_date=on_date, price_source=default.values["price_source"])
+        book = book_load(account_ids=chunk, on_date=on_date, **book_options(default, per_account))
         written += drift_rows_write(book=book, account_ids=chunk, default=default, per_account=per_account)
     return written
