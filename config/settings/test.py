@@ -11,6 +11,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests send hundreds of requests a minute as one user id: only tests/security throttles.
 API_THROTTLE_RATE = "1000000/min"
 CELERY_TASK_ALWAYS_EAGER = False
+# No recovery sweep thread in the test workers (rebalancing/tasks.py): tests call
+# executions_sweep themselves, and a sweeper left running by one test's worker would send
+# again the chunks of the tests that follow it in the same process.
+REBALANCE_SWEEP_SECONDS = 0
 
 # Serve static files straight from the apps: no collectstatic needed outside production.
 WHITENOISE_USE_FINDERS = True

@@ -61,9 +61,6 @@ def test_one_execution_in_the_logs_and_the_metrics(
     """Planned by the worker (a large execution: plan task, then chunks) or in the
     request (a small one: the request enqueues the chunks)."""
     settings.REBALANCE_CHUNK_SIZE = 2
-    # No recovery sweep in this worker: a chunk it sent again (it may, on a slow machine)
-    # would be a task of the sweep's, carrying no request id (tests/core, recovery tests).
-    settings.REBALANCE_SWEEP_SECONDS = 0
     if planned_by == "worker":
         settings.REBALANCE_PLAN_INLINE_MAX = 0
     settings.METRICS_TOKEN = METRICS_TOKEN
@@ -107,12 +104,14 @@ def test_one_execution_in_the_logs_and_the_metrics(
     assert post["request_id"] == "req-from-the-proxy-1" and post["status"] == 202
     assert post["execution_id"] == execution_id  # the request created it
     assert {"time", "level", "logger", "message"} <= set(post) and post["level"] == "INFO"
-    task_lines = [r for r in records if r["logger"] == "ballast.tasks"]
+    # This execution's tasks: the queue may still hold a message an earlier test in this
+    # process sent and no worker took (it runs here as a no-op, with no ids of ours).
+    task_lines = [r for r in records if r["logger"] == "ballast.tasks" and r.get("execution_id") == execution_id]
     chunks = {"rebalancing.tasks.execution_chunk_run"}
     assert {r["task"] for r in task_lines} == (chunks | {"rebalancing.tasks.execution_plan_run"} if planned_by == "worker" else chunks)
     for line in task_lines:
         # The worker's lines carry the request that started it all, their task and the execution.
-        assert line["request_id"] == "req-from-the-proxy-1", line
+        assert line.get("request_id") == "req-from-the-proxy-1", line
         assert line["execution_id"] == execution_id, line
         assert re.fullmatch(r"[0-9a-f-]{36}", line["task_id"]) and line["state"] == "SUCCESS"
     assert len({line["task_id"] for line in task_lines}) == len(task_lines) == (3 if planned_by == "worker" else 2)
