@@ -21,6 +21,7 @@ from .types import (
     CashAccount,
     CashAccountKind,
     DataError,
+    Drift,
     Effect,
     EngineError,
     ExecutionMethod,
@@ -54,7 +55,7 @@ from .types import (
     Valuation,
     WeightType,
 )
-from .valuation import drift_exceeds, value_account
+from .valuation import account_drift, drift_exceeds, value_account
 from .weights import drift_start, floating_weights, target_lines_on
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "CashAccount",
     "CashAccountKind",
     "DataError",
+    "Drift",
     "Effect",
     "EngineError",
     "ExecutionMethod",
@@ -107,6 +109,7 @@ __all__ = [
     "UnknownInstrumentError",
     "Valuation",
     "WeightType",
+    "account_drift",
     "add_months",
     "drift_exceeds",
     "drift_start",

@@ -272,11 +272,12 @@ class Group:
     outstanding orders the method counts. ``cash_cur``: the unlocked part per
     currency, in that currency (§9). ``default_currency``: the currency of the
     root account's default cash account (else the base currency): FX orders pay
-    from it.
+    from it. ``drift``: the group's ``Drift`` when the rebalance was asked for it.
     """
 
     __slots__ = (
-        "lines", "total", "cash_before", "cash_total", "cash_unlocked", "cash_locked", "cash_cur", "default_currency"
+        "lines", "total", "cash_before", "cash_total", "cash_unlocked", "cash_locked", "cash_cur", "default_currency",
+        "drift",
     )
 
 
@@ -504,6 +505,7 @@ def build_group(
     g.cash_locked = cash_locked
     g.cash_cur = cash_cur
     g.default_currency = default_currency
+    g.drift = None  # rebalance(..., drift=True) sets it (valuation.group_drift)
     return g
 
 

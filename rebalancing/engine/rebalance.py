@@ -34,6 +34,7 @@ from decimal import ROUND_DOWN, Context, Decimal, getcontext, setcontext
 from . import fx as _fx
 from .group import Group, Line, build_group, prepare_model
 from .restrictions import restrict
+from .valuation import group_drift
 from .precision import DUST, ENGINE_CONTEXT, HUNDRED, Q_MONEY, Q_PRICE, ZERO
 from .types import (
     DEFAULT_PREFERENCES,
@@ -87,6 +88,8 @@ def rebalance(
     outstanding_orders: Iterable[OutstandingOrder] = (),
     restrictions: Restrictions | None = None,
     instrument_ids: frozenset | None = None,
+    *,
+    drift: bool = False,
 ) -> RebalanceResult:
     """Propose the trade orders that rebalance ``account`` towards ``targets``.
 
@@ -98,14 +101,16 @@ def rebalance(
     account's effective restrictions and substitutes (§11, restrictions.py); pass
     one object per distinct set of lists. ``instrument_ids`` (§10): only lines
     of these instruments get orders (FX orders that fund them aside); the other
-    holdings keep their units and still count in the total. Never raises for bad
-    data: returns status FAILED with the reason.
+    holdings keep their units and still count in the total. ``drift``: also
+    give the group's drift as held (``result.drift``, as ``account_drift`` computes
+    it) from the group the rebalance builds anyway; None when the account could not
+    be valued. Never raises for bad data: returns status FAILED with the reason.
     """
     saved = getcontext()
     setcontext(_engine_context())
     try:
         return _rebalance(
-            account, targets, market, preferences, method, outstanding_orders, restrictions, instrument_ids
+            account, targets, market, preferences, method, outstanding_orders, restrictions, instrument_ids, drift
         )
     except DataError as exc:
         return RebalanceResult(account.id, ResultStatus.FAILED, reason=str(exc))
@@ -161,10 +166,20 @@ def _result(g: Group, account_id, status, orders=(), cash_after=None, excess=Non
         excess.quantize(Q_MONEY) if excess is not None else None,
         reason,
         adjustments,
+        g.drift,
     )
 
 
-def _rebalance(account, targets, market, prefs, method, outstanding_orders, restrictions, only) -> RebalanceResult:
+def _drift_of(g: Group, account, model, scope, outstanding_orders):
+    """The group's Drift as held: from ``g`` itself unless outstanding orders changed it."""
+    if outstanding_orders:
+        g = build_group(account, model, scope)
+    return group_drift(g, model)
+
+
+def _rebalance(
+    account, targets, market, prefs, method, outstanding_orders, restrictions, only, want_drift=False
+) -> RebalanceResult:
     _check_preferences(prefs)
     if method not in _METHODS:
         raise InvalidInputError(f"unknown method {method!r}")
@@ -176,6 +191,8 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
         try:
             model = prepare_model(market, targets, account.base_currency, prefs.default_decimals)
             g = build_group(account, model, scope, outstanding_orders, fio, fee)
+            if want_drift:
+                g.drift = _drift_of(g, account, model, scope, outstanding_orders)
         except DataError:
             return RebalanceResult(account.id, ResultStatus.SKIPPED_LOCKED, reason="the account is locked")
         return _result(g, account.id, ResultStatus.SKIPPED_LOCKED, reason="the account is locked")
@@ -183,10 +200,12 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
         raise InvalidInputError("the account has no target lines")
 
     model = prepare_model(market, targets, account.base_currency, prefs.default_decimals)
-    if restrictions and type(outstanding_orders) is not tuple:
+    if (restrictions or want_drift) and type(outstanding_orders) is not tuple:
         outstanding_orders = tuple(outstanding_orders)  # may be read twice
     g = build_group(account, model, scope, outstanding_orders, fio, fee)
     total = g.total
+    drift = _drift_of(g, account, model, scope, outstanding_orders) if want_drift else None
+    g.drift = drift
     if total < ZERO:
         raise InvalidInputError(f"total value {total.quantize(Q_MONEY)} {account.base_currency} is negative")
     adjustments = ()
@@ -194,6 +213,7 @@ def _rebalance(account, targets, market, prefs, method, outstanding_orders, rest
         model, g, adjustments = restrict(
             account, targets, market, prefs, model, g, restrictions, (scope, outstanding_orders, fio, fee)
         )
+        g.drift = drift
     if not total:
         if adjustments:  # only futures held: their NO_HOLD sales still go out
             orders = _forced_sales(g, prefs)
@@ -425,11 +445,12 @@ assert tuple(RebalanceResult.__slots__) == (
     "excess_cash",
     "reason",
     "adjustments",
+    "drift",
 )
 
 
 def _new_result(
-    account_id, status, orders, total_value, cash_before, cash_after, excess_cash, reason, adjustments=(),
+    account_id, status, orders, total_value, cash_before, cash_after, excess_cash, reason, adjustments=(), drift=None,
     _new=object.__new__, _cls=RebalanceResult, _s=_result_slots,
 ) -> RebalanceResult:  # fmt: skip
     """Build a ``RebalanceResult`` without the frozen dataclass ``__init__``."""
@@ -443,6 +464,7 @@ def _new_result(
     _s[6](o, excess_cash)
     _s[7](o, reason)
     _s[8](o, adjustments)
+    _s[9](o, drift)
     return o
 
 

@@ -495,6 +495,41 @@ class RebalanceResult:
     excess_cash: Decimal | None = None
     reason: str = ""
     adjustments: tuple[Adjustment, ...] = ()
+    # Asked for with ``rebalance(..., drift=True)``: the drift of the group as held (§7).
+    drift: Drift | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """How far an account group as held drifts from its model (§7): what the stored
+    drift of the cockpit keeps. Weights are quantized as in ``Valuation``; the group is
+    valued without outstanding orders and against the model before restrictions.
+
+    ``max_drift``: the largest |weight − target| over the lines and cash, on the line
+    ``max_drift_instrument`` (None: cash; the first in line order on a tie).
+    ``max_relative_drift``: the largest |drift| / target over the lines with a target
+    (cash included), unrounded; None when no line has one. ``untargeted``: a line
+    without a target has a weight (an infinite relative drift). ``outside_limits``: a
+    model line's weight lies outside its min/max weight.
+    """
+
+    total_value: Decimal
+    max_drift: Decimal
+    max_drift_instrument: Id | None
+    max_relative_drift: Decimal | None
+    untargeted: bool
+    outside_limits: bool
+
+    def exceeds(self, absolute_drift: Decimal | None = None, relative_drift: Decimal | None = None) -> bool:
+        """True when the drift passes a threshold, as ``drift_exceeds`` judges a valuation."""
+        if absolute_drift is not None and self.max_drift > absolute_drift:
+            return True
+        if relative_drift is not None:
+            if self.untargeted:
+                return True
+            if self.max_relative_drift is not None and self.max_relative_drift > relative_drift:
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)

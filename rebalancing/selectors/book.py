@@ -138,6 +138,7 @@ class Book:
     outstanding: dict = field(default_factory=dict)  # account id → (engine.OutstandingOrder, ...) of its group, kept only
     open_orders: dict = field(default_factory=dict)  # account id → ids of its group's OPEN orders (lock_orders only)
     restrictions: dict = field(default_factory=dict)  # account id → engine.Restrictions (restricted accounts only)
+    allocations: dict = field(default_factory=dict)  # account id → the allocation id it follows (configured accounts)
 
     def market_of(self, account_id) -> engine.Market:
         """The market of the account: its base currency, its price source."""
@@ -396,7 +397,7 @@ def book_load(
     for account in book.accounts.values():
         book.snapshots[account.id] = snapshot(account, tuple(snapshot(c) for c in children[account.id]))
 
-    configured = dict(rows_by_ids(Configuration, "account_id", asked, ("account_id", "allocation_id")))
+    configured = book.allocations = dict(rows_by_ids(Configuration, "account_id", asked, ("account_id", "allocation_id")))
     versions = versions_in_effect(configured.values(), on_date)
     book.restrictions, substitute_ids = restrictions_load(
         account_ids=every_id, groups={a: book.group_ids(a) for a in book.accounts}, on_date=on_date

@@ -1,23 +1,28 @@
 """The stored per-account drift (rebalancing.models.AccountDrift): written by the daily
 evaluation for every configured account and after each execution chunk for its
-accounts, so the admin sorts, filters and counts accounts by drift without valuing the
-book on a page load (docs/admin.md, "Drift")."""
+accounts (from the drift each account's rebalance gives: no second valuation), so the
+admin sorts, filters and counts accounts by drift without valuing the book on a page
+load (docs/admin.md, "Drift")."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
+
+from core.ids import uuid_array
 
 from portfolios.models import AccountStatus, Configuration
 from rebalancing import engine
 
 from ..models import AccountDrift, Strategy, StrategyType
 from ..selectors.book import Book, book_load
+from . import bulk
 from .preferences import book_options, preferences_effective
 
 # The band of an account whose strategy has no drift threshold (CALENDAR, or none):
@@ -37,11 +42,20 @@ def _pct(value: Decimal) -> str:
 def _bands(account_ids, allocation_of: dict) -> dict:
     """account id → (absolute, relative, words): the threshold of the strategy that
     applies (its own, else its allocation's), else the default band. One query."""
-    rows = Strategy.objects.filter(
-        Q(configuration_id__in=list(account_ids)) | Q(allocation_id__in=set(allocation_of.values()))
-    ).values_list("configuration_id", "allocation_id", "type", "absolute_drift", "relative_drift", "paused")
+    strategies = Strategy.objects.order_by()
+    if bulk.is_postgres():  # the ids as one array parameter, not a thousand
+        table = connection.ops.quote_name(Strategy._meta.db_table)
+        strategies = strategies.filter(RawSQL(
+            f"({table}.configuration_id = ANY(%s::uuid[]) OR {table}.allocation_id = ANY(%s::uuid[]))",
+            [uuid_array(account_ids), uuid_array(set(allocation_of.values()))], output_field=BooleanField(),
+        ))
+    else:
+        strategies = strategies.filter(
+            Q(configuration_id__in=list(account_ids)) | Q(allocation_id__in=set(allocation_of.values()))
+        )
+    rows = strategies.values_list("configuration_id", "allocation_id", "type", "absolute_drift", "relative_drift")
     own, of_allocation = {}, {}
-    for configuration_id, allocation_id, kind, absolute, relative, _paused in rows:
+    for configuration_id, allocation_id, kind, absolute, relative in rows:
         threshold = kind != StrategyType.CALENDAR and (absolute is not None or relative is not None)
         value = (absolute, relative) if threshold else None
         if configuration_id:
@@ -49,12 +63,16 @@ def _bands(account_ids, allocation_of: dict) -> dict:
         else:
             of_allocation[allocation_id] = value
     fallback = default_band()
+    fallback_band = (fallback, None, f"± {_pct(fallback)} points (default band)")
+    words_of = {}  # (absolute, relative) → the band: a handful of distinct thresholds
     bands = {}
     for account_id in account_ids:
         value = own[account_id] if account_id in own else of_allocation.get(allocation_of.get(account_id))
         if value is None:
-            bands[account_id] = (fallback, None, f"± {_pct(fallback)} points (default band)")
-        else:
+            bands[account_id] = fallback_band
+            continue
+        band = words_of.get(value)
+        if band is None:
             absolute, relative = value
             words = " or ".join(
                 text for text in (
@@ -62,80 +80,132 @@ def _bands(account_ids, allocation_of: dict) -> dict:
                     f"± {_pct(relative)} of target" if relative is not None else "",
                 ) if text
             )
-            bands[account_id] = (absolute, relative, f"{words} (strategy threshold)")
+            band = words_of[value] = (absolute, relative, f"{words} (strategy threshold)")
+        bands[account_id] = band
     return bands
 
 
-def drift_row(book: Book, account_id, band, available_cash: str, now) -> AccountDrift | None:
-    """The AccountDrift of one loaded account (not saved), or None if it has no targets."""
-    account = book.accounts.get(account_id)
+# The stored columns, in the order of the rows drift_rows_write builds.
+COLUMNS = (
+    "account_id", "as_of", "computed_at", "currency", "total_value", "max_drift", "max_drift_line",
+    "max_relative_drift", "outside_band", "band", "error",
+)
+
+
+def account_drift(book: Book, account_id, available_cash: str) -> engine.Drift | str | None:
+    """The engine Drift of one loaded account, the error text when it cannot be valued,
+    or None when it has no targets (not configured)."""
     targets = book.targets.get(account_id)
-    if account is None or targets is None:
+    if account_id not in book.accounts or targets is None:
         return None
-    row = AccountDrift(account_id=account_id, as_of=book.on_date, computed_at=now, currency=account.base_currency)
-    absolute, relative, row.band = band
     if targets.error:
-        row.error = targets.error
-        return row
+        return targets.error
     try:
-        valuation = engine.value_account(
-            book.snapshots[account_id], targets.lines, book.market_of(account_id),
-            engine.AvailableCash(available_cash),
+        return engine.account_drift(
+            book.snapshots[account_id], targets.lines, book.market_of(account_id), engine.AvailableCash(available_cash)
         )
     except engine.DataError as exc:
-        row.error = str(exc)
-        return row
-    instruments = book.instruments
-    limits = {line.instrument_id: (line.min_weight, line.max_weight) for line in targets.lines}
-    lines = [
-        (ln.drift, ln.target_weight, ln.weight, ln.instrument_id,
-         instruments[ln.instrument_id].name if ln.instrument_id in instruments else str(ln.instrument_id))
-        for ln in valuation.lines
-    ]
-    lines.append((valuation.cash_drift, valuation.cash_target_weight, valuation.cash_weight, None, "cash"))
-    row.total_value = valuation.total_value
-    largest = max(lines, key=lambda line: abs(line[0]))
-    row.max_drift, row.max_drift_line = abs(largest[0]), largest[4]
-    relatives = [abs(drift) / target for drift, target, *_ in lines if target > 0]
-    row.max_relative_drift = max(relatives) if relatives else None
-    outside = engine.drift_exceeds(valuation, absolute_drift=absolute, relative_drift=relative)
-    for _drift, _target, weight, instrument_id, _label in lines:
-        low, high = limits.get(instrument_id, (None, None))
-        if (low is not None and weight < low) or (high is not None and weight > high):
-            outside = True
-    row.outside_band = outside
-    return row
+        return str(exc)
 
 
-def drift_rows_write(*, book: Book, account_ids, default, per_account: dict, now=None) -> int:
-    """Store the drift of `account_ids` from an already loaded book (the execution chunk's
-    own): three queries (configurations and strategies, delete, insert). Accounts
-    without targets lose their row. Returns the rows written."""
-    now = now or timezone.now()
-    top = [a for a in account_ids if a in book.accounts and book.accounts[a].parent_id is None]
-    allocation_of = dict(
-        Configuration.objects.filter(account_id__in=top).values_list("account_id", "allocation_id")
+def drift_row(book: Book, account_id, band, drift, now) -> tuple:
+    """The stored row (COLUMNS order) of an account from its engine Drift or error text."""
+    absolute, relative, words = band
+    currency = book.accounts[account_id].base_currency
+    if not isinstance(drift, engine.Drift):
+        return (account_id, book.on_date, now, currency, None, None, "", None, False, words, drift)
+    instrument = drift.max_drift_instrument
+    if instrument is None:
+        line = "cash"
+    else:
+        known = book.instruments.get(instrument)
+        line = known.name if known is not None else str(instrument)
+    outside = drift.outside_limits or drift.exceeds(absolute, relative)
+    return (
+        account_id, book.on_date, now, currency, drift.total_value, drift.max_drift, line, drift.max_relative_drift,
+        outside, words, "",
     )
+
+
+def drift_rows_write(*, book: Book, account_ids, default, per_account: dict, now=None, drifts: dict | None = None) -> int:
+    """Store the drift of `account_ids` from an already loaded book (the execution chunk's
+    own): two queries (strategies, upsert; three when an account without a configuration
+    had a row). `drifts`: account id → the engine Drift its rebalance already gave
+    (`rebalance(..., drift=True)`); the others are valued here. Accounts without
+    targets lose their row. Returns the rows written."""
+    now = now or timezone.now()
+    drifts = drifts or {}
+    top = [a for a in account_ids if a in book.accounts and book.accounts[a].parent_id is None]
+    allocations = book.allocations
+    allocation_of = {a: allocations[a] for a in top if a in allocations}
     bands = _bands(list(allocation_of), allocation_of)
     rows = []
     for account_id in allocation_of:
-        cash = per_account.get(account_id, default).values["available_cash"]
-        row = drift_row(book, account_id, bands[account_id], cash, now)
-        if row is not None:
-            rows.append(row)
+        drift = drifts.get(account_id)
+        if drift is None:
+            drift = account_drift(book, account_id, per_account.get(account_id, default).values["available_cash"])
+            if drift is None:
+                continue
+        rows.append(drift_row(book, account_id, bands[account_id], drift, now))
     # An upsert, in account order: two writers of the same accounts at once (two
     # evaluations, or an evaluation and a chunk) both succeed, the last one's row stays;
     # a delete-then-insert had the second fail on the primary key.
-    rows.sort(key=lambda row: str(row.account_id))
+    rows.sort(key=lambda row: str(row[0]))
+    written = {row[0] for row in rows}
     with transaction.atomic():
-        AccountDrift.objects.filter(account_id__in=top).exclude(
-            account_id__in=[row.account_id for row in rows]
-        ).delete()
-        AccountDrift.objects.bulk_create(
-            rows, batch_size=1000, update_conflicts=True, unique_fields=["account"],
-            update_fields=[f.name for f in AccountDrift._meta.concrete_fields if not f.primary_key],
-        )
+        stale = [a for a in top if a not in written]
+        if stale:
+            AccountDrift.objects.filter(account_id__in=stale).delete()
+        _upsert(rows)
     return len(rows)
+
+
+def _upsert(rows: list) -> None:
+    if not rows:
+        return
+    table = connection.ops.quote_name(AccountDrift._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(c) for c in COLUMNS)
+    updates = ", ".join(f"{connection.ops.quote_name(c)} = EXCLUDED.{connection.ops.quote_name(c)}" for c in COLUMNS[1:])
+    conflict = f"ON CONFLICT ({connection.ops.quote_name('account_id')}) DO UPDATE SET {updates}"
+    if bulk.is_postgres():
+        # One statement over one array per column, the arrays written as text by hand:
+        # psycopg adapts a list element by element in Python, several times slower.
+        arrays = ", ".join(f"%s::{kind}[]" for kind in _ARRAY_TYPES)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {conflict}",
+                [_array_text(column, quoted) for column, quoted in zip(zip(*rows), _ARRAY_QUOTED)],
+            )
+        return
+    fields = [AccountDrift._meta.get_field(c if c != "account_id" else "account") for c in COLUMNS]
+    prepared = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row)] for row in rows]
+    placeholders = ", ".join(["%s"] * len(COLUMNS))
+    with connection.cursor() as cursor:
+        for start in range(0, len(prepared), 80):  # SQLite: at most 999 parameters per statement
+            batch = prepared[start:start + 80]
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {', '.join(f'({placeholders})' for _ in batch)} {conflict}",
+                [v for row in batch for v in row],
+            )
+
+
+_ARRAY_TYPES = ("uuid", "date", "timestamptz", "text", "numeric", "numeric", "text", "numeric", "boolean", "text", "text")
+_ARRAY_QUOTED = tuple(kind == "text" for kind in _ARRAY_TYPES)  # free text: quoted and escaped
+_ARRAY_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
+
+
+def _array_text(values, quoted: bool) -> str:
+    """A PostgreSQL array literal of `values` (None → NULL; str() of the others, exact for
+    Decimal, ISO for dates and aware datetimes; text double-quoted)."""
+    if quoted:
+        items = ("NULL" if v is None else f'"{v.translate(_ARRAY_ESCAPES)}"' for v in values)
+    else:  # UUIDs, dates, Decimals, booleans; isoformat() keeps a timestamp free of spaces
+        items = (
+            "NULL" if v is None else ("t" if v else "f") if v is True or v is False
+            else v.isoformat() if isinstance(v, datetime) else str(v)
+            for v in values
+        )
+    return "{" + ",".join(items) + "}"
 
 
 def account_drifts_refresh(*, account_ids=None, on_date: date | None = None) -> int:

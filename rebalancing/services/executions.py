@@ -394,6 +394,7 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
     execution_id = execution.pk
     method = execution.method
     proposals, cash_accounts, result_rows, replacing = [], [], [], []
+    drifts = {}  # account id → engine.Drift: the stored drift, from the group each rebalance builds
     selected = frozenset(uuid.UUID(i) for i in execution.instrument_ids) if execution.instrument_ids else None
     cash_of = book.cash_account_for
     fx = engine.TransactionType.FX
@@ -416,12 +417,14 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         try:
             result = rebalance_account(
                 book=book, account_id=account_id, method=method, preferences=preferences,
-                outstanding_orders=outstanding.get(account_id, ()), instrument_ids=selected,
+                outstanding_orders=outstanding.get(account_id, ()), instrument_ids=selected, drift=True,
             )
         except Exception as exc:  # a bug for one account must not fail the other 999
             logger.exception("execution %s: rebalancing account %s failed", execution_id, account_id)
             result = engine.RebalanceResult(account_id, engine.ResultStatus.FAILED, reason=f"internal error: {exc!r}")
         status = result.status
+        if result.drift is not None:
+            drifts[account_id] = result.drift
         if status in REPLACING and account_id in open_orders:
             replacing.extend(open_orders[account_id])
         if result.orders:
@@ -456,8 +459,10 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         bulk.trade_orders_write(proposals=proposals, execution_id=execution_id, now=now, cash_accounts=cash_accounts)
         totals = {}
     bulk.results_write(result_rows)
-    # The accounts' stored drift, from the book already loaded (docs/admin.md, "Drift").
-    drift_rows_write(book=book, account_ids=account_ids, default=default, per_account=per_account, now=now)
+    # The accounts' stored drift, from their rebalances (docs/admin.md, "Drift").
+    drift_rows_write(
+        book=book, account_ids=account_ids, default=default, per_account=per_account, now=now, drifts=drifts
+    )
     if not held:
         bulk.leases_release(execution_id=execution_id, account_ids=account_ids)
     ExecutionChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.DONE, finished_at=now, **totals)

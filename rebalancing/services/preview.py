@@ -79,9 +79,10 @@ def _failed(account_id, reason: str) -> engine.RebalanceResult:
 
 def rebalance_account(
     *, book: Book, account_id, method: str, preferences: engine.Preferences, outstanding_orders=(),
-    instrument_ids: frozenset | None = None,
+    instrument_ids: frozenset | None = None, drift: bool = False,
 ) -> engine.RebalanceResult:
-    """Run the engine for one loaded account, after the rules that need no numbers."""
+    """Run the engine for one loaded account, after the rules that need no numbers.
+    `drift`: the result also carries the account's drift as held (`result.drift`)."""
     account = book.accounts[account_id]
     if account.parent_id is not None:
         return _failed(account_id, f"account {account_id} is a sub-portfolio; rebalance its parent {account.parent_id}")
@@ -97,6 +98,7 @@ def rebalance_account(
     return engine.rebalance(
         book.snapshots[account_id], targets.lines, book.market_of(account_id),
         preferences, engine.Method(method), outstanding_orders, book.restrictions.get(account_id), instrument_ids,
+        drift=drift,
     )
 
 

@@ -421,9 +421,10 @@ def test_a_chunk_runs_a_fixed_number_of_queries(size, fifty_fifty, account_with,
     # the audit entries of the execution's start and finish (4: read it, write one, twice);
     # the test's savepoints (4); the active webhook subscriptions (1: cached for 10 s, so
     # cleared here, or the count would depend on how long the setup took); the stored drift
-    # of the chunk's accounts (6: configurations, strategies, savepoint and release, delete, insert).
+    # of the chunk's accounts (4: strategies, savepoint and release, one upsert; the
+    # allocations come with the book, the drifts from the rebalances).
     subscriptions_cache_clear()
-    with django_assert_num_queries(43):
+    with django_assert_num_queries(41):
         outcome = execution_chunk_process(chunk_id=chunk.pk)
     assert outcome.accounts == size and outcome.execution_status == "COMPLETED"
     assert TradeOrder.objects.filter(status=TradeOrderStatus.REPLACED).count() == size // 5
