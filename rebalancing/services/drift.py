@@ -6,6 +6,7 @@ load (docs/admin.md, "Drift")."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from core.ids import uuid_array
+from core.ids import IdTuple, uuid_array
 
 from portfolios.models import AccountStatus, Configuration
 from rebalancing import engine
@@ -39,15 +40,19 @@ def _pct(value: Decimal) -> str:
     return f"{value * 100:.2f} %"
 
 
-def _bands(account_ids, allocation_of: dict) -> dict:
-    """account id → (absolute, relative, words): the threshold of the strategy that
-    applies (its own, else its allocation's), else the default band. One query."""
+def _bands(allocation_of: dict, asked=None) -> dict:
+    """account id → (absolute, relative, words) for the accounts of `allocation_of`
+    (account id → allocation id): the threshold of the strategy that applies (its own,
+    else its allocation's), else the default band. One query; `asked`, ids that include
+    those accounts (an IdTuple formats its array once for every query of a chunk)."""
+    account_ids = list(allocation_of)
     strategies = Strategy.objects.order_by()
     if bulk.is_postgres():  # the ids as one array parameter, not a thousand
         table = connection.ops.quote_name(Strategy._meta.db_table)
         strategies = strategies.filter(RawSQL(
             f"({table}.configuration_id = ANY(%s::uuid[]) OR {table}.allocation_id = ANY(%s::uuid[]))",
-            [uuid_array(account_ids), uuid_array(set(allocation_of.values()))], output_field=BooleanField(),
+            [uuid_array(asked if asked is not None else account_ids), uuid_array(set(allocation_of.values()))],
+            output_field=BooleanField(),
         ))
     else:
         strategies = strategies.filter(
@@ -138,7 +143,7 @@ def drift_rows_write(*, book: Book, account_ids, default, per_account: dict, now
     top = [a for a in account_ids if a in book.accounts and book.accounts[a].parent_id is None]
     allocations = book.allocations
     allocation_of = {a: allocations[a] for a in top if a in allocations}
-    bands = _bands(list(allocation_of), allocation_of)
+    bands = _bands(allocation_of, account_ids if type(account_ids) is IdTuple else None)
     rows = []
     for account_id in allocation_of:
         drift = drifts.get(account_id)
@@ -150,7 +155,7 @@ def drift_rows_write(*, book: Book, account_ids, default, per_account: dict, now
     # An upsert, in account order: two writers of the same accounts at once (two
     # evaluations, or an evaluation and a chunk) both succeed, the last one's row stays;
     # a delete-then-insert had the second fail on the primary key.
-    rows.sort(key=lambda row: str(row[0]))
+    rows.sort(key=_account_order)  # the UUIDs' order is their text's
     written = {row[0] for row in rows}
     with transaction.atomic():
         stale = [a for a in top if a not in written]
@@ -189,6 +194,10 @@ def _upsert(rows: list) -> None:
             )
 
 
+def _account_order(row) -> int:
+    return row[0].int
+
+
 _ARRAY_TYPES = ("uuid", "date", "timestamptz", "text", "numeric", "numeric", "text", "numeric", "boolean", "text", "text")
 _ARRAY_QUOTED = tuple(kind == "text" for kind in _ARRAY_TYPES)  # free text: quoted and escaped
 _ARRAY_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
@@ -196,15 +205,27 @@ _ARRAY_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 def _array_text(values, quoted: bool) -> str:
     """A PostgreSQL array literal of `values` (None → NULL; str() of the others, exact for
-    Decimal, ISO for dates and aware datetimes; text double-quoted)."""
-    if quoted:
-        items = ("NULL" if v is None else f'"{v.translate(_ARRAY_ESCAPES)}"' for v in values)
-    else:  # UUIDs, dates, Decimals, booleans; isoformat() keeps a timestamp free of spaces
-        items = (
-            "NULL" if v is None else ("t" if v else "f") if v is True or v is False
-            else v.isoformat() if isinstance(v, datetime) else str(v)
-            for v in values
-        )
+    Decimal, ISO for dates and aware datetimes; text double-quoted). Most columns hold a
+    handful of distinct values (the date, the band, the currency): each is formatted once."""
+    if values and isinstance(values[0], uuid.UUID):  # 32 hex digits: PostgreSQL reads them without dashes
+        return "{" + ",".join([f"{v.int:032x}" for v in values]) + "}"
+    if values and isinstance(values[0], Decimal):
+        return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
+    memo = {}
+    items = []
+    for v in values:
+        text = memo.get(v)
+        if text is None:
+            if v is None:
+                text = "NULL"
+            elif quoted:
+                text = f'"{v.translate(_ARRAY_ESCAPES)}"'
+            elif v is True or v is False:
+                text = "t" if v else "f"
+            else:  # dates; isoformat() keeps a timestamp free of spaces
+                text = v.isoformat() if isinstance(v, datetime) else str(v)
+            memo[v] = text
+        items.append(text)
     return "{" + ",".join(items) + "}"
 
 
