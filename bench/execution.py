@@ -494,6 +494,9 @@ def main(args) -> None:
     print(f"CPU: {cpu:.1f} s in the workers, {machine_seconds - cpu:.1f} s elsewhere on the machine (PostgreSQL, Redis, "
           f"this process, anything else running), {machine_seconds:.1f} s in all = "
           f"{1e6 * machine_seconds / max(total, 1):.0f} ms per 1000 accounts")
+    during = WORKER_CPU[execution_id]
+    print(f"workers' CPU during the execution: {during:.1f} s = {1e6 * during / max(total, 1):.0f} ms per 1000 accounts "
+          f"(the line above counts the workers' start too)")
     if naive_rate:
         print(f"naive: {naive_rate:,.0f} accounts/s → executions are {rate / naive_rate:.1f}× faster")
     if not args.keep:

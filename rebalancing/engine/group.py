@@ -177,13 +177,19 @@ def _cash_ids(market: Market) -> dict:
     return ids
 
 
-def prepare_model(market: Market, targets: Sequence[TargetLine], base: str, decimals: Mapping) -> PreparedModel:
+def prepare_model(
+    market: Market, targets: Sequence[TargetLine], base: str, decimals: Mapping, reuse: PreparedModel | None = None
+) -> PreparedModel:
     """Return the prepared model, cached by object identity when ``targets`` is a tuple.
 
+    ``reuse``: a model of the same market, base currency and decimals whose prepared
+    lines are taken for the target lines it was prepared from (the same TargetLine
+    objects), instead of preparing them again; such a model is not cached.
     Raises the ``DataError`` of a bad target line (unknown instrument, missing
     price or FX, duplicate, negative weight) at every use.
     """
-    cacheable = type(targets) is tuple
+    cacheable = type(targets) is tuple and reuse is None
+    reused = reuse.infos if reuse is not None else None
     if cacheable:
         key = (id(market), id(targets), base, id(decimals))
         model = _MODELS.get(key)
@@ -198,7 +204,7 @@ def prepare_model(market: Market, targets: Sequence[TargetLine], base: str, deci
     model.base = base
     model.decimals = decimals
     model.infos = {}
-    model.fx_cache = {base: ONE}
+    model.fx_cache = {base: ONE} if reuse is None else reuse.fx_cache  # the same market: the same rates
     model.error = None
     model.cash_w = {}
     model.cash_bands = {}
@@ -214,7 +220,9 @@ def prepare_model(market: Market, targets: Sequence[TargetLine], base: str, deci
             iid = t.instrument_id
             if iid in model.infos:
                 raise InvalidInputError(f"{model.infos[iid].inst.label} appears twice in the target lines")
-            info = model.make_info(iid, t)
+            info = reused.get(iid) if reused is not None else None
+            if info is None or info.target is not t:
+                info = model.make_info(iid, t)
             model.infos[iid] = info
             if info.inst.type == _CASH:
                 w_cash += w

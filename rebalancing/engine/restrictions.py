@@ -44,7 +44,6 @@ _CASH = InstrumentType.CASH
 _FUTURE = InstrumentType.FUTURE
 
 _BLOCKED: dict = {}
-_MODELS: dict = {}
 _CACHE_MAX = 256
 
 
@@ -91,21 +90,16 @@ def _shift(t_min, t_max, amount):
     return low, high
 
 
-def _adjusted_model(market, new_targets: tuple, base, decimals, extra_cash: Decimal):
-    """The prepared model of the adjusted targets, cached by content (accounts with the
-    same lists and no partial holdings share it)."""
-    key = (id(market), base, id(decimals), new_targets, extra_cash)
-    hit = _MODELS.get(key)
-    if hit is not None and hit[0] is market and hit[1] is decimals:
-        return hit[2]
+def _adjusted_model(model, new_targets: tuple, extra_cash: Decimal):
+    """The prepared model of the adjusted targets: the plain ``model``'s prepared lines
+    are reused for the lines the restrictions left as they were, so only the changed
+    lines are prepared again (most restricted accounts keep a share of their own, so
+    few adjusted models are alike: no cache)."""
     # A list is never cached by prepare_model: this object is ours to change.
-    model = prepare_model(market, list(new_targets), base, decimals)
+    adjusted = prepare_model(model.market, list(new_targets), model.base, model.decimals, reuse=model)
     if extra_cash:
-        model.w_cash += extra_cash
-    if len(_MODELS) >= _CACHE_MAX:
-        _MODELS.clear()
-    _MODELS[key] = (market, decimals, model)
-    return model
+        adjusted.w_cash += extra_cash
+    return adjusted
 
 
 def restricted_targets(targets, market, prefs, restrictions: Restrictions, held: dict | None = None) -> tuple:
@@ -129,7 +123,9 @@ def _restricted_targets(targets, market, prefs, restrictions: Restrictions, held
         return None
     held = held or {}
     adjustments = []
-    lines = {t.instrument_id: [t.weight, t.min_weight, t.max_weight] for t in targets}
+    # [weight, min, max, the original line while unchanged]: an unchanged line keeps its
+    # TargetLine object, so the adjusted model reuses the plain model's prepared line.
+    lines = {t.instrument_id: [t.weight, t.min_weight, t.max_weight, t] for t in targets}
     extra_cash = ZERO
     blocked_ids = {t.instrument_id for t, _ in blocked}
     changed = False
@@ -148,7 +144,7 @@ def _restricted_targets(targets, market, prefs, restrictions: Restrictions, held
         changed = True
         line = lines[iid]
         if keep > ZERO:
-            line[0], line[1], line[2] = keep, None, None
+            line[0], line[1], line[2], line[3] = keep, None, None, None
         else:
             del lines[iid]
         future = market.instruments[iid].type == _FUTURE
@@ -158,10 +154,11 @@ def _restricted_targets(targets, market, prefs, restrictions: Restrictions, held
             target = lines.get(substitute)
             if target is None:
                 band = (t.min_weight, t.max_weight) if not keep else (None, None)
-                lines[substitute] = [moved, *band]
+                lines[substitute] = [moved, *band, None]
             else:
                 target[0] += moved
                 target[1], target[2] = _shift(target[1], target[2], moved)
+                target[3] = None
             adjustments.append(Adjustment(iid, rule, Effect.SUBSTITUTED, name, substitute))
             continue
         receivers = []
@@ -185,6 +182,7 @@ def _restricted_targets(targets, market, prefs, restrictions: Restrictions, held
                 target = lines[r.instrument_id]
                 target[0] += share
                 target[1], target[2] = _shift(target[1], target[2], share)
+                target[3] = None
             adjustments.append(Adjustment(iid, rule, Effect.PRO_RATA, name))
         else:
             if not future:  # a future's weight is exposure, not value: it is dropped
@@ -193,9 +191,34 @@ def _restricted_targets(targets, market, prefs, restrictions: Restrictions, held
     if not changed:
         return None
     new_targets = tuple(
-        sorted((TargetLine(iid, *line) for iid, line in lines.items()), key=lambda t: id_key(t.instrument_id))
+        sorted(
+            (line[3] if line[3] is not None else TargetLine(iid, line[0], line[1], line[2]) for iid, line in lines.items()),
+            key=lambda t: id_key(t.instrument_id),
+        )
     )
     return new_targets, extra_cash, tuple(adjustments)
+
+
+_LINE_RULES: dict = {}
+
+
+def _line_rules(restrictions: Restrictions, model, cache: bool = True):
+    """The rules of each prepared line of ``model`` (``model.lines`` order; None where
+    none applies), or None when no rule touches any of them; cached per (restrictions,
+    plain model) object pair, so a line costs no UUID hashing per account."""
+    key = (id(restrictions), id(model))
+    hit = _LINE_RULES.get(key) if cache else None
+    if hit is not None and hit[0] is restrictions and hit[1] is model:
+        return hit[2]
+    rules = restrictions.rules
+    found = tuple(rules.get(info.iid) for info in model.lines)
+    if not any(per is not None for per in found):
+        found = None
+    if cache:
+        if len(_LINE_RULES) >= _CACHE_MAX:
+            _LINE_RULES.clear()
+        _LINE_RULES[key] = (restrictions, model, found)  # holding both keeps their ids
+    return found
 
 
 def restrict(account, targets, market, prefs, model, g, restrictions: Restrictions, build_args: tuple):
@@ -206,37 +229,57 @@ def restrict(account, targets, market, prefs, model, g, restrictions: Restrictio
     """
     rules = restrictions.rules
     adjustments: list = []
-    if blocked_lines(restrictions, targets):
+    adjusted = False
+    blocked = blocked_lines(restrictions, targets)
+    if blocked:
         total = g.total
-        held = {ln.info.iid: ln.value / total for ln in g.lines if ln.value} if total > ZERO else {}
+        held = {}
+        if total > ZERO:
+            # The group's first lines are the model's, in its order (group.build_group).
+            index, lines = model.index, g.lines
+            for t, _ in blocked:
+                i = index.get(t.instrument_id)  # None: a cash line (held as cash, not as a line)
+                if i is not None and lines[i].value:
+                    held[t.instrument_id] = lines[i].value / total
         redirected = _restricted_targets(targets, market, prefs, restrictions, held)
         if redirected is not None:
             new_targets, extra_cash, done = redirected
             adjustments.extend(done)
-            model = _adjusted_model(market, new_targets, account.base_currency, prefs.default_decimals, extra_cash)
+            model = _adjusted_model(model, new_targets, extra_cash)
             g = build_group(account, model, *build_args)
+            adjusted = True
 
     total = g.total
-    for ln in g.lines:
+    lines = g.lines
+    n = len(model.lines)
+    marks = _line_rules(restrictions, model, cache=not adjusted)
+    if marks is not None:
+        for ln, per in zip(lines, marks):
+            if per is not None:
+                _mark(ln, per, total, adjustments)
+    for ln in lines[n:]:  # holdings outside the model
         per = rules.get(ln.info.iid)
-        if per is None:
-            continue
-        info = ln.info
-        no_sell = _NO_SELL in per
-        if _NO_BUY in per or _NO_HOLD in per:
-            ln.no_buy = True
-        if no_sell:
-            if ln.sellable > DUST:
-                over = not info.w or ln.value > info.w * total + DUST or (_NO_HOLD in per)
-                if over and info.tradable:
-                    adjustments.append(Adjustment(info.iid, _NO_SELL, Effect.HELD, per[_NO_SELL]))
-                ln.locked_units = ln.units
-                ln.holdings = ()
-                ln.sellable = ZERO
-        elif _NO_HOLD in per and ln.sellable > DUST and info.tradable:
-            ln.force_whole = True
-            adjustments.append(Adjustment(info.iid, _NO_HOLD, Effect.SOLD, per[_NO_HOLD]))
+        if per is not None:
+            _mark(ln, per, total, adjustments)
     return model, g, tuple(adjustments)
+
+
+def _mark(ln, per, total, adjustments: list) -> None:
+    """Step 3 for one line: never bought, held (NO_SELL) or sold whole (NO_HOLD)."""
+    info = ln.info
+    if _NO_BUY in per or _NO_HOLD in per:
+        ln.no_buy = True
+    if _NO_SELL in per:
+        if ln.sellable > DUST:
+            over = not info.w or ln.value > info.w * total + DUST or (_NO_HOLD in per)
+            if over and info.tradable:
+                adjustments.append(Adjustment(info.iid, _NO_SELL, Effect.HELD, per[_NO_SELL]))
+            ln.locked_units = ln.units
+            ln.holdings = ()
+            ln.sellable = ZERO
+    elif _NO_HOLD in per and ln.sellable > DUST and info.tradable:
+        ln.force_whole = True
+        adjustments.append(Adjustment(info.iid, _NO_HOLD, Effect.SOLD, per[_NO_HOLD]))
 
 
 __all__ = ["blocked_lines", "restrict", "restricted_targets"]

@@ -429,14 +429,18 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
             replacing.extend(open_orders[account_id])
         if result.orders:
             proposals.extend(result.orders)
-            last = None
-            for o in result.orders:  # one lookup per account and currency: this loop is hot
+            # One lookup per account and currency: this loop is hot. An account's orders
+            # share its id object, so `is` tells a sub-portfolio's sells apart.
+            last_account = known = None
+            for o in result.orders:
                 if o.transaction_type == fx:
                     cash_accounts.append(order_cash_accounts(book, o))
                     continue
-                key = (o.account_id, o.currency)
-                if key != last:
-                    last, cash = key, (cash_of(o.account_id, o.currency), None)
+                if o.account_id is not last_account:
+                    last_account, known = o.account_id, {}
+                cash = known.get(o.currency)
+                if cash is None:
+                    cash = known[o.currency] = (cash_of(o.account_id, o.currency), None)
                 cash_accounts.append(cash)
         result_rows.append((
             execution_id, account_id, status.value, _error_text(result), result.total_value, result.cash_before,
