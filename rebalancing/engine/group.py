@@ -77,7 +77,7 @@ class PreparedModel:
 
     __slots__ = (
         "market", "targets", "base", "decimals", "infos", "lines", "index", "w_cash", "fx_cache", "error",
-        "cash_w", "cash_bands", "_cash_ids", "_cash_targets",
+        "cash_w", "cash_bands", "_cash_ids", "_cash_targets", "limits",
     )
 
     def cash_targets(self) -> dict:
@@ -208,6 +208,7 @@ def prepare_model(
     model.error = None
     model.cash_w = {}
     model.cash_bands = {}
+    model.limits = False
     model._cash_ids = None
     model._cash_targets = None
     try:
@@ -236,6 +237,8 @@ def prepare_model(
         model.lines = lines
         model.index = {info.iid: i for i, info in enumerate(lines)}
         model.w_cash = w_cash
+        # Does a non-cash line have a min or max weight (valuation.group_drift checks them)?
+        model.limits = any(i.target.min_weight is not None or i.target.max_weight is not None for i in lines)
     except DataError as exc:
         model.error = exc
     if cacheable:

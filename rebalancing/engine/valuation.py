@@ -110,6 +110,7 @@ def group_drift(g, model, _new=object.__new__, _cls=Drift) -> Drift:
     rel_line = None
     untargeted = False
     outside = False
+    limits = model.limits
     for ln in g.lines:
         info = ln.info
         w = info.w
@@ -125,7 +126,7 @@ def group_drift(g, model, _new=object.__new__, _cls=Drift) -> Drift:
         elif x:
             untargeted = True
         t = info.target
-        if t is not None and (t.min_weight is not None or t.max_weight is not None):
+        if limits and t is not None and (t.min_weight is not None or t.max_weight is not None):
             weight = (v / total).quantize(Q_WEIGHT)
             low, high = t.min_weight, t.max_weight
             if (low is not None and weight < low) or (high is not None and weight > high):

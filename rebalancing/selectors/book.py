@@ -31,6 +31,19 @@ from .restrictions import restrictions_load
 
 # §4.6: the statuses a new rebalance counts (kept) and the one it replaces (OPEN).
 KEPT_ORDER_STATUSES = tuple(sorted(str(s) for s in engine.KEPT_STATUSES))
+_position_slots = [engine.Position.__dict__[name].__set__ for name in engine.Position.__slots__]
+assert tuple(engine.Position.__slots__) == ("instrument_id", "units")
+
+
+def engine_position(instrument_id, units, _new=object.__new__, _cls=engine.Position, _s=_position_slots):
+    """engine.Position(instrument_id, units) without the frozen dataclass __init__ (a
+    third faster): a chunk builds one per position, eight thousand of them."""
+    o = _new(_cls)
+    _s[0](o, instrument_id)
+    _s[1](o, units)
+    return o
+
+
 # Enum members by value: calling an Enum class per row is a few microseconds each.
 _CASH_KINDS = {kind.value: kind for kind in engine.CashAccountKind}
 _SIDES = {side.value: side for side in engine.Side}
@@ -357,7 +370,7 @@ def book_load(
 
     # Positions are most of a chunk's rows: ids as text, one UUID per instrument.
     positions, cash, instrument_of = {}, defaultdict(list), {}
-    new_position = engine.Position
+    new_position = engine_position
     for account_text, instrument_text, units in rows_by_ids(
         Position, "account_id", every_id, ("account_id", "instrument_id", "units"), probe=False,
         text=("account_id", "instrument_id"),

@@ -15,6 +15,7 @@ from ..selectors.book import Book, book_load
 from .preferences import book_options, preferences_effective, preferences_validate
 
 MAX_PREVIEW_ACCOUNTS = 500
+_METHODS = {m.value: m for m in engine.Method}  # calling the Enum class per account costs a microsecond
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,13 @@ def rebalance_account(
         return _failed(account_id, f"account {account_id} has no configuration: no allocation to rebalance towards")
     if targets.error:
         return _failed(account_id, targets.error)
+    # Without price-source overrides or restrictions (the usual book), no look-up by account
+    # id for them: hashing a UUID is a Python call, and this runs for every account.
+    market = book.market_of(account_id) if book.price_sources else book.markets[(account.base_currency, book.price_source)]
     return engine.rebalance(
-        book.snapshots[account_id], targets.lines, book.market_of(account_id),
-        preferences, engine.Method(method), outstanding_orders, book.restrictions.get(account_id), instrument_ids,
-        drift=drift,
+        book.snapshots[account_id], targets.lines, market, preferences, _METHODS.get(method) or engine.Method(method),
+        outstanding_orders,
+        book.restrictions.get(account_id) if book.restrictions else None, instrument_ids, drift=drift,
     )
 
 
