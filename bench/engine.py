@@ -4,7 +4,10 @@ Builds synthetic accounts (UUID ids, three currencies, every line drifted by up
 to ±20 %, some cash, one account in five with a kept order) with 10 and 50
 lines and rebalances each with every method on one core.
 
-    .venv/bin/python bench/engine.py [--accounts N] [--lines 10 50] [--profile]
+    .venv/bin/python bench/engine.py [--accounts N] [--lines 10 50] [--profile] [--no-multi] [--no-restrictions]
+
+Also a multi-currency case (§9: EUR and USD cash lines, AUTO, EXPLICIT, EXPLICIT with
+repatriation) and a restrictions case (§11: the same book unrestricted and restricted).
 
 Target: ≥ 20,000 accounts/s for 10-line accounts under FULL (CPython 3.11).
 """
@@ -34,6 +37,9 @@ from rebalancing.engine import (  # noqa: E402
     OutstandingOrder,
     Position,
     Preferences,
+    Restriction,
+    Restrictions,
+    Rule,
     Side,
     TargetLine,
     rebalance,
@@ -108,6 +114,35 @@ def build_multi(n_accounts: int, n_lines: int, seed: int = 11):
     return market, targets, multi
 
 
+def build_restricted(n_accounts: int, n_lines: int, seed: int = 13):
+    """The restrictions case (§11, issue #15): the book of ``build`` with a FIRM list of
+    50 NO_HOLD entries on instruments outside the model (sanctioned issuers) for every
+    account, and for every tenth account an ACCOUNT list on the model's lines too:
+    NO_BUY with a substitute, NO_BUY, NO_SELL and NO_HOLD. Returns (market, targets,
+    accounts) with each account's Restrictions object (one per distinct set of lists,
+    as book_load builds them)."""
+    market, targets, accounts = build(n_accounts, n_lines, seed)
+    rng = random.Random(seed + 1)
+    instruments, prices = dict(market.instruments), dict(market.prices)
+    sanctioned = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(50)]
+    for iid in sanctioned:
+        instruments[iid] = Instrument(iid, InstrumentType.EQUITY, "EUR", block_size=Decimal(1))
+        prices[iid] = Decimal(10)
+    substitute = uuid.UUID(int=rng.getrandbits(128))
+    instruments[substitute] = Instrument(substitute, InstrumentType.ETF, "EUR", block_size=Decimal(1))
+    prices[substitute] = Decimal("25.50")
+    market = Market(instruments, prices, FX)
+    firm = [Restriction(iid, Rule.NO_HOLD, "Sanctions") for iid in sanctioned]
+    lines = [t.instrument_id for t in targets]
+    own = [
+        Restriction(lines[0], Rule.NO_BUY, "Client ESG"), Restriction(lines[1], Rule.NO_BUY, "Client ESG"),
+        Restriction(lines[2], Rule.NO_SELL, "Client ESG"), Restriction(lines[3], Rule.NO_HOLD, "Client ESG"),
+    ]
+    everyone = Restrictions(firm)
+    tenth = Restrictions(firm + own, {lines[0]: (substitute,)})
+    return market, targets, [(a, o, tenth if n % 10 == 0 else everyone) for n, (a, o) in enumerate(accounts)]
+
+
 def run(data, method: Method, prefs: Preferences, repeat: int) -> float:
     """Return the best accounts per CPU second of ``repeat`` passes.
 
@@ -119,8 +154,8 @@ def run(data, method: Method, prefs: Preferences, repeat: int) -> float:
     best = 0.0
     for _ in range(repeat):
         start = time.process_time()
-        for account, orders in accounts:
-            rebalance(account, targets, market, prefs, method, orders)
+        for account, orders, *restrictions in accounts:
+            rebalance(account, targets, market, prefs, method, orders, *restrictions)
         best = max(best, len(accounts) / (time.process_time() - start))
     return best
 
@@ -132,6 +167,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="passes per row; the best is shown [3]")
     parser.add_argument("--profile", action="store_true", help="cProfile 10-line FULL instead")
     parser.add_argument("--no-multi", action="store_true", help="skip the multi-currency case")
+    parser.add_argument("--no-restrictions", action="store_true", help="skip the restrictions case")
     args = parser.parse_args()
     prefs = Preferences(positive_cash_buffer_pct=Decimal(1), min_trade_amount=Decimal(10))
     if args.profile:
@@ -151,6 +187,16 @@ def main() -> None:
             market, targets, accounts = data
             orders = sum(len(rebalance(a, targets, market, prefs, method, o).orders) for a, o in accounts[:500])
             print(f"{n_lines:>5}  {method.value:<22} {rate:>12,.0f} {orders / min(500, len(accounts)):>15.1f}")
+    if not args.no_restrictions:
+        print("restrictions (a FIRM list of 50 entries outside the model on every account, an ACCOUNT list on four "
+              "model lines on every tenth), FULL:")
+        print(f"{'lines':>5}  {'book':<22} {'accounts/s':>12} {'ratio':>15}")
+        for n_lines in args.lines:
+            restricted = build_restricted(args.accounts, n_lines)
+            plain = (restricted[0], restricted[1], [(a, o) for a, o, _ in restricted[2]])
+            rates = [run(plain, Method.FULL, prefs, args.repeat), run(restricted, Method.FULL, prefs, args.repeat)]
+            print(f"{n_lines:>5}  {'unrestricted':<22} {rates[0]:>12,.0f}")
+            print(f"{n_lines:>5}  {'restricted':<22} {rates[1]:>12,.0f} {100 * rates[1] / rates[0]:>14.1f}%")
     if args.no_multi:
         return
     print("multi-currency (EUR 1 % + USD 1 % cash lines, EUR and USD cash), FULL:")

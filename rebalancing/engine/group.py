@@ -77,8 +77,16 @@ class PreparedModel:
 
     __slots__ = (
         "market", "targets", "base", "decimals", "infos", "lines", "index", "w_cash", "fx_cache", "error",
-        "cash_w", "cash_bands", "_cash_ids", "_cash_targets", "limits",
+        "cash_w", "cash_bands", "_cash_ids", "_cash_targets", "limits", "_drift_weights",
     )
+
+    def drift_weights(self) -> tuple:
+        """(target weight, 1 / weight or None when 0) per line, in ``lines`` order: the
+        drift of every account valued against this model ranks its lines with them."""
+        out = self._drift_weights
+        if out is None:
+            out = self._drift_weights = tuple((i.w, ONE / i.w if i.w else None) for i in self.lines)
+        return out
 
     def cash_targets(self) -> dict:
         """Currency → cash target weight (§9): each CASH line sets its own currency's;
@@ -209,6 +217,7 @@ def prepare_model(
     model.cash_w = {}
     model.cash_bands = {}
     model.limits = False
+    model._drift_weights = None
     model._cash_ids = None
     model._cash_targets = None
     try:

@@ -105,32 +105,42 @@ def group_drift(g, model, _new=object.__new__, _cls=Drift) -> Drift:
     if total <= ZERO:
         return _drift_no_total(g, model)
     best = -ONE
-    best_line = None  # (value, target weight, instrument id); None: cash
-    rel = rel_w = None  # the largest |drift in value| / target weight, as a fraction
-    rel_line = None
+    best_line = None  # the line with the largest drift; None: cash
+    rel = -ONE  # the largest |drift in value| / target weight, ranked by 1/target (relative ranks only)
+    rel_line = rel_w = None
     untargeted = False
-    outside = False
-    limits = model.limits
-    for ln in g.lines:
-        info = ln.info
-        w = info.w
-        v = ln.value
-        x = v - w * total
+    lines = g.lines
+    # The group's first lines are the model's, in its order (group.build_group): their
+    # weights and inverse weights come prepared with the model.
+    for ln, (w, inverse) in zip(lines, model.drift_weights()):
+        x = ln.value - w * total
         if x < ZERO:
             x = -x
         if x > best:
             best, best_line = x, ln
-        if w:
-            if rel is None or x * rel_w > rel * w:
-                rel, rel_w, rel_line = x, w, ln
+        if inverse is not None:
+            r = x * inverse
+            if r > rel:
+                rel, rel_line, rel_w = r, ln, w
         elif x:
             untargeted = True
-        t = info.target
-        if limits and t is not None and (t.min_weight is not None or t.max_weight is not None):
-            weight = (v / total).quantize(Q_WEIGHT)
-            low, high = t.min_weight, t.max_weight
-            if (low is not None and weight < low) or (high is not None and weight > high):
-                outside = True
+    for ln in lines[len(model.lines):]:  # holdings outside the model: no target
+        x = ln.value
+        if x < ZERO:
+            x = -x
+        if x > best:
+            best, best_line = x, ln
+        if x:
+            untargeted = True
+    outside = False
+    if model.limits:
+        for ln in lines:
+            t = ln.info.target
+            if t is not None and (t.min_weight is not None or t.max_weight is not None):
+                weight = (ln.value / total).quantize(Q_WEIGHT)
+                low, high = t.min_weight, t.max_weight
+                if (low is not None and weight < low) or (high is not None and weight > high):
+                    outside = True
     cash = g.cash_total
     w = model.w_cash
     x = cash - w * total
@@ -138,8 +148,8 @@ def group_drift(g, model, _new=object.__new__, _cls=Drift) -> Drift:
         x = -x
     cash_wins = x > best
     if w:
-        if rel is None or x * rel_w > rel * w:
-            rel, rel_w, rel_line = x, w, None
+        if rel_w is None or x > rel * w:  # x / w > rel, without a division
+            rel_line, rel_w = None, w
     elif x:
         untargeted = True
     if cash_wins:
@@ -148,7 +158,7 @@ def group_drift(g, model, _new=object.__new__, _cls=Drift) -> Drift:
         info = best_line.info
         max_drift, max_id = abs((best_line.value / total).quantize(Q_WEIGHT) - info.w), info.iid
     relative = None
-    if rel is not None:
+    if rel_w is not None:
         value = cash if rel_line is None else rel_line.value
         relative = abs((value / total).quantize(Q_WEIGHT) - rel_w) / rel_w
     o = _new(_cls)  # as Drift(...), without the frozen dataclass __init__ (one per account)
