@@ -71,6 +71,19 @@ class Info:
         "fix",
     )
 
+    def retargeted(self, target: TargetLine) -> Info:
+        """A copy for another target line of the same instrument (restrictions.py)."""
+        info = Info()
+        info.iid, info.inst, info.key, info.price, info.unit_price = self.iid, self.inst, self.key, self.price, self.unit_price
+        info.fx, info.pf, info.currency, info.future, info.immediate = self.fx, self.pf, self.currency, self.future, self.immediate
+        info.tradable, info.cash, info.block, info.quantum, info.fix = self.tradable, self.cash, self.block, self.quantum, self.fix
+        info.target = target
+        info.w = target.weight
+        return info
+
+
+assert len(Info.__slots__) == 17  # Info.retargeted copies every slot but target and w
+
 
 class PreparedModel:
     """Everything derived from (market, targets, base currency, default decimals)."""
@@ -231,8 +244,10 @@ def prepare_model(
             if iid in model.infos:
                 raise InvalidInputError(f"{model.infos[iid].inst.label} appears twice in the target lines")
             info = reused.get(iid) if reused is not None else None
-            if info is None or info.target is not t:
+            if info is None:
                 info = model.make_info(iid, t)
+            elif info.target is not t:  # the same instrument on the same market: only the target differs
+                info = info.retargeted(t)
             model.infos[iid] = info
             if info.inst.type == _CASH:
                 w_cash += w

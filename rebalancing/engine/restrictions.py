@@ -199,26 +199,29 @@ def _restricted_targets(targets, market, prefs, restrictions: Restrictions, held
     return new_targets, extra_cash, tuple(adjustments)
 
 
-_LINE_RULES: dict = {}
-
-
-def _line_rules(restrictions: Restrictions, model, cache: bool = True):
+def _line_rules(restrictions: Restrictions, model):
     """The rules of each prepared line of ``model`` (``model.lines`` order; None where
-    none applies), or None when no rule touches any of them; cached per (restrictions,
-    plain model) object pair, so a line costs no UUID hashing per account."""
-    key = (id(restrictions), id(model))
-    hit = _LINE_RULES.get(key) if cache else None
-    if hit is not None and hit[0] is restrictions and hit[1] is model:
-        return hit[2]
+    none applies), or None when no rule touches any of them."""
     rules = restrictions.rules
     found = tuple(rules.get(info.iid) for info in model.lines)
-    if not any(per is not None for per in found):
-        found = None
-    if cache:
-        if len(_LINE_RULES) >= _CACHE_MAX:
-            _LINE_RULES.clear()
-        _LINE_RULES[key] = (restrictions, model, found)  # holding both keeps their ids
-    return found
+    return found if any(per is not None for per in found) else None
+
+
+_PLANS: dict = {}
+
+
+def _plan(restrictions: Restrictions, targets, model) -> tuple:
+    """(blocked_lines, _line_rules) of a plain model, in one cached look-up per account."""
+    key = (id(restrictions), id(model))
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is restrictions and hit[1] is model and hit[2] is targets:
+        return hit[3]
+    plan = (blocked_lines(restrictions, targets), _line_rules(restrictions, model))
+    if type(targets) is tuple:
+        if len(_PLANS) >= _CACHE_MAX:
+            _PLANS.clear()
+        _PLANS[key] = (restrictions, model, targets, plan)  # holding them keeps their ids
+    return plan
 
 
 def restrict(account, targets, market, prefs, model, g, restrictions: Restrictions, build_args: tuple):
@@ -228,9 +231,13 @@ def restrict(account, targets, market, prefs, model, g, restrictions: Restrictio
     the group against the adjusted model.
     """
     rules = restrictions.rules
+    blocked, marks = _plan(restrictions, targets, model)
+    lines = g.lines
+    n = len(model.lines)
+    if not blocked and marks is None and len(lines) == n:
+        return model, g, ()  # the usual case: no rule on anything the account holds or targets
     adjustments: list = []
     adjusted = False
-    blocked = blocked_lines(restrictions, targets)
     if blocked:
         total = g.total
         held = {}
@@ -250,9 +257,10 @@ def restrict(account, targets, market, prefs, model, g, restrictions: Restrictio
             adjusted = True
 
     total = g.total
-    lines = g.lines
-    n = len(model.lines)
-    marks = _line_rules(restrictions, model, cache=not adjusted)
+    if adjusted:
+        lines = g.lines
+        n = len(model.lines)
+        marks = _line_rules(restrictions, model)
     if marks is not None:
         for ln, per in zip(lines, marks):
             if per is not None:
