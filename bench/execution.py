@@ -57,7 +57,8 @@ def parse_args():
     parser.add_argument(
         "--fx", type=int, default=0, metavar="ROUNDS",
         help="measure the whole book under fx_mode AUTO (no FX) and EXPLICIT (about a third of the accounts need FX, "
-        "counted and printed) alternately, ROUNDS times each (docs/prices.md)",
+        "counted and printed; fx_repatriate on every third account in both) alternately, ROUNDS times each "
+        "(docs/prices.md)",
     )
     parser.add_argument(
         "--restricted", type=int, default=0, metavar="ROUNDS",
@@ -296,14 +297,16 @@ def execution_measure(client, args, on_date, workers, quiet=False) -> tuple[floa
 
 def fx_set(on: bool) -> None:
     """The whole book under fx_mode EXPLICIT when `on` (the global preference), AUTO
-    otherwise: the two runs differ only by the FX work. In the demo book every account
-    holds EUR cash only, so under EXPLICIT an account needs FX when its rebalance buys
-    more USD, CHF or GBP than its sells of them bring in: the accounts of the "Global
-    Champions" model (a fifth of the book, most of it in USD and CHF) and those of the
-    two models with a USD gold line that buy gold (about half of them): about a third
-    of the book, counted from the orders written and printed."""
+    otherwise, with `fx_repatriate` on every third configured account (its own
+    preferences row, in both runs): the two runs differ only by the FX work. In the demo
+    book every account holds EUR cash only, so under EXPLICIT an account needs FX when
+    it buys more USD, CHF or GBP than its sells of them bring in (most accounts of the
+    "Global Champions" model, some of the two models with a USD gold line), or, with
+    `fx_repatriate`, when it sells any: about a third of the book (EXPLICIT alone: about
+    a quarter). The share is counted from the orders written and printed."""
     from django.db import transaction
 
+    from portfolios.models import Configuration
     from rebalancing.models import RebalancePreferences
 
     with transaction.atomic():
@@ -311,6 +314,21 @@ def fx_set(on: bool) -> None:
         row, _ = RebalancePreferences.objects.get_or_create(is_global=True)
         row.fx_mode = "EXPLICIT" if on else "AUTO"
         row.save(update_fields=["fx_mode"])
+        accounts = list(
+            Configuration.objects.filter(account__status="ACTIVE", account__parent__isnull=True)
+            .order_by("account_id").values_list("account_id", flat=True)
+        )[::3]
+        RebalancePreferences.objects.bulk_create(
+            RebalancePreferences(account_id=a, fx_repatriate=True) for a in accounts
+        )
+
+
+def fx_reset() -> None:
+    """Back to the book as loaded: no account rows, the global fx_mode AUTO."""
+    from rebalancing.models import RebalancePreferences
+
+    RebalancePreferences.objects.filter(is_global=False).delete()
+    RebalancePreferences.objects.filter(is_global=True).update(fx_mode="AUTO")
 
 
 def restrictions_set(on: bool) -> None:
@@ -450,7 +468,7 @@ def main(args) -> None:
             plain_cpu, fx_cpu = min(cpu_per_1000[False]), min(cpu_per_1000[True])
             print(f"workers' CPU per 1000 accounts (best of {args.fx}): AUTO {plain_cpu:.0f} ms, EXPLICIT {fx_cpu:.0f} ms "
                   f"→ throughput on CPU alone {100 * plain_cpu / fx_cpu:.1f} %")
-            fx_set(False)
+            fx_reset()
             if not args.keep:
                 connection.close()
                 database_drop(args)
