@@ -19,7 +19,12 @@
    execution has finished.
 4. Prints accounts/s end to end (POST → finished), orders/s, the naive rate and the
    ratio, the workers' peak RSS (VmHWM of each worker process and its pool child) and
-   their CPU time. Stops the workers and drops the database unless `--keep`.
+   their CPU time (since their start, and during the execution alone). Stops the
+   workers and drops the database unless `--keep`.
+
+`--restricted N` and `--fx N` alternate two variants of the book N times each and print
+both rates, the workers' CPU per 1000 accounts and the ratios (docs/restrictions.md,
+docs/prices.md).
 
 Needs PostgreSQL (`--postgres`, default postgres://postgres@127.0.0.1:5432) and Redis
 (`--redis`, default redis://127.0.0.1:6379/15: its queue is emptied first).
