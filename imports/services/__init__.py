@@ -3,7 +3,7 @@
 from ..models import ImportJob, ImportKind, ImportStatus
 from .allocations import allocation_import
 from .fills import fills_import_run
-from .holdings import breaks_accept, holdings_import_run
+from .holdings import breaks_accept, holdings_import_run, holdings_snapshot_load
 from .jobs import RUN_TASK, import_claim, import_create, import_enqueue, import_fail
 from .market_data import market_data_import_run
 
@@ -29,6 +29,6 @@ def import_run(*, import_id) -> ImportJob | None:
 
 
 __all__ = [
-    "RUN_TASK", "allocation_import", "breaks_accept", "fills_import_run", "holdings_import_run", "import_claim", "import_create", "import_enqueue",
+    "RUN_TASK", "allocation_import", "breaks_accept", "fills_import_run", "holdings_import_run", "holdings_snapshot_load", "import_claim", "import_create", "import_enqueue",
     "import_run", "market_data_import_run",
 ]

@@ -23,12 +23,13 @@ from django.utils import timezone
 from stdnum import isin as stdnum_isin
 from stdnum.exceptions import ValidationError as IsinError
 
+from audit.services import audit_record
 from core.errors import Conflict, FieldError, InvalidInput
 
 from portfolios.models import CashAccount, CashKind, Instrument, InstrumentType, PortfolioAccount, Position
 from portfolios.models.fields import MONEY, UNITS, is_currency_code
 
-from ..models import AccountMatch, ImportBreak, ImportJob, ImportMode, ImportStatus
+from ..models import AccountMatch, ImportBreak, ImportJob, ImportKind, ImportMode, ImportStatus
 from . import staging as db
 from .jobs import MAX_ERRORS, ErrorList, FileRows, header_index, import_fail, import_finish, import_progress
 
@@ -131,15 +132,35 @@ class AccountBlock:
                        for (currency, kind), (line, balance) in self.cash.items()])
 
 
-def _stage_file(job: ImportJob, errors: ErrorList) -> FileShape:
+class RowSource:
+    """Rows (lists of strings, the header first) made inside Ballast, read like a file."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def position(self) -> int:
+        return 0
+
+
+def _stage_file(job: ImportJob, errors: ErrorList, rows=None) -> FileShape:
     """Pass 1: check every row on its own and stage the good ones (an account's rows
-    merged when they come together). Progress goes to 70 % by the bytes read."""
+    merged when they come together). Progress goes to 70 % by the bytes read. `rows`
+    replaces the stored file (holdings_snapshot_load)."""
     db.temp_table(STAGE, f"line bigint, account_id {db.uuid_type()}, ref text, instrument_id {db.uuid_type()}, "
                          f"currency text, kind text, units numeric, balance numeric")
     shape = FileShape()
     stager = db.Stager(STAGE, ("line", "account_id", "ref", "instrument_id", "currency", "kind", "units", "balance"))
     instruments = InstrumentRefs()  # before the COPY: it holds the connection until it ends
-    with FileRows(job) as source, stager:
+    with (FileRows(job) if rows is None else RowSource(rows)) as source, stager:
         _stage_rows(job, source, stager, errors, shape, instruments)
     return shape
 
@@ -419,15 +440,16 @@ def _write_breaks(job: ImportJob) -> int:
     )
 
 
-def holdings_import_run(*, job: ImportJob) -> ImportJob:
+def holdings_import_run(*, job: ImportJob, rows=None) -> ImportJob:
     """Run a claimed (RUNNING) holdings import to its end: FAILED with every error,
     DONE (APPLY: the snapshot written), or AWAITING_ACCEPTANCE (RECONCILE with breaks).
     Runs outside a transaction (progress is visible as it goes); the book is written in
-    one transaction at the end."""
+    one transaction at the end. `rows` (an iterable of rows, header first, that runs no
+    query) replaces the stored file."""
     errors = ErrorList()
     db.session_tune()
     try:
-        shape = _stage_file(job, errors)
+        shape = _stage_file(job, errors, rows)
         if shape.header_ok:  # the rows' own errors do not hide those the database finds
             import_progress(job, 70)
             _resolve_accounts(job, errors, shape)
@@ -450,6 +472,19 @@ def holdings_import_run(*, job: ImportJob) -> ImportJob:
     finally:
         db.drop(STAGE, NAMED, ACCOUNTS, DIFF)
         db.session_reset()
+
+
+def holdings_snapshot_load(*, rows, name: str, user=None) -> ImportJob:
+    """APPLY a holdings snapshot made inside Ballast (the demo book) through the path of
+    a holdings file: `rows` are the file's rows as lists of strings, the header first,
+    and their iteration must run no query (on PostgreSQL the staging COPY holds the
+    connection). Recorded as an import named `name` without a stored file."""
+    job = ImportJob.objects.create(
+        kind=ImportKind.HOLDINGS, mode=ImportMode.APPLY, status=ImportStatus.RUNNING, file_name=name[:255], sha256="",
+        created_by=user if getattr(user, "is_authenticated", False) else None, started_at=timezone.now(),
+    )
+    audit_record(job, "create", {"file": (None, f"{job.file_name} (generated)"), "mode": (None, job.mode)})
+    return holdings_import_run(job=job, rows=rows)
 
 
 @transaction.atomic

@@ -3,7 +3,9 @@ allocations and as many accounts as asked (a few hundred for the demo, 100 000 f
 benchmarks). Deterministic for a given seed. Allocations go through the allocation
 service, so the demo obeys the same rules as the API and the admin."""
 
+import csv
 import random
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -25,7 +27,6 @@ from ..models import (
     InstrumentType,
     PeriodType,
     PortfolioAccount,
-    Position,
     Price,
     WeightType,
 )
@@ -187,15 +188,32 @@ def _ensure_allocations(instruments: dict, effective_from: date) -> list[Allocat
     return allocations
 
 
+CHUNK = 10_000  # accounts written per round: memory stays flat whatever the size of the book
+HOLDINGS_HEADER = ("account_id", "instrument_id", "units", "currency", "balance", "kind")
+
+
 def _write(model, rows, batch_size=5000):
     model.objects.bulk_create(rows, batch_size=batch_size)
+
+
+def _write_accounts(account_rows: list, configuration_rows: list) -> None:
+    _write(PortfolioAccount, [a for a in account_rows if a.parent_id is None])
+    _write(PortfolioAccount, [a for a in account_rows if a.parent_id is not None])
+    _write(Configuration, configuration_rows)
+    account_rows.clear()
+    configuration_rows.clear()
 
 
 @transaction.atomic
 def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today: date | None = None) -> DemoSummary:
     """Load the demo book. Instruments, market data and allocations are created once;
     accounts are added only while the book has none (load into an empty database to
-    size a benchmark)."""
+    size a benchmark). Accounts and configurations are written 10,000 at a time; their
+    holdings go, as a custodian's file would, through the holdings import
+    (`imports.services.holdings_snapshot_load`: staging table, one merge), recorded as
+    an import. Raises RuntimeError if that import refuses them (a bug of the demo)."""
+    from imports.services.holdings import holdings_snapshot_load
+
     rng = random.Random(seed)
     today = today or timezone.localdate()
     instruments, price_count, fx_count = _ensure_instruments(rng, days, today)
@@ -209,46 +227,57 @@ def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today:
         eur_per[rate.quote] = Decimal(1) / rate.rate
     now = timezone.now()
     lines_of = {a.pk: list(a.current_version.lines.select_related("instrument")) for a in allocations}
-    account_rows, position_rows, cash_rows, configuration_rows = [], [], [], []
-    for n in range(accounts):
-        roll = rng.random()
-        status = AccountStatus.ACTIVE if roll < 0.9 else AccountStatus.PENDING if roll < 0.96 else AccountStatus.CLOSED
-        account_type = AccountType.PORTFOLIO if rng.random() < 0.95 else AccountType.CUSTODY
-        account = PortfolioAccount(
-            id=uuid.UUID(int=rng.getrandbits(128), version=4), client_id=f"CL-{n + 1:07d}",
-            account_type=account_type, base_currency="EUR", status=status,
-            locked=rng.random() < 0.04, created_at=now, updated_at=now,
-        )
-        account_rows.append(account)
-        invest = Decimal(rng.randrange(5_000, 250_000))
-        allocation = allocations[n % len(allocations)]
-        for line in lines_of[allocation.pk]:
-            instrument = line.instrument
-            if instrument.type in (InstrumentType.CASH, InstrumentType.FUTURE):
-                continue
-            # Holdings near target with some drift, so a rebalance has work to do.
-            drift = Decimal(rng.randint(70, 130)) / 100
-            price_eur = latest[instrument.pk] * eur_per[instrument.currency]
-            units = (invest * line.weight * drift / price_eur).quantize(instrument.block_size or Decimal("0.0001"), rounding="ROUND_DOWN")
-            if units > 0:
-                position_rows.append(Position(account=account, instrument=instrument, units=units))
-        cash_rows.append(CashAccount(account=account, currency="EUR", kind=CashKind.CASH, is_default=True,
-                                     balance=(invest * Decimal(rng.randint(0, 80)) / 1000).quantize(Decimal("0.01"))))
-        if account_type == AccountType.PORTFOLIO and status != AccountStatus.CLOSED:
-            configuration_rows.append(Configuration(account=account, allocation=allocation, created_at=now, updated_at=now))
-        if rng.random() < 0.06:
-            # A locked sub-portfolio: collateral held apart, counted in the parent's total.
-            child = PortfolioAccount(
-                id=uuid.UUID(int=rng.getrandbits(128), version=4), client_id=f"CL-{n + 1:07d}-COLL",
-                account_type=AccountType.CUSTODY, base_currency="EUR", status=AccountStatus.ACTIVE,
-                parent=account, locked=True, created_at=now, updated_at=now,
+    account_rows, configuration_rows = [], []
+    account_count = position_count = 0
+    with tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as holdings:
+        file = csv.writer(holdings)
+        file.writerow(HOLDINGS_HEADER)
+        for n in range(accounts):
+            roll = rng.random()
+            status = AccountStatus.ACTIVE if roll < 0.9 else AccountStatus.PENDING if roll < 0.96 else AccountStatus.CLOSED
+            account_type = AccountType.PORTFOLIO if rng.random() < 0.95 else AccountType.CUSTODY
+            account = PortfolioAccount(
+                id=uuid.UUID(int=rng.getrandbits(128), version=4), client_id=f"CL-{n + 1:07d}",
+                account_type=account_type, base_currency="EUR", status=status,
+                locked=rng.random() < 0.04, created_at=now, updated_at=now,
             )
-            account_rows.append(child)
-            cash_rows.append(CashAccount(account=child, currency="EUR", kind=CashKind.MARGIN, is_default=True,
-                                         balance=Decimal(rng.randrange(1_000, 20_000))))
-    _write(PortfolioAccount, [a for a in account_rows if a.parent_id is None])
-    _write(PortfolioAccount, [a for a in account_rows if a.parent_id is not None])
-    _write(Position, position_rows)
-    _write(CashAccount, cash_rows)
-    _write(Configuration, configuration_rows)
-    return DemoSummary(len(instruments), price_count, fx_count, len(allocations), len(account_rows), len(position_rows))
+            account_rows.append(account)
+            invest = Decimal(rng.randrange(5_000, 250_000))
+            allocation = allocations[n % len(allocations)]
+            for line in lines_of[allocation.pk]:
+                instrument = line.instrument
+                if instrument.type in (InstrumentType.CASH, InstrumentType.FUTURE):
+                    continue
+                # Holdings near target with some drift, so a rebalance has work to do.
+                drift = Decimal(rng.randint(70, 130)) / 100
+                price_eur = latest[instrument.pk] * eur_per[instrument.currency]
+                units = (invest * line.weight * drift / price_eur).quantize(instrument.block_size or Decimal("0.0001"), rounding="ROUND_DOWN")
+                if units > 0:
+                    file.writerow((account.pk, instrument.pk, format(units, "f"), "", "", ""))
+                    position_count += 1
+            balance = (invest * Decimal(rng.randint(0, 80)) / 1000).quantize(Decimal("0.01"))
+            file.writerow((account.pk, "", "", "EUR", format(balance, "f"), CashKind.CASH))
+            if account_type == AccountType.PORTFOLIO and status != AccountStatus.CLOSED:
+                configuration_rows.append(Configuration(account=account, allocation=allocation, created_at=now, updated_at=now))
+            if rng.random() < 0.06:
+                # A locked sub-portfolio: collateral held apart, counted in the parent's total.
+                child = PortfolioAccount(
+                    id=uuid.UUID(int=rng.getrandbits(128), version=4), client_id=f"CL-{n + 1:07d}-COLL",
+                    account_type=AccountType.CUSTODY, base_currency="EUR", status=AccountStatus.ACTIVE,
+                    parent=account, locked=True, created_at=now, updated_at=now,
+                )
+                account_rows.append(child)
+                file.writerow((child.pk, "", "", "EUR", str(rng.randrange(1_000, 20_000)), CashKind.MARGIN))
+            if len(account_rows) >= CHUNK:
+                account_count += len(account_rows)
+                _write_accounts(account_rows, configuration_rows)
+        account_count += len(account_rows)
+        _write_accounts(account_rows, configuration_rows)
+        holdings.seek(0)
+        job = holdings_snapshot_load(rows=csv.reader(holdings), name=f"demo book: {accounts} accounts, seed {seed}")
+    if job.status != "DONE":
+        raise RuntimeError(f"the demo's holdings were refused: {job.errors[:5]}")
+    # The collateral sub-portfolios hold only their MARGIN account: it is their default
+    # (the import makes a new account the default only for CASH in the base currency).
+    CashAccount.objects.filter(kind=CashKind.MARGIN, account__parent__isnull=False).update(is_default=True)
+    return DemoSummary(len(instruments), price_count, fx_count, len(allocations), account_count, position_count)
