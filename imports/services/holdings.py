@@ -471,12 +471,18 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
     params = dict(params or {}, now=timezone.now())
     positions, cash = _table(Position), _table(CashAccount)
     src = f"({source}) src"
-    new_rows = 0
+    new_positions = new_cash = held = 0
     if db.is_postgres():
-        [(new_rows,)] = db.fetchall(
-            f"SELECT count(*) FROM {src} WHERE book IS NULL AND (kind = 'C' OR file > 0)", params)
-    with db.foreign_keys_checked_once((positions, cash), enabled=new_rows >= bulk_foreign_key_rows()) as exclusive:
-        return _write_book(src, params, exclusive)
+        [(new_positions, new_cash, held)] = db.fetchall(
+            f"SELECT count(*) FILTER (WHERE kind = 'P' AND file > 0), count(*) FILTER (WHERE kind = 'C'), "
+            f"(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %(positions)s::regclass) "
+            f"FROM {src} WHERE book IS NULL", {**params, "positions": positions})
+    bulk = new_positions + new_cash >= bulk_foreign_key_rows()
+    with db.foreign_keys_checked_once((positions, cash), enabled=bulk) as exclusive:
+        # Adding at least as many positions as the table holds (a first load): its plain
+        # indexes are built again once, sorted, rather than maintained row by row.
+        with db.indexes_rebuilt(positions, enabled=exclusive and new_positions >= held):
+            return _write_book(src, params, exclusive)
 
 
 def bulk_foreign_key_rows() -> int:
@@ -517,7 +523,8 @@ def _write_book(src: str, params: dict, exclusive: bool = False) -> tuple[int, i
             f"ORDER BY src.account_id {on_conflict}",
             {**params, "cash_kind": CashKind.CASH.value},
         )
-    [(changed,)] = db.fetchall(f"SELECT count(DISTINCT account_id) FROM {src}", params)
+    # DISTINCT in a subquery may hash; count(DISTINCT …) always sorts.
+    [(changed,)] = db.fetchall(f"SELECT count(*) FROM (SELECT DISTINCT account_id FROM {src}) changed", params)
     return deleted + upserted + balances, changed
 
 

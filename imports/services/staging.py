@@ -97,6 +97,8 @@ def foreign_keys_checked_once(tables: Sequence[str], *, enabled: bool) -> Iterat
     and the referenced ones (SHARE ROW EXCLUSIVE: writers wait) until the transaction
     ends. When the locks are not granted within LOCK_TIMEOUT, or the connection's role
     does not own the tables, nothing is dropped and the checks stay row by row.
+    Deferred checks pending in the transaction run at once (SET CONSTRAINTS ALL
+    IMMEDIATE), and deferrable constraints are DEFERRED again afterwards.
     Yields whether the foreign keys were dropped."""
     if not (enabled and is_postgres() and connection.in_atomic_block):
         yield False
@@ -105,6 +107,9 @@ def foreign_keys_checked_once(tables: Sequence[str], *, enabled: bool) -> Iterat
     try:
         with transaction.atomic():  # a savepoint: a refused ALTER leaves the transaction usable
             execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            # ALTER TABLE refuses a table with deferred checks still pending (rows the
+            # caller wrote earlier in this transaction, e.g. the demo's accounts): run them now.
+            execute("SET CONSTRAINTS ALL IMMEDIATE")
             for table in tables:
                 for name, definition in fetchall(
                     "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
@@ -118,6 +123,29 @@ def foreign_keys_checked_once(tables: Sequence[str], *, enabled: bool) -> Iterat
     yield bool(dropped)
     for table, name, definition in dropped:
         execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    if dropped:
+        execute("SET CONSTRAINTS ALL DEFERRED")  # the project's deferrable constraints are all INITIALLY DEFERRED
+
+
+@contextmanager
+def indexes_rebuilt(table: str, *, enabled: bool) -> Iterator[bool]:
+    """With `table` already held by this transaction (inside foreign_keys_checked_once)
+    and when `enabled`: drop its plain indexes (neither unique nor primary: the writes
+    still need those), let the caller write, then create them again from their own
+    definitions, one sorted build each instead of one insertion per written row.
+    Worth it only when the rows written are about as many as the table held."""
+    if not (enabled and is_postgres()):
+        yield False
+        return
+    indexes = fetchall(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary ORDER BY c.relname", [table],
+    )
+    for name, _ in indexes:
+        execute(f'DROP INDEX "{name}"')
+    yield bool(indexes)
+    for _, definition in indexes:
+        execute(definition)
 
 
 class Stager:

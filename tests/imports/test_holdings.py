@@ -1,6 +1,7 @@
 """Holdings files through the service: every rule of domain.md §13 and docs/imports.md."""
 
 import io
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -274,6 +275,14 @@ def foreign_keys(table: str) -> list[tuple]:
         return cursor.fetchall()
 
 
+def indexes(table: str) -> list[tuple]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname", [table])
+        return cursor.fetchall()
+
+
 @pytest.mark.postgres
 def test_a_large_apply_checks_the_foreign_keys_once_and_keeps_them_whole(etfs, settings, monkeypatch):
     """From IMPORTS_BULK_FOREIGN_KEY_ROWS new rows on, the foreign keys of positions and
@@ -289,22 +298,34 @@ def test_a_large_apply_checks_the_foreign_keys_once_and_keeps_them_whole(etfs, s
     settings.IMPORTS_BULK_FOREIGN_KEY_ROWS = 2
     tables = (Position._meta.db_table, CashAccount._meta.db_table)
     before = {table: foreign_keys(table) for table in tables}
+    indexes_before = indexes(tables[0])
+    assert len(indexes_before) == 4  # the primary key, the unique pair, account_id, instrument_id
     assert all(len(keys) == (2 if table == tables[0] else 1) for table, keys in before.items())
     a, b = etfs
     account = AccountFactory()
     calls = []
     original = staging.foreign_keys_checked_once
 
+    @contextmanager
     def spy(tables, *, enabled):
-        calls.append(enabled)
-        return original(tables, enabled=enabled)
+        with original(tables, enabled=enabled) as dropped:
+            calls.append(dropped)
+            yield dropped
+
+    rebuilt, original_rebuild = [], staging.indexes_rebuilt
+
+    def spy_rebuild(table, *, enabled):  # on whatever the test database's statistics say
+        rebuilt.append(table)
+        return original_rebuild(table, enabled=True)
 
     monkeypatch.setattr(staging, "foreign_keys_checked_once", spy)
+    monkeypatch.setattr(staging, "indexes_rebuilt", spy_rebuild)
     job = run(csv_text(HEADER, (account.pk, a.isin, "1", "", ""), (account.pk, b.isin, "2", "", ""),
                        (account.pk, "", "", "EUR", "3")))
-    assert job.status == "DONE" and calls == [True]
+    assert job.status == "DONE" and calls == [True] and rebuilt == [tables[0]]
     assert book(account)[0] == {a.pk: Decimal("1"), b.pk: Decimal("2")}
     assert {table: foreign_keys(table) for table in tables} == before
+    assert indexes(tables[0]) == indexes_before  # the plain ones were built again
     assert all(validated and deferrable for _, validated, deferrable, _, _ in before[tables[0]])
     with pytest.raises(IntegrityError), transaction.atomic():
         with connection.cursor() as cursor:
