@@ -103,13 +103,14 @@ def foreign_keys_checked_once(tables: Sequence[str], *, enabled: bool) -> Iterat
     if not (enabled and is_postgres() and connection.in_atomic_block):
         yield False
         return
-    dropped = []
+    dropped, immediate = [], False
     try:
         with transaction.atomic():  # a savepoint: a refused ALTER leaves the transaction usable
             execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
             # ALTER TABLE refuses a table with deferred checks still pending (rows the
             # caller wrote earlier in this transaction, e.g. the demo's accounts): run them now.
             execute("SET CONSTRAINTS ALL IMMEDIATE")
+            immediate = True
             for table in tables:
                 for name, definition in fetchall(
                     "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
@@ -117,13 +118,13 @@ def foreign_keys_checked_once(tables: Sequence[str], *, enabled: bool) -> Iterat
                 ):
                     execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
                     dropped.append((table, name, definition))
-    except DatabaseError:
-        dropped = []
+    except DatabaseError:  # the savepoint's rollback undid the SET CONSTRAINTS too
+        dropped, immediate = [], False
     execute("SET LOCAL lock_timeout = DEFAULT")
     yield bool(dropped)
     for table, name, definition in dropped:
         execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
-    if dropped:
+    if immediate:
         execute("SET CONSTRAINTS ALL DEFERRED")  # the project's deferrable constraints are all INITIALLY DEFERRED
 
 
