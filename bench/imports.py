@@ -14,6 +14,16 @@
    Prints rows per second and the peak resident memory of each.
 Drops the database unless `--keep`. Targets (issue #19): 1,000,000 accounts validated
 and loaded in ≤ 180 s under 1 GiB; the reconciliation in ≤ 180 s.
+
+    .venv/bin/python bench/imports.py --demo --accounts 1000000 --database ballast_bench_bulk
+
+`--demo` instead runs `manage.py load_demo --accounts N --no-admin` into a fresh
+database (its holdings go through the holdings import's staging and merge) and prints
+its wall time, rows per second (accounts, configurations, positions and cash accounts
+written) and peak memory. Target: ≤ 5 minutes for 1,000,000 accounts.
+
+The machine is shared: every figure is printed with the load average (1 minute) at
+its start and end; compare runs only side by side.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ def parse_args():
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="only passed on (no worker runs)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--demo", action="store_true", help="time load_demo --accounts N instead")
     return parser.parse_args()
 
 
@@ -111,25 +122,49 @@ def write_file(args, path: Path, isins: list[str]) -> int:
     return rows
 
 
-def run_import(args, path: Path, *options) -> tuple[float, int, str]:
-    """(seconds, peak RSS in MiB, last line of output) of one import_holdings process."""
+def load() -> str:
+    return os.getloadavg()[0].__format__(".1f")
+
+
+def run_command(args, *command) -> tuple[float, int, str]:
+    """(seconds, peak RSS in MiB, last line of output) of one manage.py process."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [PYTHON, "manage.py", "import_holdings", str(path), *options], cwd=ROOT, env=environment(args),
+        [PYTHON, "manage.py", *command], cwd=ROOT, env=environment(args),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    _, status, usage = os.wait4(process.pid, 0)
+    _, status, usage = os.wait4(process.pid, 0)  # the output is a few lines: the pipe does not fill
     seconds = time.perf_counter() - started
     output = process.stdout.read().strip()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"import_holdings {' '.join(options)} failed:\n{output}")
+        raise SystemExit(f"{' '.join(command)} failed:\n{output}")
     return seconds, usage.ru_maxrss // 1024, output.splitlines()[-1] if output else ""
+
+
+def run_import(args, path: Path, *options) -> tuple[float, int, str]:
+    return run_command(args, "import_holdings", str(path), *options)
+
+
+def demo(args) -> None:
+    subprocess.run([PYTHON, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=environment(args), check=True)
+    before = load()
+    seconds, peak, _ = run_command(args, "load_demo", "--accounts", str(args.accounts), "--no-admin")
+    counts = book_execute(args, "SELECT (SELECT count(*) FROM portfolios_portfolioaccount), "
+                                "(SELECT count(*) FROM portfolios_configuration), (SELECT count(*) FROM portfolios_position), "
+                                "(SELECT count(*) FROM portfolios_cashaccount)", fetch=True)[0]
+    rows = sum(counts)
+    print(f"load_demo --accounts {args.accounts:,}: {seconds:.1f} s, {rows / seconds:,.0f} rows/s "
+          f"({counts[0]:,} accounts, {counts[1]:,} configurations, {counts[2]:,} positions, {counts[3]:,} cash accounts), "
+          f"peak {peak:,} MiB, load average {before} → {load()}")
 
 
 def main():
     args = parse_args()
     admin_execute(args, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)', f'CREATE DATABASE "{args.database}"')
     try:
+        if args.demo:
+            demo(args)
+            return
         started = time.perf_counter()
         subprocess.run([PYTHON, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=environment(args),
                        check=True)
@@ -148,8 +183,10 @@ def main():
                 ("APPLY again (nothing changes)", ()),
             ):
                 book_execute(args, "VACUUM ANALYZE")
+                before = load()
                 seconds, peak, outcome = run_import(args, path, *options)
-                print(f"{label:40s} {seconds:7.1f} s  {rows / seconds:10,.0f} rows/s  peak {peak:5,} MiB  | {outcome}")
+                print(f"{label:40s} {seconds:7.1f} s  {rows / seconds:10,.0f} rows/s  peak {peak:5,} MiB  "
+                      f"load {before} → {load()}  | {outcome}")
     finally:
         if not args.keep:
             admin_execute(args, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')

@@ -29,6 +29,7 @@ KIND_PERMISSIONS = {
     ImportKind.HOLDINGS: ("portfolios.change_position", "portfolios.change_cashaccount"),
     ImportKind.PRICES: ("portfolios.add_price", "portfolios.change_price"),
     ImportKind.FX_RATES: ("portfolios.add_fxrate", "portfolios.change_fxrate"),
+    ImportKind.FILLS: ("rebalancing.change_tradeorder",),
 }
 
 

@@ -27,6 +27,7 @@ class ImportKind(models.TextChoices):
     HOLDINGS = "HOLDINGS"
     PRICES = "PRICES"
     FX_RATES = "FX_RATES"
+    FILLS = "FILLS", "Fills (executed units and prices of trade orders)"
 
 
 class ImportMode(models.TextChoices):

@@ -2,7 +2,8 @@
 
 from ..models import ImportJob, ImportKind, ImportStatus
 from .allocations import allocation_import
-from .holdings import breaks_accept, holdings_import_run
+from .fills import fills_import_run
+from .holdings import breaks_accept, holdings_import_run, holdings_snapshot_load
 from .jobs import RUN_TASK, import_claim, import_create, import_enqueue, import_fail
 from .market_data import market_data_import_run
 
@@ -17,6 +18,8 @@ def import_run(*, import_id) -> ImportJob | None:
     try:
         if job.kind == ImportKind.HOLDINGS:
             return holdings_import_run(job=job)
+        if job.kind == ImportKind.FILLS:
+            return fills_import_run(job=job)
         return market_data_import_run(job=job)
     except Exception as exc:
         job.refresh_from_db()
@@ -26,6 +29,6 @@ def import_run(*, import_id) -> ImportJob | None:
 
 
 __all__ = [
-    "RUN_TASK", "allocation_import", "breaks_accept", "holdings_import_run", "import_claim", "import_create", "import_enqueue",
+    "RUN_TASK", "allocation_import", "breaks_accept", "fills_import_run", "holdings_import_run", "holdings_snapshot_load", "import_claim", "import_create", "import_enqueue",
     "import_run", "market_data_import_run",
 ]

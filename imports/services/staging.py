@@ -8,10 +8,11 @@ Temporary tables belong to the connection: the import runs on one connection fro
 start to end and drops them when it is done.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -22,6 +23,12 @@ def is_postgres() -> bool:
 
 def uuid_type() -> str:
     return "uuid" if is_postgres() else "char(32)"
+
+
+def exact_type() -> str:
+    """A staging column for file numbers: numeric on PostgreSQL; text on SQLite, whose
+    numeric is floating point (the exact sums are then made in Python)."""
+    return "numeric" if is_postgres() else "text"
 
 
 def execute(sql: str, params=None) -> int:
@@ -73,6 +80,73 @@ def analyze(*names: str) -> None:
     if is_postgres():
         for name in names:
             execute(f"ANALYZE {name}")
+
+
+LOCK_TIMEOUT = "5s"
+
+
+@contextmanager
+def foreign_keys_checked_once(tables: Sequence[str], *, enabled: bool) -> Iterator[bool]:
+    """Within the caller's transaction, on PostgreSQL and when `enabled`: drop the
+    foreign keys `tables` hold, let the caller write, then add them back with their
+    own definitions, which checks every row of those tables against the referenced
+    ones in one query (PostgreSQL's initial check of a new foreign key) instead of one
+    index lookup and row lock per written row at COMMIT. A row that references
+    nothing makes the ADD fail and the whole transaction with it: integrity is the
+    same as row by row. The ALTERs lock the tables (ACCESS EXCLUSIVE: readers wait)
+    and the referenced ones (SHARE ROW EXCLUSIVE: writers wait) until the transaction
+    ends. When the locks are not granted within LOCK_TIMEOUT, or the connection's role
+    does not own the tables, nothing is dropped and the checks stay row by row.
+    Deferred checks pending in the transaction run at once (SET CONSTRAINTS ALL
+    IMMEDIATE), and deferrable constraints are DEFERRED again afterwards.
+    Yields whether the foreign keys were dropped."""
+    if not (enabled and is_postgres() and connection.in_atomic_block):
+        yield False
+        return
+    dropped, immediate = [], False
+    try:
+        with transaction.atomic():  # a savepoint: a refused ALTER leaves the transaction usable
+            execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            # ALTER TABLE refuses a table with deferred checks still pending (rows the
+            # caller wrote earlier in this transaction, e.g. the demo's accounts): run them now.
+            execute("SET CONSTRAINTS ALL IMMEDIATE")
+            immediate = True
+            for table in tables:
+                for name, definition in fetchall(
+                    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname", [table],
+                ):
+                    execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+                    dropped.append((table, name, definition))
+    except DatabaseError:  # the savepoint's rollback undid the SET CONSTRAINTS too
+        dropped, immediate = [], False
+    execute("SET LOCAL lock_timeout = DEFAULT")
+    yield bool(dropped)
+    for table, name, definition in dropped:
+        execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    if immediate:
+        execute("SET CONSTRAINTS ALL DEFERRED")  # the project's deferrable constraints are all INITIALLY DEFERRED
+
+
+@contextmanager
+def indexes_rebuilt(table: str, *, enabled: bool) -> Iterator[bool]:
+    """With `table` already held by this transaction (inside foreign_keys_checked_once)
+    and when `enabled`: drop its plain indexes (neither unique nor primary: the writes
+    still need those), let the caller write, then create them again from their own
+    definitions, one sorted build each instead of one insertion per written row.
+    Worth it only when the rows written are about as many as the table held."""
+    if not (enabled and is_postgres()):
+        yield False
+        return
+    indexes = fetchall(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary ORDER BY c.relname", [table],
+    )
+    for name, _ in indexes:
+        execute(f'DROP INDEX "{name}"')
+    yield bool(indexes)
+    for _, definition in indexes:
+        execute(definition)
 
 
 class Stager:

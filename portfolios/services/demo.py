@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ..models import (
@@ -25,7 +25,6 @@ from ..models import (
     InstrumentType,
     PeriodType,
     PortfolioAccount,
-    Position,
     Price,
     WeightType,
 )
@@ -187,15 +186,99 @@ def _ensure_allocations(instruments: dict, effective_from: date) -> list[Allocat
     return allocations
 
 
-def _write(model, rows, batch_size=5000):
-    model.objects.bulk_create(rows, batch_size=batch_size)
+HOLDINGS_HEADER = ["account_id", "instrument_id", "units", "currency", "balance", "kind"]
+
+
+def _demo_accounts(rng: random.Random, count: int, allocations: list, lines: dict, *, holdings: bool):
+    """The demo's accounts, drawn from `rng` in a fixed order (the same draws whether or
+    not `holdings` are computed, so a second run from the same state gives the same
+    accounts): (n, id, status, account type, locked, allocation, positions [(instrument
+    id, units)], cash balance, collateral child (id, margin) or None)."""
+    for n in range(count):
+        roll = rng.random()
+        status = AccountStatus.ACTIVE if roll < 0.9 else AccountStatus.PENDING if roll < 0.96 else AccountStatus.CLOSED
+        account_type = AccountType.PORTFOLIO if rng.random() < 0.95 else AccountType.CUSTODY
+        account_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+        locked = rng.random() < 0.04
+        invest = Decimal(rng.randrange(5_000, 250_000))
+        allocation = allocations[n % len(allocations)]
+        positions = []
+        for instrument_id, weight, price_eur, quantum in lines[allocation.pk]:
+            # Holdings near target with some drift, so a rebalance has work to do.
+            drift = rng.randint(70, 130)
+            if holdings:
+                units = (invest * weight * (Decimal(drift) / 100) / price_eur).quantize(quantum, rounding="ROUND_DOWN")
+                if units > 0:
+                    positions.append((instrument_id, units))
+        per_mille = rng.randint(0, 80)
+        balance = (invest * Decimal(per_mille) / 1000).quantize(Decimal("0.01")) if holdings else None
+        child = None
+        if rng.random() < 0.06:
+            # A locked sub-portfolio: collateral held apart, counted in the parent's total.
+            child = (uuid.UUID(int=rng.getrandbits(128), version=4), rng.randrange(1_000, 20_000))
+        yield n, account_id, status, account_type, locked, allocation, positions, balance, child
+
+
+def _holdings_rows(accounts, counter: list):
+    """The demo's accounts as the rows of a holdings file, the header first; counts the
+    positions into counter[0]."""
+    yield HOLDINGS_HEADER
+    for _, account_id, _, _, _, _, positions, balance, child in accounts:
+        account = str(account_id)
+        for instrument_id, units in positions:
+            yield [account, instrument_id, format(units, "f"), "", "", ""]
+        counter[0] += len(positions)
+        yield [account, "", "", "EUR", format(balance, "f"), CashKind.CASH]
+        if child is not None:
+            yield [str(child[0]), "", "", "EUR", str(child[1]), CashKind.MARGIN]
+
+
+def _write_accounts(accounts, allocations: list, now) -> int:
+    """COPY the accounts (PostgreSQL; executemany elsewhere), then their configurations
+    with one INSERT … SELECT (the n-th account follows allocations[n % k]). Returns the
+    number of accounts written."""
+    from imports.services import staging as db
+
+    pg = db.is_postgres()
+    ident = str if pg else (lambda value: value.hex)
+    yes, no = ("t", "f") if pg else ("1", "0")
+    stamp = str(connection.ops.adapt_datetimefield_value(now))
+    table = PortfolioAccount._meta.db_table
+    written = 0
+    with db.Stager(table, ("id", "client_id", "account_type", "base_currency", "status", "locked", "created_at",
+                           "updated_at", "parent_id")) as stager:
+        for n, account_id, status, account_type, locked, _, _, _, child in accounts:
+            parent = ident(account_id)
+            stager.add(f"{parent}\tCL-{n + 1:07d}\t{account_type}\tEUR\t{status}\t{yes if locked else no}\t"
+                       f"{stamp}\t{stamp}\t\\N\n")
+            written += 1
+            if child is not None:
+                stager.add(f"{ident(child[0])}\tCL-{n + 1:07d}-COLL\t{AccountType.CUSTODY}\tEUR\t"
+                           f"{AccountStatus.ACTIVE}\t{yes}\t{stamp}\t{stamp}\t{parent}\n")
+                written += 1
+    choice = " ".join(f"WHEN {k} THEN %s" for k in range(len(allocations)))
+    moment = connection.ops.adapt_datetimefield_value(now)
+    db.execute(
+        f"INSERT INTO {Configuration._meta.db_table} (account_id, allocation_id, created_at, updated_at) "
+        f"SELECT id, CASE (CAST(substr(client_id, 4) AS INTEGER) - 1) %% {len(allocations)} {choice} END, %s, %s "
+        f"FROM {table} WHERE parent_id IS NULL AND account_type = %s AND status <> %s",
+        [*(a.pk if pg else a.pk.hex for a in allocations), moment, moment, AccountType.PORTFOLIO, AccountStatus.CLOSED],
+    )
+    return written
 
 
 @transaction.atomic
 def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today: date | None = None) -> DemoSummary:
     """Load the demo book. Instruments, market data and allocations are created once;
     accounts are added only while the book has none (load into an empty database to
-    size a benchmark)."""
+    size a benchmark). Set-based, in two passes over the same random draws: the
+    accounts go in by COPY and their configurations by one INSERT … SELECT; then their
+    holdings go, as a custodian's file would, through the holdings import
+    (`imports.services.holdings_snapshot_load`: staging table, one merge), recorded as
+    an import. Raises RuntimeError if that import refuses them (a bug of the demo)."""
+    from imports.services import staging as db
+    from imports.services.holdings import bulk_foreign_key_rows, holdings_snapshot_load
+
     rng = random.Random(seed)
     today = today or timezone.localdate()
     instruments, price_count, fx_count = _ensure_instruments(rng, days, today)
@@ -208,47 +291,34 @@ def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today:
     for rate in FxRate.objects.filter(effective_at=today, base="EUR"):
         eur_per[rate.quote] = Decimal(1) / rate.rate
     now = timezone.now()
-    lines_of = {a.pk: list(a.current_version.lines.select_related("instrument")) for a in allocations}
-    account_rows, position_rows, cash_rows, configuration_rows = [], [], [], []
-    for n in range(accounts):
-        roll = rng.random()
-        status = AccountStatus.ACTIVE if roll < 0.9 else AccountStatus.PENDING if roll < 0.96 else AccountStatus.CLOSED
-        account_type = AccountType.PORTFOLIO if rng.random() < 0.95 else AccountType.CUSTODY
-        account = PortfolioAccount(
-            id=uuid.UUID(int=rng.getrandbits(128), version=4), client_id=f"CL-{n + 1:07d}",
-            account_type=account_type, base_currency="EUR", status=status,
-            locked=rng.random() < 0.04, created_at=now, updated_at=now,
-        )
-        account_rows.append(account)
-        invest = Decimal(rng.randrange(5_000, 250_000))
-        allocation = allocations[n % len(allocations)]
-        for line in lines_of[allocation.pk]:
-            instrument = line.instrument
-            if instrument.type in (InstrumentType.CASH, InstrumentType.FUTURE):
-                continue
-            # Holdings near target with some drift, so a rebalance has work to do.
-            drift = Decimal(rng.randint(70, 130)) / 100
-            price_eur = latest[instrument.pk] * eur_per[instrument.currency]
-            units = (invest * line.weight * drift / price_eur).quantize(instrument.block_size or Decimal("0.0001"), rounding="ROUND_DOWN")
-            if units > 0:
-                position_rows.append(Position(account=account, instrument=instrument, units=units))
-        cash_rows.append(CashAccount(account=account, currency="EUR", kind=CashKind.CASH, is_default=True,
-                                     balance=(invest * Decimal(rng.randint(0, 80)) / 1000).quantize(Decimal("0.01"))))
-        if account_type == AccountType.PORTFOLIO and status != AccountStatus.CLOSED:
-            configuration_rows.append(Configuration(account=account, allocation=allocation, created_at=now, updated_at=now))
-        if rng.random() < 0.06:
-            # A locked sub-portfolio: collateral held apart, counted in the parent's total.
-            child = PortfolioAccount(
-                id=uuid.UUID(int=rng.getrandbits(128), version=4), client_id=f"CL-{n + 1:07d}-COLL",
-                account_type=AccountType.CUSTODY, base_currency="EUR", status=AccountStatus.ACTIVE,
-                parent=account, locked=True, created_at=now, updated_at=now,
-            )
-            account_rows.append(child)
-            cash_rows.append(CashAccount(account=child, currency="EUR", kind=CashKind.MARGIN, is_default=True,
-                                         balance=Decimal(rng.randrange(1_000, 20_000))))
-    _write(PortfolioAccount, [a for a in account_rows if a.parent_id is None])
-    _write(PortfolioAccount, [a for a in account_rows if a.parent_id is not None])
-    _write(Position, position_rows)
-    _write(CashAccount, cash_rows)
-    _write(Configuration, configuration_rows)
-    return DemoSummary(len(instruments), price_count, fx_count, len(allocations), len(account_rows), len(position_rows))
+    lines = {
+        a.pk: [
+            (str(line.instrument.pk), line.weight, latest[line.instrument.pk] * eur_per[line.instrument.currency],
+             line.instrument.block_size or Decimal("0.0001"))
+            for line in a.current_version.lines.select_related("instrument")
+            if line.instrument.type not in (InstrumentType.CASH, InstrumentType.FUTURE)
+        ]
+        for a in allocations
+    }
+    state = rng.getstate()
+    tables = (PortfolioAccount._meta.db_table, Configuration._meta.db_table)
+    with db.foreign_keys_checked_once(tables, enabled=accounts >= bulk_foreign_key_rows()):
+        account_count = _write_accounts(_demo_accounts(rng, accounts, allocations, lines, holdings=False),
+                                        allocations, now)
+    rng.setstate(state)
+    positions = [0]
+    job = holdings_snapshot_load(
+        rows=_holdings_rows(_demo_accounts(rng, accounts, allocations, lines, holdings=True), positions),
+        name=f"demo book: {accounts} accounts, seed {seed}",
+    )
+    if job.status != "DONE":
+        raise RuntimeError(f"the demo's holdings were refused: {job.errors[:5]}")
+    # The import writes no cash account whose balance is 0 and that did not exist: the
+    # demo gives every account a default one. The collateral sub-portfolios hold only
+    # their MARGIN account: it is their default.
+    CashAccount.objects.bulk_create(
+        CashAccount(account_id=pk, currency="EUR", kind=CashKind.CASH, balance=Decimal(0), is_default=True)
+        for pk in PortfolioAccount.objects.filter(cash_accounts__isnull=True).values_list("pk", flat=True).iterator()
+    )
+    CashAccount.objects.filter(kind=CashKind.MARGIN, account__parent__isnull=False).update(is_default=True)
+    return DemoSummary(len(instruments), price_count, fx_count, len(allocations), account_count, positions[0])

@@ -1,6 +1,7 @@
 """Holdings files through the service: every rule of domain.md §13 and docs/imports.md."""
 
 import io
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -239,3 +240,114 @@ def test_an_xlsx_file(etfs):
     job.refresh_from_db()
     assert job.status == "DONE", job.errors
     assert book(account) == ({a.pk: Decimal("12.5")}, {("EUR", "CASH"): (Decimal("1000.1"), True)})
+
+
+def test_sums_and_tolerances_are_exact_decimals_on_every_database(etfs):
+    """As floats, 0.1 + 0.2 is not 0.3 and 1.1 − 1 is more than 0.1: each assertion
+    below fails if the staged numbers are summed or compared as floating point."""
+    a, b = etfs
+    named, other = AccountFactory(), AccountFactory()
+    PositionFactory(account=named, instrument=a, units=Decimal("0.3"))
+    PositionFactory(account=named, instrument=b, units=Decimal("1"))
+    CashAccountFactory(account=named, currency="EUR", balance=Decimal("0.3"))
+    # The named account's rows are apart (another account between): summed by the database pass.
+    rows = [(named.pk, a.isin, "0.1", "", ""), (other.pk, a.isin, "1", "", ""), (named.pk, a.isin, "0.2", "", ""),
+            (named.pk, b.isin, "1.1", "", ""), (named.pk, "", "", "EUR", "0.3"), (other.pk, "", "", "EUR", "5")]
+    job = run(csv_text(HEADER, *rows), mode="RECONCILE", tolerance="0.1")
+    # a: 0.1 + 0.2 = 0.3, no difference; b: 1.1 − 1 = 0.1, within the tolerance; only `other` differs.
+    assert {(brk.account_id, brk.instrument_id) for brk in job.breaks.all()} == {(other.pk, a.pk), (other.pk, None)}
+
+    job = run(csv_text(HEADER, *rows[:3], (named.pk, a.isin, "0.05", "", ""), *rows[3:]), mode="RECONCILE")
+    found = {(brk.account_id, brk.instrument_id): brk.difference for brk in job.breaks.filter(account=named)}
+    assert found == {(named.pk, a.pk): Decimal("0.05"), (named.pk, b.pk): Decimal("0.1")}
+
+    job = run(csv_text(HEADER, *rows))
+    assert book(named)[0] == {a.pk: Decimal("0.3"), b.pk: Decimal("1.1")}
+    assert job.accounts_changed == 2  # named (b) and other; a's 0.3 was not rewritten
+
+
+def foreign_keys(table: str) -> list[tuple]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT conname, convalidated, condeferrable, condeferred, pg_get_constraintdef(oid) "
+                       "FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname", [table])
+        return cursor.fetchall()
+
+
+def indexes(table: str) -> list[tuple]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname", [table])
+        return cursor.fetchall()
+
+
+@pytest.mark.postgres
+def test_a_large_apply_checks_the_foreign_keys_once_and_keeps_them_whole(etfs, settings, monkeypatch):
+    """From IMPORTS_BULK_FOREIGN_KEY_ROWS new rows on, the foreign keys of positions and
+    cash accounts are dropped for the load and added back, which checks every row:
+    afterwards they are the same constraints, validated, and still refuse a row that
+    references no account."""
+    from django.db import IntegrityError, connection, transaction
+
+    from imports.services import staging
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite checks foreign keys its own way")
+    settings.IMPORTS_BULK_FOREIGN_KEY_ROWS = 2
+    tables = (Position._meta.db_table, CashAccount._meta.db_table)
+    before = {table: foreign_keys(table) for table in tables}
+    indexes_before = indexes(tables[0])
+    assert len(indexes_before) == 4  # the primary key, the unique pair, account_id, instrument_id
+    assert all(len(keys) == (2 if table == tables[0] else 1) for table, keys in before.items())
+    a, b = etfs
+    account = AccountFactory()
+    calls = []
+    original = staging.foreign_keys_checked_once
+
+    @contextmanager
+    def spy(tables, *, enabled):
+        with original(tables, enabled=enabled) as dropped:
+            calls.append(dropped)
+            yield dropped
+
+    rebuilt, original_rebuild = [], staging.indexes_rebuilt
+
+    def spy_rebuild(table, *, enabled):  # on whatever the test database's statistics say
+        rebuilt.append(table)
+        return original_rebuild(table, enabled=True)
+
+    monkeypatch.setattr(staging, "foreign_keys_checked_once", spy)
+    monkeypatch.setattr(staging, "indexes_rebuilt", spy_rebuild)
+    job = run(csv_text(HEADER, (account.pk, a.isin, "1", "", ""), (account.pk, b.isin, "2", "", ""),
+                       (account.pk, "", "", "EUR", "3")))
+    assert job.status == "DONE" and calls == [True] and rebuilt == [tables[0]]
+    assert book(account)[0] == {a.pk: Decimal("1"), b.pk: Decimal("2")}
+    assert {table: foreign_keys(table) for table in tables} == before
+    assert indexes(tables[0]) == indexes_before  # the plain ones were built again
+    assert all(validated and deferrable for _, validated, deferrable, _, _ in before[tables[0]])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"INSERT INTO {tables[0]} (account_id, instrument_id, units, updated_at) "
+                           "VALUES (gen_random_uuid(), %s, 1, now())", [a.pk])
+
+
+@pytest.mark.postgres
+def test_a_row_that_references_nothing_fails_the_large_apply_when_the_keys_come_back(etfs, settings):
+    from django.db import IntegrityError, connection, transaction
+
+    from imports.services import staging
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    a, _ = etfs
+    table = Position._meta.db_table
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with staging.foreign_keys_checked_once((table,), enabled=True) as dropped:
+            assert dropped
+            staging.execute(f"INSERT INTO {table} (account_id, instrument_id, units, updated_at) "
+                            "VALUES (gen_random_uuid(), %s, 1, now())", [a.pk])
+    assert len(foreign_keys(table)) == 2  # rolled back: the keys are still there
