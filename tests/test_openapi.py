@@ -103,3 +103,65 @@ def test_the_docs_page(db, admin_client):
     response = admin_client.get("/api/v1/docs/")
     assert response.status_code == 200
     assert b"swagger-ui" in response.content
+
+
+def _request_properties(schema):
+    """(component, property, its schema) of every JSON request body component, nested
+    array items included."""
+    for name, component in schema["components"]["schemas"].items():
+        if not name.endswith("Request") or name == "UploadRequest":
+            continue
+        for field, spec in component.get("properties", {}).items():
+            yield name, field, spec
+            if spec.get("type") == "array" and "type" in spec.get("items", {}):
+                yield name, f"{field}[]", spec["items"]
+
+
+def test_request_strings_and_decimals_state_what_they_take(schema):
+    """Every request string says what it takes (enum, format, pattern or a referenced
+    enum), so a value the document allows is not refused for its shape: NUL characters,
+    blanks, decimals in exponent form."""
+    vague = [
+        (name, field) for name, field, spec in _request_properties(schema)
+        if spec.get("type") == "string" and not {"enum", "pattern", "format"} & set(spec)
+        or spec.get("format") == "decimal" and "pattern" not in spec
+    ]
+    assert vague == []
+
+
+def test_service_rules_are_in_the_schema(schema):
+    import re
+
+    components = schema["components"]["schemas"]
+    rate = components["FxRateRowRequest"]["properties"]["rate"]["pattern"]
+    assert [v for v in ("0", "0.0", "-1", "1", "0.5", "1e2", " 1") if re.search(rate, v)] == ["1", "0.5"]
+    pct = components["GlobalPreferencesInputRequest"]["properties"]["cash_from_sells_pct"]["pattern"]
+    assert [v for v in ("-1", "0", "100", "100.5", "101", "99.9999") if re.search(pct, v)] == ["0", "100", "99.9999"]
+    assert components["AllocationInputRequest"]["properties"]["allocation"]["minItems"] == 1
+    accounts = components["PreviewInputRequest"]["properties"]["accounts"]
+    assert (accounts["minItems"], accounts["maxItems"], accounts["uniqueItems"], accounts["items"]["format"]) == (
+        1, 500, True, "uuid")
+    strategy = schema["paths"]["/api/v1/portfolios/allocations/{allocation_id}/strategy/"]["post"]["requestBody"]
+    assert strategy["required"] is True
+    assert strategy["content"]["application/json"]["schema"]["additionalProperties"] is False
+    upload = schema["paths"]["/api/v1/imports/prices/"]["post"]["requestBody"]
+    assert upload["required"] is True and upload["content"]["text/csv"]["schema"]["minLength"] == 1
+    assert "additionalProperties" not in components["UploadRequest"]  # other parts are ignored
+
+
+def test_the_date_pattern_takes_exactly_the_days_the_api_takes():
+    import re
+    from datetime import date, timedelta
+
+    from core.dates import ISO_DATE_PATTERN, date_parse
+
+    pattern = re.compile(ISO_DATE_PATTERN)
+    texts = [f"{y:04d}-{m:02d}-{d:02d}" for y in (1899, 1900, 1904, 2000, 2023, 2024, 2100, 2199, 2200)
+             for m in range(0, 14) for d in range(0, 33)]
+    day = date(1899, 12, 25)
+    while day <= date(2200, 1, 5):
+        texts.append(day.isoformat())
+        day += timedelta(days=97)
+    texts += ["2026-1-05", "２０２６-01-05", "2026-01-05\n", "2026-01-05T00:00:00Z"]
+    mismatches = [t for t in texts if bool(pattern.fullmatch(t)) != (date_parse(t)[1] is None)]
+    assert mismatches == []

@@ -17,13 +17,13 @@ import hashlib
 import json
 
 from django.http import HttpResponse
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
 from portfolios import services
 
 from .exceptions import PROBLEM_CONTENT_TYPE, problems
+from .schema import RequestRulesSchema
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -42,7 +42,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 
 
-class IdempotentSchema(AutoSchema):
+class IdempotentSchema(RequestRulesSchema):
     """Documents the `Idempotency-Key` header on every POST operation, and the answers
     it can cause there whatever the view declares: 400 (a malformed key) and 409 (a
     key reused with another request)."""

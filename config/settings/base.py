@@ -216,7 +216,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["config.api.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.MetaDataPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api.schema.RequestRulesSchema",
     "EXCEPTION_HANDLER": "config.api.exceptions.problem_details_handler",
     "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.UserRateThrottle"],
     "COERCE_DECIMAL_TO_STRING": True,
@@ -236,6 +236,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.request_bodies_closed",
+        "config.api.schema.request_bodies_required",
         "config.api.schema.query_parameters_may_be_empty",
     ],
     # Several serializers have a `status` field with different choices: name each set.

@@ -9,7 +9,16 @@ from django import forms
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.dates import EARLIEST, FORM_MESSAGE, ISO_DATE, ISO_DATE_PATTERN, LATEST, RANGE_MESSAGE, date_parse
+from core.dates import (
+    EARLIEST,
+    FORM_MESSAGE,
+    ISO_DATE,
+    ISO_DATE_PATTERN,
+    ISO_DATE_REGEX,
+    LATEST,
+    RANGE_MESSAGE,
+    date_parse,
+)
 
 DATE_MESSAGE = FORM_MESSAGE
 
@@ -42,7 +51,16 @@ RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-
 QUOTE_TIME_MESSAGE = "must be a date (YYYY-MM-DD) or an RFC 3339 date-time with its offset (2026-03-31T14:30:00Z)"
 
 
-@extend_schema_field({"type": "string", "description": "YYYY-MM-DD or an RFC 3339 date-time with offset"})
+# For the document: a date as DATE_SCHEMA, or a date-time whose parts are in range (hours
+# 00-23, minutes and seconds 00-59, offset below 24 h). A date-time within an hour of the
+# range's ends whose UTC date falls outside it is refused although it matches.
+_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?"
+_OFFSET = "(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+QUOTE_TIME_PATTERN = f"^{ISO_DATE_REGEX}(?:[Tt ]{_TIME}{_OFFSET})?$"
+
+
+@extend_schema_field({"type": "string", "pattern": QUOTE_TIME_PATTERN,
+                      "description": "YYYY-MM-DD or an RFC 3339 date-time with offset, 1900-01-01..2199-12-31"})
 class QuoteTimeField(serializers.Field):
     """A quote's `effective_at` (domain §9): a date, or an RFC 3339 date-time that counts
     for its UTC date. Gives (date, aware datetime or None)."""

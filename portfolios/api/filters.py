@@ -60,6 +60,14 @@ class InstrumentReferencesFilter(django_filters.Filter):
     field_class = InstrumentReferencesFormField
 
 
+@extend_schema_field({"type": "string", "pattern": "^[^,]*$"})
+class InstrumentReferenceFilter(InstrumentReferencesFilter):
+    """One ISIN or UUID: no comma (a comma would name several)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, many=False, **kwargs)
+
+
 class InstrumentFilter(django_filters.FilterSet):
     isin = django_filters.CharFilter(method="filter_isin")
     type = django_filters.ChoiceFilter(choices=InstrumentType.choices)
@@ -74,7 +82,7 @@ class InstrumentFilter(django_filters.FilterSet):
 
 
 class PriceFilter(django_filters.FilterSet):
-    instrument_id = InstrumentReferencesFilter(method="filter_instrument", many=False,
+    instrument_id = InstrumentReferenceFilter(method="filter_instrument",
                                                help_text="An ISIN or a UUID.")
     start = IsoDateFilter(field_name="effective_at", lookup_expr="gte", help_text="YYYY-MM-DD, inclusive.")
     end = IsoDateFilter(field_name="effective_at", lookup_expr="lte", help_text="YYYY-MM-DD, inclusive.")

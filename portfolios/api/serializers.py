@@ -10,9 +10,10 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api.strict import UnknownFieldsRefused
+from config.api.schema import states
+from config.api.strict import UnknownFieldsRefused, with_json_types
 from core.errors import InvalidInput
-from rebalancing.services.strategies import strategy_validate
+from rebalancing.services.strategies import MAX_COOLDOWN_DAYS, MAX_PERIOD_COUNT, strategy_validate
 
 from ..models import (
     AlertReason,
@@ -28,7 +29,7 @@ from ..models import (
     WeightType,
 )
 from ..models.fields import MONEY, PRICE, RATE, UNITS, WEIGHT
-from .fields import CurrencyCodeField, DecimalString, IsoDateField, QuoteTimeField
+from .fields import DATE_SCHEMA, CurrencyCodeField, DecimalString, IsoDateField, QuoteTimeField
 
 MAX_PRICE_ROWS = 10_000
 
@@ -48,7 +49,7 @@ class StrictFieldsMixin:
                 raise serializers.ValidationError(
                     {name: [f"cannot be changed here; only {allowed} can"] for name in unknown}
                 )
-        return super().to_internal_value(data)
+        return with_json_types(self, data, super().to_internal_value)
 
 
 def _choice(choices, **kwargs):
@@ -70,14 +71,19 @@ class InstrumentSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+# An ISIN's shape (the check digit is the service's: python-stdnum); blank for none.
+ISIN_PATTERN = r"^[A-Za-z]{2}[A-Za-z0-9]{9}[0-9]$"
+
+
 class InstrumentCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
-    isin = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=12)
+    isin = states(serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=12),
+                  pattern=ISIN_PATTERN)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="",
                                  help_text="Required, except for CASH (defaults to the currency code).")
     type = _choice(InstrumentType.choices)
     currency = CurrencyCodeField(help_text="ISO 4217; for CASH, the currency it stands for.")
     tradable = serializers.BooleanField(required=False, default=True)
-    block_size = DecimalString(required=False, allow_null=True, default=None, **UNITS)
+    block_size = states(DecimalString(required=False, allow_null=True, default=None, **UNITS), sign="positive")
     futures_cost = _choice(FuturesCost.choices, required=False, allow_null=True, default=None,
                            help_text="FUTURE only; defaults to LATER.")
 
@@ -86,12 +92,13 @@ class InstrumentCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
 
 
 class InstrumentUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
-    isin = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=12)
+    isin = states(serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=12),
+                  pattern=ISIN_PATTERN)
     name = serializers.CharField(required=False, max_length=200)
     type = _choice(InstrumentType.choices, required=False, help_text="Fixed at creation.")
     currency = CurrencyCodeField(required=False, help_text="Fixed at creation.")
     tradable = serializers.BooleanField(required=False)
-    block_size = DecimalString(required=False, allow_null=True, **UNITS)
+    block_size = states(DecimalString(required=False, allow_null=True, **UNITS), sign="positive")
     futures_cost = _choice(FuturesCost.choices, required=False, allow_null=True)
 
     def validate_isin(self, value):
@@ -106,7 +113,7 @@ class PriceRowSerializer(UnknownFieldsRefused, serializers.Serializer):
         help_text="A date, or an RFC 3339 date-time counting for its UTC date: of several quotes of one day and "
         "source, the one with the latest time is kept."
     )
-    value = DecimalString(**PRICE, help_text="In the instrument's currency.")
+    value = states(DecimalString(**PRICE, help_text="In the instrument's currency."), sign="positive")
     source = serializers.CharField(required=False, default="default", max_length=50)
 
 
@@ -127,7 +134,7 @@ class PriceSerializer(serializers.Serializer):
 class FxRateRowSerializer(UnknownFieldsRefused, serializers.Serializer):
     base = CurrencyCodeField()
     quote = CurrencyCodeField()
-    rate = DecimalString(**RATE, help_text="Units of quote per 1 base.")
+    rate = states(DecimalString(**RATE, help_text="Units of quote per 1 base."), sign="positive")
     effective_at = QuoteTimeField(
         help_text="A date, or an RFC 3339 date-time counting for its UTC date: of several rates of one day, "
         "the one with the latest time is kept."
@@ -162,15 +169,15 @@ class AllocationLineInputSerializer(UnknownFieldsRefused, serializers.Serializer
     instrument_id = serializers.CharField(help_text="ISIN or UUID, as instrument_id_type says.")
     instrument_id_type = _choice(InstrumentIdType.choices, required=False, allow_null=True, default=None,
                                  help_text="Taken from the shape of instrument_id when omitted.")
-    weight = DecimalString(**WEIGHT_INPUT)
-    min_weight = DecimalString(required=False, allow_null=True, default=None, **WEIGHT_INPUT)
-    max_weight = DecimalString(required=False, allow_null=True, default=None, **WEIGHT_INPUT)
+    weight = states(DecimalString(**WEIGHT_INPUT), sign="positive")
+    min_weight = states(DecimalString(required=False, allow_null=True, default=None, **WEIGHT_INPUT), sign="not_negative")
+    max_weight = states(DecimalString(required=False, allow_null=True, default=None, **WEIGHT_INPUT), sign="not_negative")
 
 
 class AllocationInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     base_currency = CurrencyCodeField(required=False, default="EUR")
-    allocation = AllocationLineInputSerializer(many=True)
+    allocation = states(AllocationLineInputSerializer(many=True), minItems=1)
     weight_type = _choice(WeightType.choices, required=False, default=WeightType.STATIC)
     period_type = _choice(PeriodType.choices, required=False, allow_null=True, default=None)
     period_count = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
@@ -303,14 +310,14 @@ class AccountUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     locked = serializers.BooleanField(required=False)
     parent_id = _account_field(required=False, allow_null=True)
     restriction_list_ids = serializers.ListField(
-        child=serializers.CharField(), required=False,
+        child=states(serializers.CharField(), format="uuid"), required=False,
         help_text="Replaces the account's ACCOUNT restriction lists; [] removes them all.",
     )
 
 
 class PositionInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     instrument_id = serializers.CharField(help_text="ISIN or UUID.")
-    units = DecimalString(**UNITS)
+    units = states(DecimalString(**UNITS), sign="not_negative")
 
 
 class CashInputSerializer(UnknownFieldsRefused, serializers.Serializer):
@@ -400,6 +407,10 @@ def _allocation_field(**kwargs):
     )
 
 
+# A drift: a decimal string greater than 0 and at most 1, with at most WEIGHT's places.
+_PLACES = WEIGHT["decimal_places"]
+DRIFT_PATTERN = rf"^0*(?:1(?:\.0{{0,{_PLACES}}})?|\.(?=[0-9]{{0,{_PLACES - 1}}}[1-9])[0-9]{{1,{_PLACES}}})$"
+
 # The strategy object of api.md (the rules: rebalancing.services.strategies). Described
 # by hand: a nested serializer's `type` and `method` enums would collide in the schema
 # with the instruments' `type` and the executions' `method`.
@@ -413,21 +424,25 @@ STRATEGY_SCHEMA = {
         "type": {"type": "string", "enum": ["CALENDAR", "THRESHOLD", "CALENDAR_AND_THRESHOLD"]},
         "period_type": {"type": "string", "nullable": True,
                         "enum": ["DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "ANNUALLY", None]},
-        "period_count": {"type": "integer", "nullable": True, "minimum": 1},
-        "anchor_date": {"type": "string", "format": "date", "nullable": True,
+        "period_count": {"type": "integer", "nullable": True, "minimum": 1, "maximum": MAX_PERIOD_COUNT},
+        "anchor_date": {**DATE_SCHEMA, "nullable": True,
                         "description": "The first calendar date; the k-th is anchor + k x count x period."},
-        "absolute_drift": {"type": "string", "format": "decimal", "nullable": True,
+        "absolute_drift": {"type": "string", "format": "decimal", "nullable": True, "pattern": DRIFT_PATTERN,
                            "description": "Weight points, e.g. \"0.05\"."},
-        "relative_drift": {"type": "string", "format": "decimal", "nullable": True,
+        "relative_drift": {"type": "string", "format": "decimal", "nullable": True, "pattern": DRIFT_PATTERN,
                            "description": "Fraction of the line's target, e.g. \"0.2\"."},
         "method": {"type": "string", "enum": ["CONSERVATIVE", "EXCHANGE", "FULL", "FULL_INCLUDING_ORDERS"],
                    "description": "FULL when left out."},
-        "cooldown_days": {"type": "integer", "nullable": True, "minimum": 0,
+        "cooldown_days": {"type": "integer", "nullable": True, "minimum": 0, "maximum": MAX_COOLDOWN_DAYS,
                           "description": "No automatic rebalance within this many days of the last one."},
         "paused": {"type": "boolean", "description": "Set in the admin; left out, a change keeps it."},
     },
     "required": ["type"],
+    "additionalProperties": False,
 }
+
+
+STRATEGY_TYPE_WORDS = {"integer": "a whole number", "string": "a string", "boolean": "true or false"}
 
 
 @extend_schema_field(STRATEGY_SCHEMA)
@@ -441,6 +456,20 @@ class StrategyField(serializers.JSONField):
             return None
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be an object with a type, or null")
+        # The JSON types of STRATEGY_SCHEMA (the service, shared with the admin's form,
+        # also takes "5" for 5 and "" for the default method).
+        kinds = {"integer": int, "string": str, "boolean": bool}
+        wrong = {}
+        for name, spec in STRATEGY_SCHEMA["properties"].items():
+            value = data.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, kinds[spec["type"]]) or (spec["type"] == "integer" and isinstance(value, bool)):
+                wrong[name] = [f"must be {STRATEGY_TYPE_WORDS[spec['type']]}"]
+            elif value == "" and "enum" in spec:
+                wrong[name] = [f"must be one of {', '.join(v for v in spec['enum'] if v)}"]
+        if wrong:
+            raise serializers.ValidationError(wrong)
         try:
             return strategy_validate(data, prefix="")
         except InvalidInput as exc:

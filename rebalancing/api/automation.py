@@ -12,6 +12,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
+from config.api.schema import states
 from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import CurrencyCodeField, DecimalString, IsoDateField
 from portfolios.api.filters import StrictBooleanFilter
@@ -57,20 +58,20 @@ class SavingsPlanCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
         pk_field=serializers.UUIDField(),
         error_messages={"does_not_exist": "no account with id {pk_value}", "incorrect_type": "must be an account UUID"},
     )
-    cash_amount = DecimalString(**MONEY, help_text="Greater than 0, in `currency`.")
+    cash_amount = states(DecimalString(**MONEY, help_text="Greater than 0, in `currency`."), sign="positive")
     currency = CurrencyCodeField(help_text="The account's base currency or a currency it holds cash in.")
     interval = serializers.ChoiceField(SavingsInterval.choices, required=False, default=SavingsInterval.MONTHLY)
-    day = serializers.IntegerField(help_text=DAY_HELP)
+    day = states(serializers.IntegerField(help_text=DAY_HELP), minimum=1, maximum=31)
     start_date = IsoDateField(required=False, allow_null=True, default=None, help_text="Default: today (UTC).")
     end_date = IsoDateField(required=False, allow_null=True, default=None)
     active = serializers.BooleanField(required=False, default=True)
 
 
 class SavingsPlanUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
-    cash_amount = DecimalString(**MONEY, required=False)
+    cash_amount = states(DecimalString(**MONEY, required=False), sign="positive")
     currency = CurrencyCodeField(required=False)
     interval = serializers.ChoiceField(SavingsInterval.choices, required=False)
-    day = serializers.IntegerField(required=False, help_text=DAY_HELP)
+    day = states(serializers.IntegerField(required=False, help_text=DAY_HELP), minimum=1, maximum=31)
     start_date = IsoDateField(required=False)
     end_date = IsoDateField(required=False, allow_null=True)
     active = serializers.BooleanField(required=False, help_text="false pauses the plan, true resumes it.")

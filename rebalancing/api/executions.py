@@ -22,6 +22,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
+from config.api.schema import states
 from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import DecimalString, IsoDateField
 from portfolios.api.views import ApiViewSet
@@ -75,10 +76,10 @@ class ExecutionCreateSerializer(UnknownFieldsRefused, serializers.Serializer):
     """Exactly one of `accounts`, `allocation_id` or `all_accounts: true` says which
     accounts run."""
 
-    accounts = AccountIdsField(
+    accounts = states(AccountIdsField(
         required=False,
         help_text=f"Account UUIDs, at most {services.MAX_EXECUTION_ACCOUNTS:,}, none twice.",
-    )
+    ), minItems=1, maxItems=services.MAX_EXECUTION_ACCOUNTS, uniqueItems=True)
     allocation_id = serializers.UUIDField(
         required=False, help_text="Every ACTIVE top-level account whose configuration follows this allocation."
     )

@@ -14,9 +14,10 @@ from rest_framework.response import Response
 
 from config.api.exceptions import problems
 from config.api.pagination import CappedCountPagination
+from config.api.schema import states
 from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import CurrencyCodeField, DecimalString
-from portfolios.api.filters import InstrumentReferencesFilter
+from portfolios.api.filters import InstrumentReferenceFilter
 from portfolios.api.views import ApiViewSet
 from portfolios.models import PortfolioAccount
 from portfolios.models.fields import MONEY, PRICE, UNITS
@@ -96,7 +97,7 @@ class PortfolioOrderCreateSerializer(UnknownFieldsRefused, serializers.Serialize
         pk_field=serializers.UUIDField(),
         error_messages={"does_not_exist": "no account with id {pk_value}", "incorrect_type": "must be an account UUID"},
     )
-    cash_amount = DecimalString(**MONEY, help_text="Greater than 0, in `currency`.")
+    cash_amount = states(DecimalString(**MONEY, help_text="Greater than 0, in `currency`."), sign="positive")
     currency = CurrencyCodeField(help_text="The account's base currency or a currency it holds cash in.")
     side = serializers.ChoiceField(Side.choices, help_text="BUY invests the amount; SELL raises it.")
     user_id = serializers.CharField(
@@ -112,7 +113,7 @@ class TradeOrderFilter(django_filters.FilterSet):
     account_id = django_filters.UUIDFilter()
     status = django_filters.ChoiceFilter(choices=TradeOrderStatus.choices)
     execution_id = django_filters.UUIDFilter()
-    instrument_id = InstrumentReferencesFilter(method="filter_instrument", many=False, help_text="An ISIN or a UUID.")
+    instrument_id = InstrumentReferenceFilter(method="filter_instrument", help_text="An ISIN or a UUID.")
 
     class Meta:
         model = TradeOrder

@@ -7,9 +7,10 @@ services and selectors return. The rules themselves live in the services
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.schema import states
 from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import CurrencyCodeField, DecimalString, IsoDateField
-from portfolios.models import RestrictedWeightTo, RestrictionRule
+from portfolios.models import InstrumentType, RestrictedWeightTo, RestrictionRule
 from portfolios.models.fields import MONEY
 from rebalancing import engine
 
@@ -39,9 +40,11 @@ def _preference_fields(*, for_input: bool) -> dict:
             help_text="Excess cash, in the account's base currency; null: no range.",
         )
     for name in AMOUNT_FIELDS:
-        fields[name] = DecimalString(**size(MONEY), **inherit, help_text="In the account's base currency.")
+        fields[name] = states(DecimalString(**size(MONEY), **inherit, help_text="In the account's base currency."),
+                              sign="not_negative")
     for name in PCT_FIELDS:
-        fields[name] = DecimalString(**size(PCT), **inherit, help_text="A percentage: 5 means 5 %.")
+        fields[name] = states(DecimalString(**size(PCT), **inherit, help_text="A percentage: 5 means 5 %."),
+                              percentage=True)
     fields["order_basis"] = serializers.ChoiceField(OrderBasis.choices, **inherit)
     fields["filter_by_min_max"] = serializers.BooleanField(**inherit)
     fields["sell_all_transaction_type"] = serializers.CharField(
@@ -51,8 +54,10 @@ def _preference_fields(*, for_input: bool) -> dict:
     fields["price_source"] = serializers.CharField(
         **inherit, **size({"max_length": 50}), help_text="The source of the stored prices used."
     )
-    fields["default_decimals"] = serializers.DictField(
-        child=serializers.IntegerField(), **inherit, help_text=_DEFAULT_DECIMALS_HELP
+    fields["default_decimals"] = states(
+        serializers.DictField(child=serializers.IntegerField(), **inherit, help_text=_DEFAULT_DECIMALS_HELP),
+        properties={kind: {"type": "integer", "minimum": 0, "maximum": 10} for kind in InstrumentType.values},
+        additionalProperties=False,
     )
     fields["restricted_weight_to"] = serializers.ChoiceField(
         RestrictedWeightTo.choices, **inherit,
@@ -78,14 +83,14 @@ def _approval_fields(*, for_input: bool) -> dict:
     (not negative, at least 1, an ISO code) are the service's, which names the field."""
     optional = {"required": False, "allow_null": True} if for_input else {"allow_null": True}
     return {
-        "approval_gross_amount": DecimalString(
+        "approval_gross_amount": states(DecimalString(
             **(MONEY if for_input else {}), **optional,
             help_text="An execution whose trade orders add up to more than this (Σ |trade amount|, in "
             "approval_currency) waits for approval; null: no limit.",
-        ),
-        "approval_order_count": serializers.IntegerField(
+        ), sign="not_negative"),
+        "approval_order_count": states(serializers.IntegerField(
             **optional, help_text="An execution writing more trade orders than this waits for approval; null: no limit."
-        ),
+        ), minimum=1),
         "approval_currency": (CurrencyCodeField if for_input else serializers.CharField)(
             **({"required": False, "allow_null": True} if for_input else {}),
             help_text="ISO 4217 code of approval_gross_amount; default EUR.",
@@ -259,10 +264,10 @@ class RebalanceResultSerializer(serializers.Serializer):
 
 
 class PreviewInputSerializer(UnknownFieldsRefused, serializers.Serializer):
-    accounts = serializers.ListField(
-        child=serializers.CharField(), allow_empty=True,
+    accounts = states(serializers.ListField(
+        child=states(serializers.CharField(), format="uuid"), allow_empty=True,
         help_text=f"Account UUIDs, at most {MAX_PREVIEW_ACCOUNTS}, none twice.",
-    )
+    ), minItems=1, maxItems=MAX_PREVIEW_ACCOUNTS, uniqueItems=True)
     method = serializers.ChoiceField(Method.choices, required=False, default=Method.FULL)
     rebalance_date = IsoDateField(
         required=False, allow_null=True, default=None, help_text="Prices and targets as of this date; default today."

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from rebalancing.models import Execution
+from tests.factories import make_allocation
 
 EXECUTIONS = "/api/v1/portfolios/rebalancings/executions/"
 PRICES = "/api/v1/prices/"
@@ -89,3 +90,45 @@ def test_unknown_fields_are_refused_on_every_body(api_client):
     assert list(found) == ["secrett"]
     assert found["secrett"].startswith("unknown field; the fields accepted are ")
     assert not Execution.objects.exists()
+
+
+PREFERENCES = "/api/v1/rebalancing/preferences/"
+
+
+@pytest.mark.parametrize(("body", "field", "message"), [
+    ({"min_trade_amount": 10}, "min_trade_amount", "must be a decimal in a string"),
+    ({"min_trade_amount": 0.1}, "min_trade_amount", "must be a decimal in a string"),
+    ({"min_trade_amount": ""}, "min_trade_amount", "must be a decimal in a string"),
+    ({"min_trade_amount": "1e2"}, "min_trade_amount", "must be a decimal in a string"),
+    ({"min_trade_amount": " 1"}, "min_trade_amount", "must be a decimal in a string"),
+    ({"filter_by_min_max": "true"}, "filter_by_min_max", "must be true or false"),
+    ({"fx_repatriate": ""}, "fx_repatriate", "must be true or false"),
+    ({"price_source": 5}, "price_source", "must be a string"),
+    ({"approval_order_count": "5"}, "approval_order_count", "must be a whole number"),
+])
+def test_values_in_another_json_type_than_documented_are_refused(api_client, body, field, message):
+    before = api_client.get(PREFERENCES).json()
+    response = api_client.put(PREFERENCES, body, format="json")
+    assert response.status_code == 400
+    assert errors(response)[field].startswith(message)
+    assert api_client.get(PREFERENCES).json() == before
+
+
+def test_a_type_error_is_named_with_the_other_bad_fields(api_client):
+    response = api_client.post("/api/v1/portfolios/orders/", {"cash_amount": 100, "side": "HOLD"}, format="json")
+    assert response.status_code == 400
+    found = errors(response)
+    assert {"account_id", "cash_amount", "currency", "side"} <= set(found)
+    assert found["cash_amount"].startswith("must be a decimal in a string")
+
+
+def test_a_strategy_takes_its_fields_in_their_json_types(api_client):
+    url = f"/api/v1/portfolios/allocations/{make_allocation().pk}/strategy/"
+    response = api_client.post(url, {"type": "CALENDAR", "period_type": "MONTHLY", "period_count": "3",
+                                      "anchor_date": "2026-01-05", "method": ""}, format="json")
+    assert response.status_code == 400
+    assert errors(response) == {
+        "strategy.period_count": "must be a whole number",
+        "strategy.method": "must be one of CONSERVATIVE, EXCHANGE, FULL, FULL_INCLUDING_ORDERS",
+    }
+    assert api_client.get(url).json() is None

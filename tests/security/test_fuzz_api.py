@@ -15,6 +15,7 @@ shows the request that caused it and comes back on every run until fixed.
 
 import json
 import os
+import re
 import uuid
 
 import pytest
@@ -29,6 +30,8 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.core import NotSet
+from schemathesis.core.failures import Failure
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     missing_required_header,
@@ -45,19 +48,87 @@ from tests.factories import UserFactory, api_token_key
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))  # bench/fuzz.py runs 100
 REPORT = os.environ.get("FUZZ_REPORT")  # bench/fuzz.py: one JSON line per case
+# bench/fuzz.py --keep-going: record a failing case and go on (every example runs, so all
+# the causes show in one run) instead of stopping at the first failure and shrinking it.
+KEEP_GOING = bool(REPORT and os.environ.get("FUZZ_KEEP_GOING"))
 FUZZED_METHODS = ["GET", "POST", "PUT", "PATCH"]
-# Every check that applies to one request (the stateful ones, use-after-free and
-# resource availability, need links between operations the document does not declare),
-# but the two data-acceptance checks, which bench/fuzz.py adds (FUZZ_ALL_CHECKS) and
-# counts: a schema cannot state that an id must exist or that weights add up to 1, so
-# positive data is still refused by those rules, and decimals are also taken as JSON
-# numbers and unknown query parameters ignored (docs/api.md, "Fuzzing").
+# Every check that applies to one request: the stateful ones (use-after-free, resource
+# availability) need links between operations the document does not declare.
+# `positive_data_accepted` is schemathesis' positive_data_acceptance but for the rules the
+# document cannot state (UNSTATEABLE_RULES).
 CHECKS = [
     not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-    response_headers_conformance, missing_required_header, unsupported_method,
+    response_headers_conformance, missing_required_header, unsupported_method, negative_data_rejection,
 ]
-if os.environ.get("FUZZ_ALL_CHECKS"):
-    CHECKS += [negative_data_rejection, positive_data_acceptance]
+
+# The rules a request the document allows may still break, since OpenAPI 3.0 cannot state
+# them (docs/api.md, "The schema is the contract"): the state of the book (a row named
+# must exist, a name must be free, the password must be right) and rules across fields.
+# Each is (field path, message), both regular expressions searched in one item of the
+# problem's `errors`. A 400 whose every error is one of these, or a 422 (the contract's
+# answer to a well-formed request a business rule refuses), is not a fault of the
+# document; any other 400 to a request it allows is.
+UNSTATEABLE_RULES = {
+    # The state of the book.
+    "a row named must exist": (r"", r"^no [a-z ]+ with (id|ISIN)"),
+    "a name must be free": (r"^(currency|name)$", r"already exists|exists already"),
+    "the password must be right": (r"^$", r"^Unable to log in with provided credentials\.$"),
+    # Checks no pattern states.
+    "an ISIN's check digit": (r"isin$", r"is not a valid ISIN \(the number's checksum or check digit is invalid\)"),
+    # Rules across fields of one body, or across the items of a list.
+    "instrument: name unless CASH, no ISIN for CASH, futures cost only for a FUTURE": (
+        r"^(name|isin|futures_cost)$",
+        r"^This field cannot be blank\.$|^a CASH instrument has no ISIN|^only a FUTURE has a futures cost mode$"),
+    "allocation: a period for PERIODICAL only, each instrument once and tradable, weights summing to 1": (
+        r"^(period_type|period_count|effective_from|allocation(\[\d+\]\.[a-z_]+)?)$",
+        r"PERIODICAL|is already in allocation\[|is not tradable|must sum to exactly 1|^normalize needs|"
+        r"^must satisfy (0 ≤ min_weight ≤ weight|weight ≤ max_weight ≤ 1)$|as instrument_id_type says$|"
+        r"^must not be before the current version's effective_from|^at most \d+ decimal places$|^must be below 10$"),
+    "holdings: each cash account once, one default, each instrument once": (
+        r"^(cash|positions)\[\d+\]\.(currency|is_default|instrument_id)$",
+        r"is already in (cash|positions)\[|only one cash account can be the default"),
+    "execution: one of accounts, allocation_id, all_accounts": (r"^accounts$", r"^give (only )?one of accounts"),
+    "strategy: the fields its type needs, and no other": (
+        r"^(strategy\.)?(type|period_type|period_count|anchor_date|absolute_drift|relative_drift)$",
+        r"is required for a|must be null: a|needs absolute_drift and/or relative_drift"),
+    "cash range: min not above max": (r"cash_range_max$", r"^must not be below cash_range_min$"),
+    "savings plan: a WEEKLY day is a weekday": (r"^day$", r"for a WEEKLY plan"),
+}
+
+
+def unstateable_rules(response) -> list[str] | None:
+    """The names of the UNSTATEABLE_RULES a refusal is down to, or None if it is not
+    down to them alone."""
+    if response.status_code == 422:
+        return ["a business rule (422)"]
+    if response.status_code != 400:
+        return None
+    try:
+        errors = json.loads(response.content).get("errors") or []
+    except ValueError:
+        return None
+    names = []
+    for error in errors:
+        name = next((name for name, (field, message) in UNSTATEABLE_RULES.items()
+                     if re.search(field, error.get("field", "")) and re.search(message, error.get("message", ""))),
+                    None)
+        if name is None:
+            return None
+        names.append(name)
+    return sorted(set(names)) or None
+
+
+def positive_data_accepted(ctx, response, case):
+    """schemathesis' positive_data_acceptance, letting pass a refusal by UNSTATEABLE_RULES."""
+    try:
+        return positive_data_acceptance(ctx, response, case)
+    except Failure:
+        if unstateable_rules(response) is None:
+            raise
+        return None
+
+
+CHECKS.append(positive_data_accepted)
 
 
 def openapi_document() -> dict:
@@ -139,17 +210,28 @@ def fuzz_headers(db):
 def test_api_answers_as_its_schema_says(case, fuzz_headers, security_count):
     response = case.call(headers=fuzz_headers)
     security_count("API fuzz cases", 1)
-    failures = []
+    failures, messages = [], []
     try:
         case.validate_response(response, checks=CHECKS)
     except BaseException as group:  # schemathesis' FailureGroup: one exception per failed check
-        failures = [str(getattr(e, "title", type(e).__name__)) for e in getattr(group, "exceptions", [group])]
-        raise
+        exceptions = getattr(group, "exceptions", [group])
+        failures = [str(getattr(e, "title", type(e).__name__)) for e in exceptions]
+        messages = [str(e)[:400] for e in exceptions]
+        if not KEEP_GOING:
+            raise
     finally:
         if REPORT:
             with open(REPORT, "a") as report:
-                report.write(json.dumps({"operation": case.operation.label, "status": response.status_code,
-                                         "failures": failures}) + "\n")
+                row = {"operation": case.operation.label, "status": response.status_code, "failures": failures}
+                if case.meta and case.meta.generation.mode.is_positive and response.status_code in (400, 422):
+                    row["unstateable"] = unstateable_rules(response)
+                if failures:  # what bench/fuzz.py --details prints: the request and the answer
+                    row["request"] = {"path": case.formatted_path, "query": case.query, "headers": {
+                        k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"},
+                        "body": None if isinstance(case.body, NotSet) else case.body}
+                    row["response"] = response.text[:2000]
+                    row["messages"] = messages
+                report.write(json.dumps(row, default=str) + "\n")
 
 
 def test_every_fuzzed_operation_is_in_the_document():

@@ -235,7 +235,7 @@ def test_shape_errors_name_the_line_field(api_client, etfs):
     body = _refused(
         api_client,
         {"allocation": [line(etfs[0], "0.6"), {"instrument_id": etfs[1].isin, "weight": "abc"}, {"instrument_id": etfs[2].isin}]},
-        "allocation[1].weight", "valid number",
+        "allocation[1].weight", "must be a decimal",
     )
     assert "allocation[2].weight" in error_fields(body)
     assert "allocation[0].weight" not in error_fields(body)

@@ -57,7 +57,7 @@ def test_get_shows_the_built_in_defaults(api_client, db):
 def test_put_replaces_the_global_defaults(api_client, db):
     body = ok(api_client.put(
         GLOBAL,
-        {"min_trade_amount": "25.50", "cash_from_sells_pct": 80, "order_basis": "UNITS", "filter_by_min_max": True,
+        {"min_trade_amount": "25.50", "cash_from_sells_pct": "80", "order_basis": "UNITS", "filter_by_min_max": True,
          "cash_range_min": "-100", "cash_range_max": "250", "default_decimals": {"FUND": 2}},
         format="json",
     ))
