@@ -1,5 +1,6 @@
 """Portfolio accounts, their holdings and configurations."""
 
+import copy
 import uuid
 from collections import Counter, defaultdict
 from decimal import Decimal
@@ -65,9 +66,32 @@ class HoldingsInline(admin.TabularInline):
         return request.user.has_perm("portfolios.view_portfolioaccount") or self._may_edit(request, obj)
 
 
+class PositionUnitsForm(PositionForm):
+    """Units shown in the input to the instrument's precision (its block size), not the
+    column's ten decimals: 300, not 300.0000000000. Still the same Decimal, so an
+    untouched row does not count as changed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        instrument = self.instance.instrument if self.instance.pk and self.instance.instrument_id else None
+        if instrument is not None and self.instance.units is not None:
+            self.initial["units"] = formatting.trimmed(self.instance.units, formatting.decimals_of(instrument.block_size))
+
+
+class CashBalanceForm(CashAccountForm):
+    """Balances shown in the input to the currency's minor unit (1,000.00 EUR as 1000.00)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.balance is not None:
+            self.initial["balance"] = formatting.trimmed(
+                self.instance.balance, formatting.minor_unit(self.instance.currency)
+            )
+
+
 class PositionInline(HoldingsInline):
     model = Position
-    form = PositionForm
+    form = PositionUnitsForm
     fields = ("instrument", "units", "updated_at")
     readonly_fields = ("updated_at",)
     autocomplete_fields = ("instrument",)
@@ -78,7 +102,7 @@ class PositionInline(HoldingsInline):
 
 class CashAccountInline(HoldingsInline):
     model = CashAccount
-    form = CashAccountForm
+    form = CashBalanceForm
     fields = ("currency", "kind", "balance", "is_default", "updated_at")
     readonly_fields = ("updated_at",)
 
@@ -301,6 +325,23 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
             # account_update changes status, lock and parent only.
             fields = ("client_id", "account_type", "base_currency", *fields)
         return fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        field = form.base_fields.get("assigned_lists")
+        if field is not None and not RestrictionList.objects.filter(scope=RestrictionScope.ACCOUNT).exists():
+            # No ACCOUNT list to tick: say so, with the way to make one (a copy: the
+            # declared field is shared by every AccountForm).
+            field = form.base_fields["assigned_lists"] = copy.deepcopy(field)
+            if request.user.has_perm("portfolios.add_restrictionlist"):
+                field.help_text = format_html(
+                    'No account lists yet: <a href="{}?scope={}" id="add-account-list">add one</a>. '
+                    "FIRM lists apply to every account.",
+                    reverse("admin:portfolios_restrictionlist_add"), RestrictionScope.ACCOUNT,
+                )
+            else:
+                field.help_text = "No account lists yet. FIRM lists apply to every account."
+        return form
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
