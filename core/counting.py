@@ -30,13 +30,14 @@ class CappedPaginator(Paginator):
     """A paginator whose `count` is `capped_count(object_list, cap)`; `capped` says the
     list holds more rows than counted."""
 
-    def __init__(self, object_list, per_page, *, cap: int, **kwargs):
+    def __init__(self, object_list, per_page, *, cap: int, count_queryset=None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
         self.cap = cap
+        self.count_queryset = count_queryset
 
     @cached_property
     def count(self) -> int:
-        return capped_count(self.object_list, self.cap)
+        return capped_count(self.object_list if self.count_queryset is None else self.count_queryset, self.cap)
 
     @property
     def capped(self) -> bool:
@@ -50,7 +51,13 @@ class CappedPaginator(Paginator):
 
 class CappedCountAdminMixin:
     """A ModelAdmin whose changelist counts its rows only up to COUNT_AHEAD past the
-    page (pair it with a pagination.html that prints `cl.paginator.count_text`)."""
+    page (pair it with a pagination.html that prints `cl.paginator.count_text`).
+    `get_count_queryset` may name a cheaper queryset with the same number of rows."""
+
+    def get_count_queryset(self, request, queryset):
+        """The rows to count for the paginator: `queryset` itself unless the admin knows
+        a smaller table holding one row per listed row."""
+        return queryset
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         try:
@@ -59,5 +66,6 @@ class CappedCountAdminMixin:
             page = 1
         return CappedPaginator(
             queryset, per_page, cap=count_cap((page - 1) * per_page, per_page), orphans=orphans,
+            count_queryset=self.get_count_queryset(request, queryset),
             allow_empty_first_page=allow_empty_first_page,
         )

@@ -218,6 +218,9 @@ class CurrencyFilter(admin.SimpleListFilter):
         return queryset.filter(base_currency=self.value()) if self.value() else queryset
 
 
+ALLOCATION_PARAM = "configuration__allocation__id__exact"
+
+
 @admin.register(PortfolioAccount)
 class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin):
     form = AccountForm
@@ -281,6 +284,16 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
         # the page says so (change_list.html).
         if self.sorts_by_drift(request):
             queryset = queryset.filter(drift__max_drift__isnull=False)
+        return queryset
+
+    def get_count_queryset(self, request, queryset):
+        # Filtered by allocation alone, the accounts listed are that allocation's
+        # configurations (one per account): counted from the configuration index, not by
+        # joining every account (a hash join over the account table, bench/admin_lists.py).
+        allocation = request.GET.get(ALLOCATION_PARAM, "")
+        others = set(request.GET) - {ALLOCATION_PARAM, "p", "o"}
+        if not others and is_uuid(allocation) and not self.sorts_by_drift(request):
+            return Configuration.objects.filter(allocation_id=allocation)
         return queryset
 
     def get_changelist(self, request, **kwargs):

@@ -4,6 +4,8 @@ sizes), the account list's drift column and filters, numbers people read."""
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -115,6 +117,23 @@ def test_the_account_list_sorts_and_filters_by_stored_drift(admin_client, book, 
     assert {a.pk for a in response.context["cl"].result_list} == {a.pk for a in balanced}
     response = admin_client.get(changelist + f"?configuration__allocation__id__exact={book['allocation'].pk}")
     assert len(response.context["cl"].result_list) == 3
+
+
+def test_one_allocations_accounts_are_counted_from_its_configurations(admin_client, book):
+    book["make"](3, drifted=False)
+    AccountFactory(client_id="NO-MODEL")  # in no allocation
+    other = make_allocation({book["a"]: Decimal("1")}, name="All Alpha")
+    Configuration.objects.create(account=AccountFactory(client_id="OTHER-1"), allocation=other)
+    changelist = reverse("admin:portfolios_portfolioaccount_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(changelist + f"?configuration__allocation__id__exact={book['allocation'].pk}")
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
+    assert len(counts) == 1 and "portfolioaccount" not in counts[0] and "configuration" in counts[0]
+    assert response.context["cl"].paginator.count == 3 and len(response.context["cl"].result_list) == 3
+    assert "3 portfolio accounts" in response.content.decode()
+    # With another filter as well, the accounts themselves are counted.
+    response = admin_client.get(changelist + f"?configuration__allocation__id__exact={other.pk}&status__exact=ACTIVE")
+    assert response.context["cl"].paginator.count == 1
 
 
 def test_sorted_by_drift_the_list_holds_the_valued_accounts_largest_first(admin_client, book):
