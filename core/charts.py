@@ -31,7 +31,7 @@ def _style(colors=PALETTE) -> Style:
     )
 
 
-def _config(chart_id: str, width: int, height: int, title: str, **options) -> dict:
+def _config(width: int, height: int, title: str, **options) -> dict:
     return {
         "width": width, "height": height, "explicit_size": True, "title": title, "js": [],
         "disable_xml_declaration": True, "no_data_text": "Nothing to show", "show_y_guides": False,
@@ -52,9 +52,14 @@ def _render(chart, chart_id: str, title: str) -> str:
     root.set("class", "ballast-chart pygal-chart")
     root.set("role", "img")
     root.set("aria-label", title)
+    for name in ("xmlns", "xmlns:xlink"):  # written again by the serializer
+        root.attrib.pop(name, None)
     for parent in root.iter():
+        guides = "guides" in (parent.get("class") or "").split()
         for child in list(parent):
-            if child.tag in (f"{{{SVG_NS}}}script", "script"):
+            tag = child.tag if isinstance(child.tag, str) else ""
+            # pygal's script, and the axis labels' hover text (their position, 0.25…).
+            if tag.endswith("script") or (guides and tag.endswith("title")):
                 parent.remove(child)
     for node in root.iter():
         descs = {d.get("class"): d.text for d in node if isinstance(d.tag, str) and d.tag.endswith("desc")}
@@ -82,17 +87,17 @@ def bar_chart(bars, *, title: str, width: int = 460, bar_height: int = 18, value
     bars = list(bars)
     height = 44 + max(1, len(bars)) * (bar_height + 10)
     chart = pygal.HorizontalBar(
-        style=_style([bar.get("color") or PALETTE[0] for bar in bars[:1]] or PALETTE),
-        **_config(chart_id, width, height, title, show_legend=False, show_x_labels=False, show_x_guides=False),
+        style=_style(), **_config(width, height, title, show_legend=False, show_x_labels=False, show_x_guides=False),
     )
-    bars.reverse()  # pygal draws the first bar at the bottom: keep the caller's order top-down
-    chart.x_labels = [_clip(bar["label"]) for bar in bars]
+    values = [
+        _value(bar["value"], value_text(bar["value"]), label=str(bar["label"]), url=bar.get("url", ""),
+               color=bar.get("color") or PALETTE[index % len(PALETTE)])
+        for index, bar in enumerate(bars)
+    ]
+    # pygal draws the first bar at the bottom: reversed, the caller's first is on top.
+    chart.x_labels = [_clip(bar["label"]) for bar in reversed(bars)]
     if bars:
-        chart.add(title, [
-            _value(bar["value"], value_text(bar["value"]), label=str(bar["label"]), url=bar.get("url", ""),
-                   color=bar.get("color") or PALETTE[index % len(PALETTE)])
-            for index, bar in enumerate(bars)
-        ])
+        chart.add(title, values[::-1])
     return _render(chart, chart_id, title)
 
 
@@ -101,7 +106,7 @@ def paired_bar_chart(rows, *, title: str, series=("target", "actual"), width: in
     rows = list(rows)
     height = 80 + max(1, len(rows)) * 34
     chart = pygal.HorizontalBar(
-        style=_style(), **_config(chart_id, width, height, title, legend_at_bottom=True, show_x_labels=False,
+        style=_style(), **_config(width, height, title, legend_at_bottom=True, show_x_labels=False,
                                   show_x_guides=False, legend_box_size=10),
     )
     rows.reverse()  # top-down in the caller's order
@@ -121,7 +126,7 @@ def line_chart(points, *, title: str, y_max, width: int = 560, height: int = 180
     points = list(points)
     chart = pygal.XY(
         style=_style(), **_config(
-            chart_id, width, height, title, show_legend=False, fill=True, print_values=False, dots_size=3,
+            width, height, title, show_legend=False, fill=True, print_values=False, dots_size=3,
             margin_right=16,
             range=(0, float(Decimal(y_max or 1))), include_x_axis=True, show_x_guides=False, show_y_guides=True,
             x_value_formatter=lambda x: x_text(_exact(x)), value_formatter=lambda y: y_text(_exact(y)),
