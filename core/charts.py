@@ -61,6 +61,11 @@ def _render(chart, chart_id: str, title: str) -> str:
             # pygal's script, and the axis labels' hover text (their position, 0.25…).
             if tag.endswith("script") or (guides and tag.endswith("title")):
                 parent.remove(child)
+            # The step line's corners are points of radius 0: no dot, no hover text.
+            elif tag.endswith("g") and any(
+                isinstance(c.tag, str) and c.tag.endswith("circle") and c.get("r") == "0" for c in child
+            ):
+                parent.remove(child)
     for node in root.iter():
         descs = {d.get("class"): d.text for d in node if isinstance(d.tag, str) and d.tag.endswith("desc")}
         if "value" in descs:
@@ -127,8 +132,8 @@ def line_chart(points, *, title: str, y_max, width: int = 560, height: int = 180
     chart = pygal.XY(
         style=_style(), **_config(
             width, height, title, show_legend=False, fill=True, print_values=False, dots_size=3,
-            margin_right=16,
-            range=(0, float(Decimal(y_max or 1))), include_x_axis=True, show_x_guides=False, show_y_guides=True,
+            margin_right=16, show_x_labels=bool(points), show_y_labels=bool(points),
+            range=(0, float(Decimal(y_max or 1))), include_x_axis=True, show_x_guides=False, show_y_guides=bool(points),
             x_value_formatter=lambda x: x_text(_exact(x)), value_formatter=lambda y: y_text(_exact(y)),
         ),
     )
@@ -142,6 +147,9 @@ def line_chart(points, *, title: str, y_max, width: int = 560, height: int = 180
                           "formatter": lambda _v, text=y_text(y): text})
             previous = Decimal(y)
         chart.add(title, steps)
+        # Whole numbers on the x axis (seconds): a quarter apart, deduplicated.
+        end = Decimal(points[-1][0])
+        chart.x_labels = sorted({0, int(end)} | {int(end * quarter / 4) for quarter in (1, 2, 3)})
     return _render(chart, chart_id, title)
 
 
