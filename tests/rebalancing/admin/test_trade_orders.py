@@ -359,6 +359,14 @@ def test_units_and_amounts_sort_only_within_an_execution_or_account(admin_client
     execution = book["execution"]
     response = admin_client.get(CHANGELIST + f"?execution__id__exact={execution.pk}")
     assert {h["text"]: h["sortable"] for h in _headers(response)}["trade amount"] is True
+    # A typed sort by amount over the whole list is ignored (the default order stays).
+    amount = list(response.context["cl"].list_display).index("trade_amount_text")
+    unsorted = admin_client.get(CHANGELIST)
+    typed = admin_client.get(CHANGELIST + f"?o={amount}")
+    assert [o.pk for o in typed.context["cl"].result_list] == [o.pk for o in unsorted.context["cl"].result_list]
+    sorted_within = admin_client.get(CHANGELIST + f"?execution__id__exact={execution.pk}&o={amount}")
+    amounts = [o.trade_amount for o in sorted_within.context["cl"].result_list]
+    assert amounts == sorted(amounts) and len(amounts) == 2
 
 
 def _headers(response):
