@@ -33,6 +33,7 @@ the medians side by side.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -77,7 +78,7 @@ def copy_cost(args) -> None:
                 connection.execute(f"DROP INDEX IF EXISTS {INDEX}")
                 if with_index:
                     connection.execute(
-                        f"CREATE INDEX {INDEX} ON rebalancing_tradeorder (execution_id, created_at DESC)"
+                        f"CREATE INDEX {INDEX} ON rebalancing_tradeorder (execution_id, created_at DESC, id)"
                     )
         output = subprocess.run(command + (["--reuse"] if run else []), check=True, capture_output=True,
                                 text=True).stdout
@@ -93,7 +94,7 @@ def copy_cost(args) -> None:
               f"{statistics.median(a for a, _ in rates[with_index]):,.0f} accounts/s, "
               f"{statistics.median(o for _, o in rates[with_index]):,.0f} orders/s over {args.copy_cost} runs", flush=True)
     with psycopg.connect(f"{args.postgres}/{database}", autocommit=True) as connection:
-        connection.execute(f"CREATE INDEX IF NOT EXISTS {INDEX} ON rebalancing_tradeorder (execution_id, created_at DESC)")
+        connection.execute(f"CREATE INDEX IF NOT EXISTS {INDEX} ON rebalancing_tradeorder (execution_id, created_at DESC, id)")
     if not args.keep:
         with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -179,7 +180,10 @@ def main() -> None:
         "admin accounts, outside band": (admin, accounts_admin + "?outside_band=yes"),
         "admin accounts, drift 5-10 %": (admin, accounts_admin + "?drift=2"),
         "admin accounts, one allocation": (admin, accounts_admin + f"?configuration__allocation__id__exact={allocation_id}"),
-        "admin accounts, sorted by drift": (admin, accounts_admin + "?o=-9"),
+        "admin accounts, outside band, one allocation": (
+            admin, accounts_admin + f"?outside_band=yes&configuration__allocation__id__exact={allocation_id}"),
+        "admin accounts, sorted by drift (largest first)": (admin, accounts_admin + "?o=9"),
+        "admin accounts, sorted by drift (smallest first)": (admin, accounts_admin + "?o=-9"),
     }
     print(f"book: {PortfolioAccount.objects.count():,} accounts, {AccountDrift.objects.count():,} drifts, "
           f"{TradeOrder.objects.count():,} trade orders; {args.rounds} loads per page, interleaved", flush=True)
@@ -188,7 +192,12 @@ def main() -> None:
         cursor.execute("SELECT COUNT(*) FROM rebalancing_tradeorder")
         print(f"one plain SELECT COUNT(*) of the trade orders: {(time.perf_counter() - started) * 1000:.0f} ms "
               f"(every page paid it before the capped count)", flush=True)
+    before = os.getloadavg()
     times = cockpit.measure(pages, args.rounds)
+    after = os.getloadavg()
+    print(f"load average (1, 5, 15 min) before {before[0]:.1f} {before[1]:.1f} {before[2]:.1f}, after "
+          f"{after[0]:.1f} {after[1]:.1f} {after[2]:.1f} on {os.cpu_count()} CPUs: compare pages only within this run",
+          flush=True)
     width = max(len(label) for label in pages)
     worst = 0.0
     for label, (client, url) in pages.items():

@@ -16,6 +16,7 @@ databases unless --keep. PostgreSQL only.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,9 +49,12 @@ def one_size(args) -> None:
     print(f"dashboard at {args.size:,} accounts ({book:,} with sub-portfolios): {len(queries)} queries per page load",
           flush=True)
     if args.size == args.accounts:
+        before = os.getloadavg()
         times = cockpit.measure({"dashboard": (admin, "/admin/")}, args.rounds)["dashboard"]
+        after = os.getloadavg()
         print(f"dashboard at {args.size:,} accounts: p95 {cockpit.p95(times):.0f} ms, median "
-              f"{sorted(times)[len(times) // 2]:.0f} ms over {args.rounds} loads", flush=True)
+              f"{sorted(times)[len(times) // 2]:.0f} ms over {args.rounds} loads (load average 1 min: "
+              f"{before[0]:.1f} before, {after[0]:.1f} after, on {os.cpu_count()} CPUs)", flush=True)
     if not args.keep:
         cockpit.database_drop(args, database)
 

@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='tradeorder',
-            index=models.Index(fields=['execution', '-created_at'], name='tradeorder_execution_created'),
+            index=models.Index(fields=['execution', '-created_at', 'id'], name='tradeorder_execution_created'),
         ),
         migrations.AddField(
             model_name='driftsummary',
