@@ -5,12 +5,13 @@
         [--database ballast_bench_cockpit] [--redis redis://127.0.0.1:6379/4] [--reuse] [--keep]
 
 Loads the demo book (`demo_book_load`) into `<database>_small` and `<database>`
-(dropped first unless --reuse finds them), stores every account's drift
-(`account_drifts_refresh`, the daily evaluation's step), then loads /admin/ through
+(dropped first unless --reuse finds them), stores every account's drift and the drift
+summary (`account_drifts_refresh`, the daily evaluation's step), then loads /admin/ through
 Django's test client as a logged-in superuser (the real URL, middleware, dashboard
 selector and template; no HTTP server): the queries of one load at each size, then
-`--rounds` loads at the larger size (after one warm-up) for the p95. Drops both
-databases unless --keep. PostgreSQL only.
+`--rounds` loads at the larger size (after one warm-up) for the p95, with the load
+average before and after (the machine is shared). Drops both databases unless --keep.
+PostgreSQL only.
 """
 
 from __future__ import annotations
