@@ -2,16 +2,25 @@
 autocomplete list filter, CSV streaming and the exact search of order tables."""
 
 import csv
+import datetime
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.templatetags.admin_list import result_headers, result_hidden_fields
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+from django.contrib.admin.utils import display_for_field, display_for_value, lookup_field
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
+from django.db import models
 from django.db.models import Q
 from django.http import StreamingHttpResponse
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 
 from core import formatting
 from core.ids import parse_uuid
@@ -155,8 +164,6 @@ class FastRowsChangeList(ChangeList):
         return super().get_ordering(request, queryset)
 
     def fast_results(self) -> dict:
-        from django.contrib.admin.templatetags.admin_list import result_hidden_fields, result_headers
-
         headers = list(result_headers(self))
         return {
             "result_headers": headers,
@@ -170,8 +177,6 @@ def _column(model_admin, opts, name):
     """(kind, field or attribute): "field" for a concrete model field named as such,
     "admin" for a method of the ModelAdmin or a callable, else "lookup" (Django's
     lookup_field per cell)."""
-    from django.core.exceptions import FieldDoesNotExist
-
     if callable(name):
         return "admin", name
     if isinstance(name, str) and "__" not in name:
@@ -189,19 +194,6 @@ def _column(model_admin, opts, name):
 def fast_rows(cl):
     """One SafeString per result row, cell for cell what admin_list.items_for_result makes
     (no list_editable: these lists have none)."""
-    import datetime
-
-    from django.contrib.admin import ModelAdmin
-    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-    from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
-    from django.utils.translation import gettext
-    from django.contrib.admin.utils import display_for_field, display_for_value, lookup_field
-    from django.core.exceptions import ObjectDoesNotExist
-    from django.db import models
-    from django.urls import NoReverseMatch
-    from django.utils.html import conditional_escape
-    from django.utils.safestring import mark_safe
-
     model_admin, opts = cl.model_admin, cl.lookup_opts
     default_empty = model_admin.get_empty_value_display()
     pk = opts.pk.attname
@@ -220,10 +212,13 @@ def fast_rows(cl):
             classes.append("nowrap")
         empty = getattr(target, "empty_value_display", default_empty) if kind == "admin" else default_empty
         boolean = getattr(target, "boolean", False) if kind == "admin" else False
-        if name == "action_checkbox" and getattr(target, "__func__", None) is ModelAdmin.action_checkbox:
+        if name == "action_checkbox" and getattr(target, "__func__", None) is admin.ModelAdmin.action_checkbox:
             kind = "checkbox"  # Django's own checkbox, without a widget template per row
         elif kind == "field" and getattr(target, "flatchoices", None):
-            kind, target = "choices", (target, dict(target.flatchoices))  # built once, not per cell
+            try:
+                kind, target = "choices", (target, dict(target.flatchoices))  # built once, not per cell
+            except TypeError:  # list-like choices: Django's own path per cell
+                pass
         columns.append((name, kind, target, link, tag, classes, empty, boolean))
     preserved = {"preserved_filters": cl.preserved_filters, "opts": cl.opts}
     for result in cl.result_list:
@@ -262,8 +257,7 @@ def fast_rows(cl):
                     if isinstance(value, (datetime.date, datetime.time)):
                         row_classes.append("nowrap")
                 else:
-                    shown, extra = _lookup_cell(cl, result, name, lookup_field, display_for_field, display_for_value,
-                                                default_empty, link)
+                    shown, extra = _lookup_cell(cl, result, name, default_empty, link)
                     row_classes += extra
             except ObjectDoesNotExist:
                 shown = empty
@@ -274,8 +268,8 @@ def fast_rows(cl):
                     inner = conditional_escape(shown)
                 else:
                     url = add_preserved_filters(preserved, url)
-                    popup = (f' data-popup-opener="{conditional_escape(result.serializable_value(str(cl.to_field) if cl.to_field else pk))}"'
-                             if cl.is_popup else "")
+                    opener = result.serializable_value(str(cl.to_field) if cl.to_field else pk)
+                    popup = f' data-popup-opener="{conditional_escape(opener)}"' if cl.is_popup else ""
                     inner = f'<a href="{conditional_escape(url)}"{popup}>{conditional_escape(shown)}</a>'
             else:
                 inner = conditional_escape(shown)
@@ -290,12 +284,8 @@ def _field_class(name, index) -> str:
     return name
 
 
-def _lookup_cell(cl, result, name, lookup_field, display_for_field, display_for_value, empty, link):
+def _lookup_cell(cl, result, name, empty, link):
     """A cell the generic way (Django's lookup_field), for columns _column could not place."""
-    import datetime
-
-    from django.db import models
-
     field, attr, value = lookup_field(name, result, cl.model_admin)
     empty = getattr(attr, "empty_value_display", empty)
     if isinstance(value, str) and value.strip() == "":
