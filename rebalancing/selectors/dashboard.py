@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from portfolios.models import AllocationAlert, AllocationLine, Instrument, PortfolioAccount, Position, Price
@@ -61,8 +61,8 @@ def dashboard(*, on_date: date | None = None, now: datetime | None = None, user=
     """The dashboard's figures: 9 queries (one more for FX with several currencies, one more
     to count a queue longer than LISTED), whatever the number of accounts, executions or
     orders. The drift figures (values by currency, the histogram, outside the band per
-    allocation) come from DriftSummary, as of its last rebuild. `user`: approvals requested by the
-    user themselves are left out of their queue (four eyes)."""
+    allocation) come from DriftSummary, as of its last rebuild. `user`: approvals
+    requested by the user themselves are left out of their queue (four eyes)."""
     now = now or timezone.now()
     on_date = on_date or timezone.localdate(now)
     board = Dashboard(on_date=on_date, reporting_currency=reporting_currency())
