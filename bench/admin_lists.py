@@ -19,11 +19,24 @@ table.
    the p95 target (150 ms), and for each page the queries whose plan has a Seq Scan of
    the trade-order or account table. Also times one plain `SELECT COUNT(*)` of the
    trade orders: what every page cost before the capped count.
+
+    .venv/bin/python bench/admin_lists.py --copy-cost 3 [--copy-accounts 20000]
+
+measures instead what the (execution, -created_at) index of the trade orders costs an
+execution's COPY of its orders: bench/execution.py (real workers, --naive 0) on a book
+of its own (`<database>_exec`, loaded once), 2 × ROUNDS whole-book executions
+alternately with and without the index (dropped and created again between runs, the
+trade order table being empty then), printing each run's accounts/s and orders/s and
+the medians side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,8 +52,52 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=5 * MILLION, help="trade orders [5000000]")
     parser.add_argument("--accounts", type=int, default=100_000, help="accounts in the demo book [100000]")
+    parser.add_argument("--copy-cost", type=int, default=0, metavar="ROUNDS",
+                        help="measure the execution index's cost to an execution's COPY instead (see above)")
+    parser.add_argument("--copy-accounts", type=int, default=20_000, help="accounts of the --copy-cost book [20000]")
     cockpit.add_arguments(parser)
     return parser.parse_args()
+
+
+INDEX = "tradeorder_execution_created"
+
+
+def copy_cost(args) -> None:
+    """Whole-book executions with and without the (execution, -created_at) index, alternately."""
+    import psycopg
+
+    database = f"{args.database}_exec"
+    command = [sys.executable, str(Path(__file__).resolve().parent / "execution.py"), "--accounts",
+               str(args.copy_accounts), "--naive", "0", "--database", database, "--postgres", args.postgres,
+               "--redis", args.redis, "--keep"]
+    rates = {True: [], False: []}
+    for run in range(2 * args.copy_cost):
+        with_index = run % 2 == 0
+        if run:
+            with psycopg.connect(f"{args.postgres}/{database}", autocommit=True) as connection:
+                connection.execute(f"DROP INDEX IF EXISTS {INDEX}")
+                if with_index:
+                    connection.execute(
+                        f"CREATE INDEX {INDEX} ON rebalancing_tradeorder (execution_id, created_at DESC, id)"
+                    )
+        output = subprocess.run(command + (["--reuse"] if run else []), check=True, capture_output=True,
+                                text=True).stdout
+        found = re.search(r"end to end: ([\d,]+) accounts/s, ([\d,]+) orders/s \(([\d,]+) orders", output)
+        if found is None:
+            raise SystemExit(f"bench/execution.py printed no rate:\n{output}")
+        accounts, orders, count = (int(g.replace(",", "")) for g in found.groups())
+        rates[with_index].append((accounts, orders))
+        print(f"  run {run + 1} {'with   ' if with_index else 'without'} the index: {accounts:,} accounts/s, "
+              f"{orders:,} orders/s ({count:,} orders)", flush=True)
+    for with_index in (True, False):
+        print(f"{'with   ' if with_index else 'without'} the index: median "
+              f"{statistics.median(a for a, _ in rates[with_index]):,.0f} accounts/s, "
+              f"{statistics.median(o for _, o in rates[with_index]):,.0f} orders/s over {args.copy_cost} runs", flush=True)
+    with psycopg.connect(f"{args.postgres}/{database}", autocommit=True) as connection:
+        connection.execute(f"CREATE INDEX IF NOT EXISTS {INDEX} ON rebalancing_tradeorder (execution_id, created_at DESC, id)")
+    if not args.keep:
+        with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def orders_add(total: int) -> None:
@@ -90,6 +147,9 @@ def orders_add(total: int) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.copy_cost:
+        copy_cost(args)
+        return
     must_load = cockpit.database_prepare(args, args.database)
     cockpit.django_setup(args, args.database)
     cockpit.book_load(args.accounts, must_load)
@@ -120,7 +180,10 @@ def main() -> None:
         "admin accounts, outside band": (admin, accounts_admin + "?outside_band=yes"),
         "admin accounts, drift 5-10 %": (admin, accounts_admin + "?drift=2"),
         "admin accounts, one allocation": (admin, accounts_admin + f"?configuration__allocation__id__exact={allocation_id}"),
-        "admin accounts, sorted by drift": (admin, accounts_admin + "?o=-9"),
+        "admin accounts, outside band, one allocation": (
+            admin, accounts_admin + f"?outside_band=yes&configuration__allocation__id__exact={allocation_id}"),
+        "admin accounts, sorted by drift (largest first)": (admin, accounts_admin + "?o=9"),
+        "admin accounts, sorted by drift (smallest first)": (admin, accounts_admin + "?o=-9"),
     }
     print(f"book: {PortfolioAccount.objects.count():,} accounts, {AccountDrift.objects.count():,} drifts, "
           f"{TradeOrder.objects.count():,} trade orders; {args.rounds} loads per page, interleaved", flush=True)
@@ -129,7 +192,12 @@ def main() -> None:
         cursor.execute("SELECT COUNT(*) FROM rebalancing_tradeorder")
         print(f"one plain SELECT COUNT(*) of the trade orders: {(time.perf_counter() - started) * 1000:.0f} ms "
               f"(every page paid it before the capped count)", flush=True)
+    before = os.getloadavg()
     times = cockpit.measure(pages, args.rounds)
+    after = os.getloadavg()
+    print(f"load average (1, 5, 15 min) before {before[0]:.1f} {before[1]:.1f} {before[2]:.1f}, after "
+          f"{after[0]:.1f} {after[1]:.1f} {after[2]:.1f} on {os.cpu_count()} CPUs: compare pages only within this run",
+          flush=True)
     width = max(len(label) for label in pages)
     worst = 0.0
     for label, (client, url) in pages.items():

@@ -70,6 +70,11 @@ def book_load(accounts: int, must_load: bool) -> None:
 
     call_command("migrate", verbosity=0)
     if not must_load:
+        from rebalancing.models import DriftSummary
+        from rebalancing.services.drift import drift_summary_refresh
+
+        if not DriftSummary.objects.exists():  # a book loaded before the summary existed
+            drift_summary_refresh()
         return
     started = time.perf_counter()
     summary = demo_book_load(accounts=accounts)

@@ -5,17 +5,19 @@
         [--database ballast_bench_cockpit] [--redis redis://127.0.0.1:6379/4] [--reuse] [--keep]
 
 Loads the demo book (`demo_book_load`) into `<database>_small` and `<database>`
-(dropped first unless --reuse finds them), stores every account's drift
-(`account_drifts_refresh`, the daily evaluation's step), then loads /admin/ through
+(dropped first unless --reuse finds them), stores every account's drift and the drift
+summary (`account_drifts_refresh`, the daily evaluation's step), then loads /admin/ through
 Django's test client as a logged-in superuser (the real URL, middleware, dashboard
 selector and template; no HTTP server): the queries of one load at each size, then
-`--rounds` loads at the larger size (after one warm-up) for the p95. Drops both
-databases unless --keep. PostgreSQL only.
+`--rounds` loads at the larger size (after one warm-up) for the p95, with the load
+average before and after (the machine is shared). Drops both databases unless --keep.
+PostgreSQL only.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,9 +50,12 @@ def one_size(args) -> None:
     print(f"dashboard at {args.size:,} accounts ({book:,} with sub-portfolios): {len(queries)} queries per page load",
           flush=True)
     if args.size == args.accounts:
+        before = os.getloadavg()
         times = cockpit.measure({"dashboard": (admin, "/admin/")}, args.rounds)["dashboard"]
+        after = os.getloadavg()
         print(f"dashboard at {args.size:,} accounts: p95 {cockpit.p95(times):.0f} ms, median "
-              f"{sorted(times)[len(times) // 2]:.0f} ms over {args.rounds} loads", flush=True)
+              f"{sorted(times)[len(times) // 2]:.0f} ms over {args.rounds} loads (load average 1 min: "
+              f"{before[0]:.1f} before, {after[0]:.1f} after, on {os.cpu_count()} CPUs)", flush=True)
     if not args.keep:
         cockpit.database_drop(args, database)
 

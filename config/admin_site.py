@@ -99,7 +99,8 @@ def dashboard_context(request) -> dict:
         "drift_chart": charts.bar_chart(
             histogram, title="Accounts by largest drift", chart_id="chart-drift", value_text=lambda v: f"{v:,}",
         ),
-        "outside_band_total": sum(n for _, _, n in board.outside_band),
+        "outside_band_total": board.outside_band_total,
+        "summary_at": board.summary_at,
         "outside_band_chart": charts.bar_chart(
             [{"label": name or "—", "value": n, "color": "#ba2121",
               "url": f"{accounts_url}?outside_band=yes&configuration__allocation__id__exact={pk}"}

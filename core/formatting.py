@@ -59,6 +59,15 @@ def units(value, step=None) -> str:
     return _grouped(value, max(decimals_of(step), _own_places(value)))
 
 
+def trimmed(value, places: int) -> Decimal | None:
+    """The Decimal itself at `places` decimals, or at its own if it has more (for a form
+    input: 300.0000000000 at 0 → 300, 2.5 at 0 → 2.5); exact, never rounded."""
+    if value is None:
+        return None
+    value = Decimal(value)
+    return value.quantize(Decimal(1).scaleb(-max(places, _own_places(value))))
+
+
 def number(value, min_places: int = 0) -> str:
     """A Decimal to its own precision (trailing zeros trimmed, at least `min_places`),
     with thousands separators: 56179.6170333420 → "56,179.617033342"."""

@@ -1,5 +1,6 @@
 """Portfolio accounts, their holdings and configurations."""
 
+import copy
 import uuid
 from collections import Counter, defaultdict
 from decimal import Decimal
@@ -19,7 +20,7 @@ from core import charts, formatting
 from core.counting import CappedCountAdminMixin
 from core.errors import DomainError
 from rebalancing.admin.executions import EXECUTE_PERMISSION, rebalance_accounts_now
-from rebalancing.admin.common import AutocompleteFilter
+from rebalancing.admin.common import AutocompleteFilter, FastRowsChangeList
 from rebalancing.api.serializers import result_reason
 from rebalancing.models import Method
 from rebalancing.selectors.dashboard import DRIFT_BUCKETS, reporting_currency
@@ -65,9 +66,32 @@ class HoldingsInline(admin.TabularInline):
         return request.user.has_perm("portfolios.view_portfolioaccount") or self._may_edit(request, obj)
 
 
+class PositionUnitsForm(PositionForm):
+    """Units shown in the input to the instrument's precision (its block size), not the
+    column's ten decimals: 300, not 300.0000000000. Still the same Decimal, so an
+    untouched row does not count as changed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        instrument = self.instance.instrument if self.instance.pk and self.instance.instrument_id else None
+        if instrument is not None and self.instance.units is not None:
+            self.initial["units"] = formatting.trimmed(self.instance.units, formatting.decimals_of(instrument.block_size))
+
+
+class CashBalanceForm(CashAccountForm):
+    """Balances shown in the input to the currency's minor unit (1,000.00 EUR as 1000.00)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.balance is not None:
+            self.initial["balance"] = formatting.trimmed(
+                self.instance.balance, formatting.minor_unit(self.instance.currency)
+            )
+
+
 class PositionInline(HoldingsInline):
     model = Position
-    form = PositionForm
+    form = PositionUnitsForm
     fields = ("instrument", "units", "updated_at")
     readonly_fields = ("updated_at",)
     autocomplete_fields = ("instrument",)
@@ -78,7 +102,7 @@ class PositionInline(HoldingsInline):
 
 class CashAccountInline(HoldingsInline):
     model = CashAccount
-    form = CashAccountForm
+    form = CashBalanceForm
     fields = ("currency", "kind", "balance", "is_default", "updated_at")
     readonly_fields = ("updated_at",)
 
@@ -194,6 +218,9 @@ class CurrencyFilter(admin.SimpleListFilter):
         return queryset.filter(base_currency=self.value()) if self.value() else queryset
 
 
+ALLOCATION_PARAM = "configuration__allocation__id__exact"
+
+
 @admin.register(PortfolioAccount)
 class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin):
     form = AccountForm
@@ -237,6 +264,45 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
         # The allocation filter's autocomplete (select2).
         return super().media + AutocompleteSelect(Configuration._meta.get_field("allocation"), self.admin_site).media
 
+    def sorts_by_drift(self, request) -> bool:
+        """The list's first sort key is the drift column (`?o=9` or `?o=-9`)."""
+        first = (request.GET.get("o") or "").split(".")[0].lstrip("-")
+        if not first.isdigit():
+            return False
+        columns = list(self.get_list_display(request))
+        if self.get_actions(request):
+            columns.insert(0, "action_checkbox")  # as the changelist numbers its columns
+        index = int(first)
+        return index < len(columns) and columns[index] == "drift_shown"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        # Sorted by drift, the list holds the accounts that have one: the join to the
+        # drift table is then an inner one and its (-max_drift) index yields the page in
+        # order. A left join sorted every account (all 100,000) on each page load. The
+        # others (custody accounts, sub-portfolios, not valued) are one filter away, and
+        # the page says so (change_list.html).
+        if self.sorts_by_drift(request):
+            queryset = queryset.filter(drift__max_drift__isnull=False)
+        return queryset
+
+    def get_count_queryset(self, request, queryset):
+        # Filtered by allocation alone, the accounts listed are that allocation's
+        # configurations (one per account): counted from the configuration index, not by
+        # joining every account (a hash join over the account table, bench/admin_lists.py).
+        allocation = request.GET.get(ALLOCATION_PARAM, "")
+        others = set(request.GET) - {ALLOCATION_PARAM, "p", "o"}
+        if not others and is_uuid(allocation) and not self.sorts_by_drift(request):
+            return Configuration.objects.filter(allocation_id=allocation)
+        return queryset
+
+    def get_changelist(self, request, **kwargs):
+        return FastRowsChangeList  # rows rendered without the per-cell template loop
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "sorted_by_drift": self.sorts_by_drift(request)}
+        return super().changelist_view(request, extra_context)
+
     def get_ordering(self, request):
         # Looking for drift: the largest first (NULLS LAST: the unvalued at the end).
         # The filtered rows all have a drift, so plain DESC (NULLS FIRST, as the drift
@@ -250,7 +316,9 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
         drift = getattr(obj, "drift", None)
         return formatting.money(drift.total_value, drift.currency) if drift is not None else "—"
 
-    @admin.display(description="largest drift", ordering=F("drift__max_drift").desc(nulls_last=True))
+    # Plain DESC (the index's order): sorted by this column, the list holds only accounts
+    # with a drift (get_queryset), so there are no NULLs to place.
+    @admin.display(description="largest drift", ordering=F("drift__max_drift").desc())
     def drift_shown(self, obj):
         """Stored by the daily evaluation and after each execution (never computed here)."""
         drift = getattr(obj, "drift", None)
@@ -270,6 +338,23 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
             # account_update changes status, lock and parent only.
             fields = ("client_id", "account_type", "base_currency", *fields)
         return fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        field = form.base_fields.get("assigned_lists")
+        if field is not None and not RestrictionList.objects.filter(scope=RestrictionScope.ACCOUNT).exists():
+            # No ACCOUNT list to tick: say so, with the way to make one (a copy: the
+            # declared field is shared by every AccountForm).
+            field = form.base_fields["assigned_lists"] = copy.deepcopy(field)
+            if request.user.has_perm("portfolios.add_restrictionlist"):
+                field.help_text = format_html(
+                    'No account lists yet: <a href="{}?scope={}" id="add-account-list">add one</a>. '
+                    "FIRM lists apply to every account.",
+                    reverse("admin:portfolios_restrictionlist_add"), RestrictionScope.ACCOUNT,
+                )
+            else:
+                field.help_text = "No account lists yet. FIRM lists apply to every account."
+        return form
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core import charts
+from core import charts, formatting
 from rebalancing.admin.executions import EXECUTE_PERMISSION, rebalance_allocations_now
 from rebalancing.selectors.book import allocation_constituents
 from rebalancing.services import global_preferences
@@ -36,6 +36,19 @@ def _period(version: AllocationVersion) -> str:
     return f"{version.weight_type} (every {version.period_count} × {version.period_type})"
 
 
+class AllocationLineWeightsForm(AllocationLineForm):
+    """Weights in the inputs without the column's trailing zeros (0.6, not 0.600000000000);
+    the same Decimals, so an untouched line does not count as changed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            for name in ("weight", "min_weight", "max_weight"):
+                value = getattr(self.instance, name, None)
+                if value is not None:
+                    self.initial[name] = formatting.trimmed(value, 0)
+
+
 class AllocationLineInline(admin.TabularInline):
     """The current version's lines, as the starting point of the next version.
 
@@ -45,7 +58,7 @@ class AllocationLineInline(admin.TabularInline):
 
     model = AllocationLine
     fk_name = "allocation"
-    form = AllocationLineForm
+    form = AllocationLineWeightsForm
     formset = AllocationLineFormSet
     fields = ("instrument", "weight", "min_weight", "max_weight")
     autocomplete_fields = ("instrument",)

@@ -1,5 +1,5 @@
 from .automation import ClaimOutcome, SavingsInterval, SavingsPlan, SavingsPlanRun, Strategy, StrategyRun, StrategyType
-from .drift import AccountDrift
+from .drift import AccountDrift, DriftSummary
 from .executions import (
     EXECUTION_ENDED,
     AccountLease,

@@ -41,3 +41,33 @@ class AccountDrift(models.Model):
 
     def __str__(self):
         return f"drift of {self.account_id} on {self.as_of}"
+
+
+class DriftSummary(models.Model):
+    """The stored drift of the whole book, aggregated: one row per (currency, histogram
+    bucket, outside band, allocation, valued or not) with its accounts and their value.
+    Rebuilt in one statement whenever the whole book's drift is refreshed (the daily
+    evaluation, rebalancing.services.drift), so the dashboard reads a few hundred rows
+    instead of aggregating every account's drift on each page load."""
+
+    currency = models.CharField(max_length=3)
+    bucket = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Index into selectors.dashboard.DRIFT_BUCKETS; empty: not valued."
+    )
+    outside_band = models.BooleanField()
+    allocation = models.ForeignKey(
+        "portfolios.Allocation", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        db_constraint=False,
+    )
+    errors = models.PositiveIntegerField(help_text="Accounts of the row that could not be valued.")
+    accounts = models.PositiveIntegerField()
+    total_value = models.DecimalField(**MONEY, null=True, blank=True)
+    as_of = models.DateField(null=True, blank=True, help_text="The latest as-of date of the row's drifts.")
+    computed_at = models.DateTimeField(help_text="When the summary was rebuilt.")
+
+    class Meta:
+        verbose_name = "drift summary"
+        verbose_name_plural = "drift summary"
+
+    def __str__(self):
+        return f"{self.accounts} accounts, {self.currency}, bucket {self.bucket}"

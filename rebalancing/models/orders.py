@@ -109,6 +109,12 @@ class TradeOrder(models.Model):
         indexes = [
             models.Index(fields=["account", "status"]),
             models.Index(fields=["execution", "status"]),
+            # One execution's orders in the admin's order (-created_at, id), for its
+            # execution filter: without it PostgreSQL walked the created_at index of the
+            # whole table back to the execution (bench/admin_lists.py); with id the page
+            # reads 100 entries, not the chunk's thousands of orders sharing one
+            # created_at. Its cost to an execution's COPY: docs/admin.md, "Figures".
+            models.Index(fields=["execution", "-created_at", "id"], name="tradeorder_execution_created"),
             models.Index(fields=["status", "-created_at"]),
             models.Index(fields=["instrument", "status"]),
             # Most orders come from executions: index only those of portfolio orders.

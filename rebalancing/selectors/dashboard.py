@@ -10,14 +10,14 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from portfolios.models import AllocationAlert, AllocationLine, Instrument, PortfolioAccount, Position, Price
 from portfolios.selectors import FxTable, MissingMarketData
 from webhooks.models import Delivery, DeliveryStatus
 
-from ..models import AccountDrift, Execution, ExecutionChunk, ExecutionResult, ExecutionStatus, ResultStatus
+from ..models import DriftSummary, Execution, ExecutionChunk, ExecutionResult, ExecutionStatus, ResultStatus
 
 # Histogram buckets of the largest absolute drift, in weight points (upper bounds).
 DRIFT_BUCKETS = (
@@ -43,7 +43,9 @@ class Dashboard:
     drift_as_of: date | None = None
     drift_histogram: list = field(default_factory=list)  # [(label, count, lower, upper)]
     drift_errors: int = 0
-    outside_band: list = field(default_factory=list)  # [(allocation id, name, count)]
+    summary_at: datetime | None = None  # when the drift summary was rebuilt
+    outside_band: list = field(default_factory=list)  # [(allocation id, name, count)], the LISTED largest
+    outside_band_total: int = 0
     executions_today: list = field(default_factory=list)  # [(status, count)]
     failures_today: list = field(default_factory=list)  # [(reason, count)]
     awaiting_approval: list = field(default_factory=list)  # Execution rows
@@ -56,28 +58,45 @@ class Dashboard:
 
 
 def dashboard(*, on_date: date | None = None, now: datetime | None = None, user=None) -> Dashboard:
-    """The dashboard's figures: 11 queries (one more for FX with several currencies, one more
-    to count a queue longer than LISTED), whatever
-    the number of accounts, executions or orders. `user`: approvals requested by the
-    user themselves are left out of their queue (four eyes)."""
+    """The dashboard's figures: 9 queries (one more for FX with several currencies, one more
+    to count a queue longer than LISTED), whatever the number of accounts, executions or
+    orders. The drift figures (values by currency, the histogram, outside the band per
+    allocation) come from DriftSummary, as of its last rebuild. `user`: approvals
+    requested by the user themselves are left out of their queue (four eyes)."""
     now = now or timezone.now()
     on_date = on_date or timezone.localdate(now)
     board = Dashboard(on_date=on_date, reporting_currency=reporting_currency())
     start = timezone.make_aware(datetime.combine(on_date, time.min), timezone.get_current_timezone())
 
     # 1. Accounts by status.
+    # COUNT(*), not COUNT(id): the status index alone answers it (an index-only scan;
+    # counting ids read every account row, 40 ms against 15 at 100,000 accounts).
     board.accounts_by_status = sorted(
-        PortfolioAccount.objects.order_by().values_list("status").annotate(n=Count("pk")).values_list("status", "n")
+        PortfolioAccount.objects.order_by().values_list("status").annotate(n=Count("*")).values_list("status", "n")
     )
-    # 2. Value by currency (stored with the drift), 3. FX to the reporting currency.
-    totals = list(
-        AccountDrift.objects.order_by().values_list("currency").annotate(total=Sum("total_value"), as_of=Max("as_of"))
-        .values_list("currency", "total", "as_of")
+    # 2. The drift summary (rebuilt with the book's drift: rebalancing.services.drift),
+    # a few rows per currency and allocation, 3. FX to the reporting currency.
+    summary = list(
+        DriftSummary.objects.order_by().values_list(
+            "currency", "bucket", "outside_band", "allocation_id", "allocation__name", "accounts", "errors",
+            "total_value", "as_of", "computed_at",
+        )
     )
-    fx = FxTable({c for c, _, _ in totals} | {board.reporting_currency}, on_date)
+    totals, histogram, outside = {}, [0] * len(DRIFT_BUCKETS), {}
+    for currency, bucket, is_outside, allocation_id, name, accounts, errors, value, as_of, computed_at in summary:
+        totals[currency] = totals.get(currency, Decimal(0)) + (value or Decimal(0))
+        board.drift_as_of = max(filter(None, (board.drift_as_of, as_of)), default=None)
+        board.summary_at = max(filter(None, (board.summary_at, computed_at)), default=None)
+        board.drift_errors += errors
+        if bucket is not None:
+            histogram[bucket] += accounts
+        if is_outside:
+            board.outside_band_total += accounts
+            key = (allocation_id, name)
+            outside[key] = outside.get(key, 0) + accounts
+    fx = FxTable(set(totals) | {board.reporting_currency}, on_date)
     reporting = Decimal(0)
-    for currency, total, as_of in sorted(totals):
-        total = total or Decimal(0)
+    for currency, total in sorted(totals.items()):
         try:
             converted = total * fx.rate(currency, board.reporting_currency)
         except MissingMarketData:
@@ -86,30 +105,15 @@ def dashboard(*, on_date: date | None = None, now: datetime | None = None, user=
         else:
             reporting += converted
         board.aum_by_currency.append((currency, total, converted))
-        board.drift_as_of = max(filter(None, (board.drift_as_of, as_of)), default=None)
     board.aum_reporting = reporting if totals else None
-    # 4. The drift histogram (one pass over the stored drift).
-    buckets, lower = {}, None
-    for index, (label, upper) in enumerate(DRIFT_BUCKETS):
-        condition = Q(max_drift__isnull=False)
-        if lower is not None:
-            condition &= Q(max_drift__gte=lower)
-        if upper is not None:
-            condition &= Q(max_drift__lt=upper)
-        buckets[f"b{index}"] = Count("pk", filter=condition)
-        lower = upper
-    counts = AccountDrift.objects.aggregate(**buckets, errors=Count("pk", filter=~Q(error="")))
+    # The histogram of the largest drift, and the accounts outside their band per allocation.
     lower = None
     for index, (label, upper) in enumerate(DRIFT_BUCKETS):
-        board.drift_histogram.append((label, counts[f"b{index}"], lower, upper))
+        board.drift_histogram.append((label, histogram[index], lower, upper))
         lower = upper
-    board.drift_errors = counts["errors"]
-    # 5. Accounts outside their band, per allocation.
-    board.outside_band = list(
-        AccountDrift.objects.filter(outside_band=True).order_by()
-        .values_list("account__configuration__allocation_id", "account__configuration__allocation__name")
-        .annotate(n=Count("pk")).order_by("-n", "account__configuration__allocation__name")[:LISTED]
-    )
+    board.outside_band = [
+        (pk, name, n) for (pk, name), n in sorted(outside.items(), key=lambda item: (-item[1], item[0][1] or ""))
+    ][:LISTED]
     # 6. Today's executions by status, 7. their failures by reason.
     board.executions_today = sorted(
         Execution.objects.filter(created_at__gte=start).order_by().values_list("status")

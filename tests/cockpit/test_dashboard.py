@@ -4,14 +4,18 @@ sizes), the account list's drift column and filters, numbers people read."""
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from core import formatting
 from portfolios.models import Configuration
-from rebalancing.models import AccountDrift
+from django.db.models import Sum
+
+from rebalancing.models import AccountDrift, DriftSummary
 from rebalancing.selectors.dashboard import dashboard
-from rebalancing.services.drift import account_drifts_refresh
+from rebalancing.services.drift import account_drifts_refresh, drift_summary_refresh
 from tests.factories import AccountFactory, CashAccountFactory, InstrumentFactory, PositionFactory, PriceFactory, make_allocation
 
 pytestmark = pytest.mark.django_db
@@ -60,11 +64,31 @@ def test_the_dashboard_runs_a_fixed_number_of_queries(book, size, django_assert_
     book["make"](size, drifted=True)
     book["make"](size, drifted=False)
     account_drifts_refresh()
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(9):
         board = dashboard(user=superuser)
     assert dict(board.accounts_by_status)["ACTIVE"] == 2 * size
     assert [(name, n) for _, name, n in board.outside_band] == [("Balanced 60/40", size)]
+    assert board.outside_band_total == size
     assert board.aum_by_currency == [("EUR", Decimal(2000 * size), Decimal(2000 * size))]
+    # Balanced accounts in the first bucket (< 1 %), the 40-point ones in the last (≥ 10 %).
+    assert [n for _, n, _, _ in board.drift_histogram] == [size, 0, 0, 0, size]
+
+
+def test_the_dashboards_drift_figures_are_those_of_the_last_whole_book_refresh(book, superuser):
+    """The summary is rebuilt by the refresh (the daily evaluation), not by a page load:
+    drift written since shows on the dashboard only after the next refresh."""
+    drifted = book["make"](2, drifted=True)
+    book["make"](1, drifted=False)
+    account_drifts_refresh()
+    board = dashboard(user=superuser)
+    assert board.outside_band_total == 2 and board.summary_at is not None
+    AccountDrift.objects.filter(account=drifted[0]).update(outside_band=False, max_drift=Decimal("0.001"))
+    assert dashboard(user=superuser).outside_band_total == 2
+    drift_summary_refresh()
+    board = dashboard(user=superuser)
+    assert board.outside_band_total == 1
+    assert [n for _, n, _, _ in board.drift_histogram] == [2, 0, 0, 0, 1]
+    assert DriftSummary.objects.aggregate(n=Sum("accounts"))["n"] == AccountDrift.objects.count() == 3
 
 
 def test_the_index_is_the_dashboard_with_charts_and_system_last(admin_client, book):
@@ -93,6 +117,70 @@ def test_the_account_list_sorts_and_filters_by_stored_drift(admin_client, book, 
     assert {a.pk for a in response.context["cl"].result_list} == {a.pk for a in balanced}
     response = admin_client.get(changelist + f"?configuration__allocation__id__exact={book['allocation'].pk}")
     assert len(response.context["cl"].result_list) == 3
+
+
+def test_one_allocations_accounts_are_counted_from_its_configurations(admin_client, book):
+    book["make"](3, drifted=False)
+    AccountFactory(client_id="NO-MODEL")  # in no allocation
+    other = make_allocation({book["a"]: Decimal("1")}, name="All Alpha")
+    Configuration.objects.create(account=AccountFactory(client_id="OTHER-1"), allocation=other)
+    changelist = reverse("admin:portfolios_portfolioaccount_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(changelist + f"?configuration__allocation__id__exact={book['allocation'].pk}")
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
+    assert len(counts) == 1 and "portfolioaccount" not in counts[0] and "configuration" in counts[0]
+    assert response.context["cl"].paginator.count == 3 and len(response.context["cl"].result_list) == 3
+    assert "3 portfolio accounts" in response.content.decode()
+    # With another filter as well, the accounts themselves are counted.
+    response = admin_client.get(changelist + f"?configuration__allocation__id__exact={other.pk}&status__exact=ACTIVE")
+    assert response.context["cl"].paginator.count == 1
+
+
+def test_sorted_by_drift_the_list_holds_the_valued_accounts_largest_first(admin_client, book):
+    balanced = book["make"](2, drifted=False)
+    drifted = book["make"](1, drifted=True)
+    custody = AccountFactory(client_id="CUSTODY-SORT")  # no drift row
+    account_drifts_refresh()
+    changelist = reverse("admin:portfolios_portfolioaccount_changelist")
+    column = ["action_checkbox", *admin_site_account_columns()].index("drift_shown")
+    response = admin_client.get(changelist + f"?o={column}")  # the column's own order: largest first
+    listed = [a.pk for a in response.context["cl"].result_list]
+    assert listed[0] == drifted[0].pk and set(listed) == {drifted[0].pk, *(a.pk for a in balanced)}
+    assert custody.pk not in listed
+    assert "only accounts with a stored drift are listed" in response.content.decode()
+    response = admin_client.get(changelist + f"?o=-{column}")  # reversed: smallest first
+    assert [a.pk for a in response.context["cl"].result_list][-1] == drifted[0].pk
+    # Sorted by another column, every account is listed and nothing is said.
+    response = admin_client.get(changelist + "?o=1")
+    assert custody.pk in [a.pk for a in response.context["cl"].result_list]
+    assert "only accounts with a stored drift" not in response.content.decode()
+
+
+@pytest.mark.parametrize("query", ["", "?outside_band=yes", "?o=1", "?o=9"])
+def test_the_account_list_rows_are_djangos_own_cells(admin_client, book, query):
+    """FastRowsChangeList renders each row in one piece, cell for cell as Django does."""
+    from django.contrib.admin.templatetags.admin_list import items_for_result
+
+    from rebalancing.admin.common import fast_rows
+
+    book["make"](2, drifted=False)
+    book["make"](1, drifted=True)
+    AccountFactory(client_id="CUSTODY-ROWS", locked=True)
+    account_drifts_refresh()
+    response = admin_client.get(reverse("admin:portfolios_portfolioaccount_changelist") + query)
+    changelist = response.context["cl"]
+    assert len(changelist.result_list) > 0
+    django_rows = ["".join(items_for_result(changelist, row, None)) for row in changelist.result_list]
+    assert list(fast_rows(changelist)) == django_rows
+    assert all(row in response.content.decode() for row in django_rows)
+
+
+def admin_site_account_columns():
+    from django.contrib import admin
+
+    from portfolios.models import PortfolioAccount
+
+    return admin.site._registry[PortfolioAccount].list_display
 
 
 def test_a_custody_account_shows_no_drift_and_no_schedule(admin_client, book):
