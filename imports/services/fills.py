@@ -18,7 +18,7 @@ transaction.
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_FLOOR, Decimal, localcontext
 
 from django.db import transaction
 
@@ -37,7 +37,6 @@ OPTIONAL = ("currency",)
 S = TradeOrderStatus
 FILLABLE = (S.SENT_TO_EXECUTION, S.IN_EXECUTION, S.PARTIALLY_EXECUTED)
 UNITS_QUANTUM = Decimal(1).scaleb(-UNITS["decimal_places"])
-MONEY_QUANTUM = Decimal(1).scaleb(-MONEY["decimal_places"])
 
 
 @dataclass
