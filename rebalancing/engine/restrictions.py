@@ -16,8 +16,10 @@
    method (SOLD), and no line that may not be bought is ever bought.
 
 What depends only on the restrictions and the model (which target lines are
-blocked) is cached by object identity, so an account whose restrictions touch
-nothing it holds or targets costs one dictionary look-up per line.
+blocked, which prepared lines carry a rule) is cached by object identity, so an
+account whose restrictions touch nothing it holds or targets costs one cached
+look-up, not one per line. An adjusted model reuses the plain model's prepared
+lines, copying only the ones whose target changed.
 """
 
 from __future__ import annotations

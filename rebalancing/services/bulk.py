@@ -192,9 +192,12 @@ def trade_orders_write(
         transaction_type = types.get(o.transaction_type)
         if transaction_type is None:
             transaction_type = types[o.transaction_type] = _text(o.transaction_type)
-        cash_text = cash_texts.get(cash)
+        # By the tuple's identity: the chunk passes one tuple per account and currency, and
+        # hashing it would hash a UUID (a Python call) for every order. `cash_accounts`
+        # keeps the tuples alive, so their ids are not reused meanwhile.
+        cash_text = cash_texts.get(id(cash))
         if cash_text is None:
-            cash_text = cash_texts[cash] = f"\t{_text(cash[0])}\t{_text(cash[1])}"
+            cash_text = cash_texts[id(cash)] = f"\t{_text(cash[0])}\t{_text(cash[1])}"
         lines.append(
             f"{order_id}\t{account}\t{instrument}\t{text(o.side)}\t{transaction_type}\t{text(o.units)}\t"
             f"{text(o.unit_price)}\t{text(o.trade_amount)}\t{o.currency}\t{text(o.execution_method)}{tail}{cash_text}"
