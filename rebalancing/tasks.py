@@ -13,7 +13,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from .services import automation, executions, recovery
+from .services import automation, drift, executions, recovery
 
 logger = logging.getLogger(__name__)
 
@@ -132,3 +132,9 @@ def savings_plans_run_task() -> dict:
         "on_date": summary.on_date.isoformat(), "due": summary.due, "executed": summary.executed,
         "failed": summary.failed,
     }
+
+
+@shared_task(name=drift.SUMMARY_TASK, acks_late=True, reject_on_worker_lost=True)
+def drift_summary_refresh_task() -> int:
+    """Rebuild the dashboard's drift summary from the stored drift (after an execution)."""
+    return drift.drift_summary_refresh()

@@ -31,6 +31,8 @@ from .preferences import book_options, preferences_effective
 # 5 weight points, settings.DRIFT_DEFAULT_BAND.
 DEFAULT_BAND = Decimal("0.05")
 REFRESH_CHUNK = 2000  # accounts valued per book_load
+# The task that rebuilds DriftSummary after an execution (rebalancing/tasks.py).
+SUMMARY_TASK = "rebalancing.tasks.drift_summary_refresh_task"
 
 
 def default_band() -> Decimal:

@@ -46,7 +46,7 @@ from ..models import (
 from ..selectors.book import book_load
 from . import approval, bulk
 from .audit_trail import execution_audit
-from .drift import drift_rows_write
+from .drift import SUMMARY_TASK, drift_rows_write
 from .preferences import approval_thresholds, book_options, preferences_effective
 from .preview import (
     account_ids_validate,
@@ -504,14 +504,19 @@ def _execution_finish(execution_id, now, held: bool = False) -> str | None:
     ).exists():
         return None
     if held:
-        return approval.held_execution_finish(execution_id, now)
-    status = approval.execution_final_status(execution_id)
-    execution = Execution.objects.get(pk=execution_id)  # its status before, for the audit entry
-    updated = Execution.objects.filter(pk=execution_id, status__in=UNFINISHED).update(status=status, finished_at=now)
-    if updated:
+        status = approval.held_execution_finish(execution_id, now)
+    else:
+        execution = Execution.objects.get(pk=execution_id)  # its status before, for the audit entry
+        status = approval.execution_final_status(execution_id)
+        if not Execution.objects.filter(pk=execution_id, status__in=UNFINISHED).update(status=status, finished_at=now):
+            return None
         events.record("execution.status_changed", lambda: execution_payload(execution_id))
         execution_audit(execution, "finish", status)
-    return status if updated else None
+    if status is not None:
+        # The chunks stored their accounts' drift; the dashboard's drift summary is rebuilt
+        # once per execution, after it, in its own task (docs/admin.md, "Drift").
+        transaction.on_commit(lambda: dispatch.task_try_send(SUMMARY_TASK))
+    return status
 
 
 @transaction.atomic

@@ -135,3 +135,24 @@ def test_an_execution_stores_the_drift_the_refresh_computes(varied_book):
     assert row["foreign"]["total_value"] == Decimal("1100")
     # Valued as held: the kept withdrawal and buy do not change the stored total (800 + 300 cash).
     assert row["kept withdrawal"]["total_value"] == Decimal("1100")
+
+
+def test_a_finished_execution_sends_one_drift_summary_rebuild(varied_book, monkeypatch, django_capture_on_commit_callbacks):
+    from core import dispatch
+    from rebalancing.models import DriftSummary
+    from rebalancing.services.drift import SUMMARY_TASK
+    from rebalancing.tasks import drift_summary_refresh_task
+
+    sent = []
+    monkeypatch.setattr(dispatch, "task_try_send", lambda name, *args, **options: sent.append(name) or True)
+    execution = execution_create(account_ids=[str(a.pk) for a in varied_book.values()], method="FULL",
+                                 rebalance_date=timezone.localdate())
+    with django_capture_on_commit_callbacks(execute=True):
+        run_chunks(execution)
+    assert sent.count(SUMMARY_TASK) == 1
+    assert not DriftSummary.objects.exists()  # the execution itself does not wait for it
+
+    drift_summary_refresh_task()
+    counted = DriftSummary.objects.order_by()
+    assert sum(row.accounts for row in counted) == AccountDrift.objects.count() == len(varied_book)
+    assert sum(row.accounts for row in counted if row.outside_band) == AccountDrift.objects.filter(outside_band=True).count()
