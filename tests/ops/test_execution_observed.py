@@ -16,6 +16,7 @@ from django.test import Client
 
 from config.celery import app
 from config.observability import ContextFilter, JsonFormatter
+from rebalancing.models import DriftSummary
 from tests.factories import UserFactory
 from tests.portfolios.api.conftest import client_for  # noqa: F401
 from tests.rebalancing.conftest import D, account_with, fifty_fifty  # noqa: F401
@@ -98,6 +99,10 @@ def test_one_execution_in_the_logs_and_the_metrics(
         while poll(f"/api/v1/portfolios/rebalancings/executions/{execution_id}/")["status"] in ("PENDING", "RUNNING"):
             assert time.monotonic() < deadline, "the execution did not finish"
             time.sleep(0.2)
+        # The finished execution sends one rebuild of the dashboard's drift summary.
+        while not DriftSummary.objects.exists():
+            assert time.monotonic() < deadline, "the drift summary was not rebuilt"
+            time.sleep(0.2)
 
     records = json_log()
     [post] = [r for r in records if r["logger"] == "ballast.request" and r.get("method") == "POST"]
@@ -107,14 +112,14 @@ def test_one_execution_in_the_logs_and_the_metrics(
     # This execution's tasks: the queue may still hold a message an earlier test in this
     # process sent and no worker took (it runs here as a no-op, with no ids of ours).
     task_lines = [r for r in records if r["logger"] == "ballast.tasks" and r.get("execution_id") == execution_id]
-    chunks = {"rebalancing.tasks.execution_chunk_run"}
+    chunks = {"rebalancing.tasks.execution_chunk_run", "rebalancing.tasks.drift_summary_refresh_task"}
     assert {r["task"] for r in task_lines} == (chunks | {"rebalancing.tasks.execution_plan_run"} if planned_by == "worker" else chunks)
     for line in task_lines:
         # The worker's lines carry the request that started it all, their task and the execution.
         assert line.get("request_id") == "req-from-the-proxy-1", line
         assert line["execution_id"] == execution_id, line
         assert re.fullmatch(r"[0-9a-f-]{36}", line["task_id"]) and line["state"] == "SUCCESS"
-    assert len({line["task_id"] for line in task_lines}) == len(task_lines) == (3 if planned_by == "worker" else 2)
+    assert len({line["task_id"] for line in task_lines}) == len(task_lines) == (4 if planned_by == "worker" else 3)
 
     scraper = Client()
     assert scraper.get("/metrics").status_code == 403
