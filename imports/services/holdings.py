@@ -30,6 +30,8 @@ from portfolios.models.fields import MONEY, UNITS, is_currency_code
 
 from ..models import AccountMatch, ImportBreak, ImportJob, ImportMode, ImportStatus
 from . import staging as db
+from portfolios.services.lots import positions_set
+
 from .jobs import MAX_ERRORS, ErrorList, FileRows, header_index, import_fail, import_finish, import_progress
 
 REQUIRED = ("account_id", "instrument_id", "units", "currency", "balance")
@@ -383,17 +385,17 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
     params = dict(params or {}, now=timezone.now())
     positions, cash, accounts = _table(Position), _table(CashAccount), _table(PortfolioAccount)
     src = f"({source}) src"
-    deleted = db.execute(
-        f"DELETE FROM {positions} WHERE (account_id, instrument_id) IN "
-        f"(SELECT account_id, instrument_id FROM {src} WHERE kind = 'P' AND coalesce(file, 0) = 0)", params,
-    )
-    upserted = db.execute(
-        f"INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
-        f"SELECT account_id, instrument_id, file, %(now)s FROM {src} WHERE kind = 'P' AND file > 0 "
-        f"ORDER BY account_id, instrument_id "  # index pages and foreign-key lookups in order, not at random
-        f"ON CONFLICT (account_id, instrument_id) DO UPDATE SET units = excluded.units, updated_at = excluded.updated_at",
-        params,
-    )
+    # Positions through their lots' one writer (§12): units added become a lot of unknown
+    # cost, units removed are relieved by the account's lot_method (bulk writes).
+    units = {
+        (_uuid(account_id), _uuid(instrument_id)): Decimal(0) if file is None else _units(file)
+        for account_id, instrument_id, file in db.fetchall(
+            f"SELECT account_id, instrument_id, file FROM {src} WHERE kind = 'P'", params
+        )
+    }
+    if units:
+        positions_set(units=units, on_date=timezone.localdate())
+    deleted, upserted = 0, len(units)
     # A new cash account is the default when it is in its account's base currency and
     # the account has no default yet; an existing one keeps its flag.
     balances = db.execute(
@@ -407,6 +409,16 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
     )
     [(changed,)] = db.fetchall(f"SELECT count(DISTINCT account_id) FROM {src}", params)
     return deleted + upserted + balances, changed
+
+
+def _units(value) -> Decimal:
+    """A staged number as exact units (SQLite hands numerics back as floats: their
+    shortest repr is the text the file had, cut to the units column)."""
+    return Decimal(str(value)).quantize(Decimal(1).scaleb(-UNITS["decimal_places"]))
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _write_breaks(job: ImportJob) -> int:

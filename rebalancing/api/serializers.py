@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import CurrencyCodeField, DecimalString, IsoDateField
-from portfolios.models import RestrictedWeightTo, RestrictionRule
+from portfolios.models import LotMethod, RestrictedWeightTo, RestrictionRule
 from portfolios.models.fields import MONEY
 from rebalancing import engine
 
@@ -39,7 +39,12 @@ def _preference_fields(*, for_input: bool) -> dict:
             help_text="Excess cash, in the account's base currency; null: no range.",
         )
     for name in AMOUNT_FIELDS:
-        fields[name] = DecimalString(**size(MONEY), **inherit, help_text="In the account's base currency.")
+        fields[name] = DecimalString(
+            **size(MONEY), **(inherit or ({"allow_null": True} if name == "max_realized_gain" else {})),
+            help_text="In the account's base currency." + (
+                " Per calendar year; null: no limit (§12)." if name == "max_realized_gain" else ""
+            ),
+        )
     for name in PCT_FIELDS:
         fields[name] = DecimalString(**size(PCT), **inherit, help_text="A percentage: 5 means 5 %.")
     fields["order_basis"] = serializers.ChoiceField(OrderBasis.choices, **inherit)
@@ -69,6 +74,21 @@ def _preference_fields(*, for_input: bool) -> dict:
         **inherit,
         help_text="Ask the live price connector first; unpriced instruments fall back to the latest stored price.",
     )
+    fields["lot_method"] = serializers.ChoiceField(
+        LotMethod.choices, **inherit, help_text="Which lots a settled sell relieves first (§12)."
+    )
+    for name, text in (
+        ("long_term_days", "A lot held more than this many days realizes a LONG-term gain."),
+        ("wash_sale_days", "An instrument sold at a loss is not bought back for this many days."),
+    ):
+        fields[name] = serializers.IntegerField(**inherit, help_text=text)
+    for name, text in (
+        ("tax_aware", "Propose orders with the lots' gains in mind: sells name their lots and estimated gain."),
+        ("avoid_short_term_gains", "Tax-aware: sell no lot with a short-term gain."),
+        ("sell_removed_lines_regardless", "With avoid_short_term_gains: NO_HOLD and removed lines are sold anyway."),
+        ("harvest_losses", "Tax-aware: sell loss lots past both thresholds into the line's first substitute."),
+    ):
+        fields[name] = serializers.BooleanField(**inherit, help_text=text)
     assert set(fields) == set(PREFERENCE_FIELDS)
     return {name: fields[name] for name in PREFERENCE_FIELDS}
 

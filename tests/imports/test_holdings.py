@@ -239,3 +239,29 @@ def test_an_xlsx_file(etfs):
     job.refresh_from_db()
     assert job.status == "DONE", job.errors
     assert book(account) == ({a.pk: Decimal("12.5")}, {("EUR", "CASH"): (Decimal("1000.1"), True)})
+
+
+def test_an_applied_file_keeps_each_positions_units_equal_to_its_lots(etfs):
+    """§12: units the file adds become a lot of unknown cost dated today; units it
+    removes are relieved (FIFO) and recorded as realized; a position left out loses its lots."""
+    from datetime import date  # noqa: PLC0415
+
+    from django.db.models import Sum  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    from portfolios.models import Lot, Position, RealizedGain  # noqa: PLC0415
+
+    a, b = etfs
+    account = AccountFactory()
+    PositionFactory(account=account, instrument=a, units=Decimal("5"), lots=[
+        (date(2024, 1, 2), Decimal("2"), Decimal("10")), (date(2025, 1, 2), Decimal("3"), Decimal("12")),
+    ])
+    PositionFactory(account=account, instrument=b, units=Decimal("7"))
+    assert run(csv_text(HEADER, (account.pk, a.isin, "4", "", ""), (account.pk, "", "", "EUR", "1"))).status == "DONE"
+    assert run(csv_text(HEADER, (account.pk, a.isin, "9", "", ""), (account.pk, "", "", "EUR", "1"))).status == "DONE"
+    lots = list(Lot.objects.filter(position__instrument=a).order_by("acquired_on").values_list("acquired_on", "units"))
+    assert lots == [(date(2024, 1, 2), Decimal("1")), (date(2025, 1, 2), Decimal("3")), (timezone.localdate(), Decimal("5"))]
+    assert not Position.objects.filter(instrument=b).exists() and not Lot.objects.filter(position__instrument=b).exists()
+    assert RealizedGain.objects.filter(instrument=a).values_list("units", flat=True).get() == Decimal("1")
+    for position in Position.objects.all():
+        assert Lot.objects.filter(position=position).aggregate(t=Sum("units"))["t"] == position.units
