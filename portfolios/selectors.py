@@ -350,6 +350,7 @@ def _value_account(account, positions, cash_accounts, version, prices, fx, on_da
 
 @dataclass(frozen=True)
 class LotRow:
+    account_id: uuid.UUID
     lot_id: uuid.UUID
     instrument_id: uuid.UUID
     isin: str | None
@@ -361,24 +362,28 @@ class LotRow:
     unrealized_gain: Decimal | None  # in cost_currency at the latest price; None: unknown cost or no price
 
 
-def account_lots(*, account: PortfolioAccount, on_date: date, instrument_id=None) -> list[LotRow]:
+def account_lots(*, account: PortfolioAccount, on_date: date, instrument_id=None, with_sub_accounts=False) -> list[LotRow]:
     """The account's lots (instrument, then oldest first) with their unrealized gain
-    at the latest stored price at or before `on_date` (two queries)."""
-    lots = Lot.objects.filter(position__account=account)
+    at the latest stored price at or before `on_date` (two queries); those of its
+    sub-portfolios too with `with_sub_accounts`."""
+    accounts = Q(position__account=account)
+    if with_sub_accounts:
+        accounts |= Q(position__account__parent=account)
+    lots = Lot.objects.filter(accounts)
     if instrument_id is not None:
         lots = lots.filter(position__instrument_id=instrument_id)
     rows = list(lots.order_by("position__instrument__name", "position__instrument_id", "acquired_on", "id").values_list(
-        "id", "position__instrument_id", "position__instrument__isin", "position__instrument__name",
+        "position__account_id", "id", "position__instrument_id", "position__instrument__isin", "position__instrument__name",
         "acquired_on", "units", "unit_cost", "cost_currency",
     ))
-    prices = latest_prices({r[1] for r in rows}, on_date) if rows else {}
+    prices = latest_prices({r[2] for r in rows}, on_date) if rows else {}
     out = []
-    for lot_id, iid, isin, name, acquired_on, units, cost, currency in rows:
+    for account_id, lot_id, iid, isin, name, acquired_on, units, cost, currency in rows:
         price = prices.get(iid)
         gain = None
         if cost is not None and price is not None:
             gain = ((price[0] - cost) * units).quantize(MONEY_QUANTUM)
-        out.append(LotRow(lot_id, iid, isin, isin or name, acquired_on, units, cost, currency, gain))
+        out.append(LotRow(account_id, lot_id, iid, isin, isin or name, acquired_on, units, cost, currency, gain))
     return out
 
 

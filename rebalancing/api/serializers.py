@@ -6,6 +6,7 @@ services and selectors return. The rules themselves live in the services
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import SkipField
 
 from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import CurrencyCodeField, DecimalString, IsoDateField
@@ -16,6 +17,7 @@ from rebalancing import engine
 from ..models import AvailableCash, FxMode, Method, OrderBasis
 from ..models.preferences import PCT
 from ..services import MAX_PREVIEW_ACCOUNTS, PREFERENCE_FIELDS, adjustments_json
+from ..services.tax import estimated_gain_json
 from ..services.preferences import AMOUNT_FIELDS, APPROVAL_FIELDS, GLOBAL_ONLY, PCT_FIELDS
 
 _DEFAULT_DECIMALS_HELP = (
@@ -196,6 +198,24 @@ def result_reason(result: engine.RebalanceResult) -> str | None:
     return None
 
 
+class _AddedDecimal(DecimalString):
+    """A decimal the serializer adds itself (in to_representation) when it applies."""
+
+    def get_attribute(self, instance):
+        raise SkipField()
+
+
+class OrderLotSerializer(serializers.Serializer):
+    lot_id = serializers.UUIDField()
+    units = DecimalString()
+
+
+class EstimatedGainSerializer(serializers.Serializer):
+    short = DecimalString(help_text="Base currency.")
+    long = DecimalString(help_text="Base currency.")
+    unknown_cost_units = DecimalString(help_text="Units sold from lots of unknown cost (in no total).")
+
+
 class OrderProposalSerializer(serializers.Serializer):
     """An engine OrderProposal. Context `instruments`: instrument id → portfolios Instrument (for the ISIN)."""
 
@@ -216,6 +236,16 @@ class OrderProposalSerializer(serializers.Serializer):
     counter_cash_account_id = serializers.SerializerMethodField(
         help_text="FX only: the cash account of the bought (SELL: sold) currency; null when it is created at settlement."
     )
+    # Filled by to_representation for the sells of tax-aware accounts only (§12); absent otherwise.
+    lots = OrderLotSerializer(
+        many=True, required=False,
+        help_text="Sells of a tax-aware account only: the lots it relieves (settlement relieves these first).",
+    )
+    estimated_gain = _AddedDecimal(
+        required=False, allow_null=True,
+        help_text="Sells of a tax-aware account only: the gain it realizes, base currency, lots of known cost only "
+                  "(null: all of unknown cost).",
+    )
 
     def get_isin(self, order) -> str | None:
         instrument = self.context["instruments"].get(order.instrument_id)
@@ -228,6 +258,21 @@ class OrderProposalSerializer(serializers.Serializer):
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_cash_account_id(self, order) -> int | None:
         return self._cash(order)[0]
+
+    def _sell_tax(self, order):
+        taxes = self.context.get("tax_sells")
+        if taxes is None or order.side != engine.Side.SELL:
+            return None
+        return taxes.get((order.account_id, order.instrument_id))
+
+    def to_representation(self, order):
+        data = super().to_representation(order)
+        sell = self._sell_tax(order)
+        if sell is not None:
+            text = DecimalString().to_representation
+            data["lots"] = [{"lot_id": str(lot_id), "units": text(units)} for lot_id, units in sell.lots]
+            data["estimated_gain"] = None if sell.estimated_gain is None else text(sell.estimated_gain)
+        return data
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_counter_cash_account_id(self, order) -> int | None:
@@ -264,9 +309,22 @@ class RebalanceResultSerializer(serializers.Serializer):
         help_text="With use_price_connector: the instruments the connector did not price, valued at the latest "
         "stored price instead (§9)."
     )
+    estimated_realized_gain = EstimatedGainSerializer(
+        required=False, help_text="Tax-aware accounts only (§12): the gain the proposed sells realize, by term."
+    )
 
     def get_error(self, result) -> str | None:
         return result_reason(result)
+
+    def to_representation(self, result):
+        preview = self.context.get("preview")
+        outcome = preview.tax_of(result.account_id) if preview is not None else None
+        tax_sells = {(s.account_id, s.instrument_id): s for s in outcome.sells} if outcome is not None else None
+        self.fields["orders"].child.context["tax_sells"] = tax_sells
+        data = super().to_representation(result)
+        if outcome is not None:
+            data["estimated_realized_gain"] = estimated_gain_json(outcome)
+        return data
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_price_fallbacks(self, result) -> list:

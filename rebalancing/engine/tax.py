@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
 
 from .precision import ENGINE_CONTEXT, HUNDRED, Q_MONEY, ZERO
@@ -33,6 +33,7 @@ from .types import (
     OrderProposal,
     RebalanceResult,
     Restrictions,
+    ResultStatus,
     Side,
     TransactionType,
 )
@@ -126,6 +127,8 @@ class TaxData:
     """What the tax-aware step knows of one account group, as plain data.
 
     ``lots``: (account id, instrument id) → lots, for the unlocked accounts.
+    ``substitutes``, ``instruments``, ``prices``: the substitutes of the instruments
+    held, and the instruments and prices of those the market does not have.
     ``realized_this_year``: the known net realized gain (base currency) of this
     calendar year so far. ``loss_sales``: instrument id → ordinal of the latest sale at
     a loss in the group. ``on``: the rebalance date's ordinal. ``must_sell``:
@@ -140,6 +143,10 @@ class TaxData:
     loss_sales: Mapping = field(default_factory=dict)
     must_sell: frozenset = frozenset()
     pending_sells: Mapping = field(default_factory=dict)
+    substitutes: Mapping = field(default_factory=dict)  # instrument id → substitute ids in order (§11)
+    instruments: Mapping = field(default_factory=dict)  # substitutes the market lacks: id → Instrument
+    prices: Mapping = field(default_factory=dict)  # and their prices
+    base_currency: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +158,8 @@ class SellLots:
     instrument_id: Id
     lots: tuple  # ((lot_id, units), ...)
     estimated_gain: Decimal | None
-    unknown_cost_units: Decimal = ZERO
+    unknown_cost_units: Decimal = ZERO  # of lots of unknown cost (named in ``lots``) and of ``unlotted_units``
+    unlotted_units: Decimal = ZERO  # sold beyond the lots known (counted as of unknown cost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,29 +204,41 @@ def _fx(market: Market, currency: str) -> Decimal:
     return rate if rate is not None else Decimal(1)
 
 
-def _rounder(market: Market, iid, decimals, cache: dict) -> UnitRounder:
+def _rounder(market: Market, iid, decimals, cache: dict, data=None) -> UnitRounder:
     r = cache.get(iid)
     if r is None:
-        r = cache[iid] = UnitRounder(market.instruments[iid], decimals) if decimals else UnitRounder(market.instruments[iid])
+        instrument = market.instruments.get(iid) or data.instruments[iid]
+        r = cache[iid] = UnitRounder(instrument, decimals) if decimals else UnitRounder(instrument)
     return r
 
 
-def _substitute(iid, market, restrictions, washed) -> Id | None:
-    """The first substitute of ``iid`` the account may buy, tradable, priced and not in a wash-sale window."""
-    if restrictions is None:
-        return None
-    for sub in restrictions.substitutes.get(iid, ()):
-        instrument = market.instruments.get(sub)
-        if instrument is None or not instrument.tradable or market.prices.get(sub) is None:
+def _instrument(iid, market, data):
+    found = market.instruments.get(iid)
+    return found if found is not None else data.instruments.get(iid)
+
+
+def _price(iid, market, data):
+    found = market.prices.get(iid)
+    return found if found is not None else data.prices.get(iid)
+
+
+def _substitute(iid, market, restrictions, washed, data) -> Id | None:
+    """The first substitute of ``iid`` the account may buy, tradable, priced, in a
+    currency the market has a rate for, and not in a wash-sale window."""
+    for sub in data.substitutes.get(iid, ()):
+        instrument = _instrument(sub, market, data)
+        if instrument is None or not instrument.tradable or _price(sub, market, data) is None:
             continue
-        if restrictions.may_buy(sub) and sub not in washed:
+        if instrument.currency != data.base_currency and market.fx_rates.get(instrument.currency) is None:
+            continue
+        if (restrictions is None or restrictions.may_buy(sub)) and sub not in washed:
             return sub
     return None
 
 
-def _buy(account_id, iid, amount_base: Decimal, market: Market, rounder: UnitRounder) -> OrderProposal | None:
-    instrument = market.instruments[iid]
-    price = market.prices[iid]
+def _buy(account_id, iid, amount_base: Decimal, market: Market, rounder: UnitRounder, data) -> OrderProposal | None:
+    instrument = _instrument(iid, market, data)
+    price = _price(iid, market, data)
     amount = amount_base / _fx(market, instrument.currency)
     units = rounder(amount / price)
     if units <= ZERO:
@@ -238,7 +258,6 @@ def _tax_adjust(result, market, prefs, data, restrictions, decimals) -> TaxOutco
     slots = []  # the result's orders in their order, a sell as its _Sell
     sells: list[_Sell] = []
     freed = ZERO  # base-currency cash freed (+) or used (−) by the changes
-    held_back = set()  # (account, instrument) whose sells were cut by short-term avoidance
     for order in result.orders:
         if order.transaction_type == TransactionType.FX or market.instruments[order.instrument_id].type in (
             InstrumentType.CASH, InstrumentType.FUTURE,
@@ -249,10 +268,10 @@ def _tax_adjust(result, market, prefs, data, restrictions, decimals) -> TaxOutco
         if order.side == Side.BUY:
             if order.instrument_id in washed:  # 1. wash sale
                 amount_base = order.trade_amount * fx
-                sub = _substitute(order.instrument_id, market, restrictions, washed)
+                sub = _substitute(order.instrument_id, market, restrictions, washed, data)
                 new = None
                 if sub is not None:
-                    new = _buy(order.account_id, sub, amount_base, market, _rounder(market, sub, decimals, rounders))
+                    new = _buy(order.account_id, sub, amount_base, market, _rounder(market, sub, decimals, rounders, data), data)
                 if new is not None:
                     slots.append(new)
                     freed += amount_base - new.trade_amount * _fx(market, new.currency)
@@ -284,7 +303,6 @@ def _tax_adjust(result, market, prefs, data, restrictions, decimals) -> TaxOutco
             picks.append(((None, on, left, None), left))
         sell = _Sell(order, picks, fx, order.unit_price, must)
         if left > ZERO and prefs.avoid_short_term_gains and not must:
-            held_back.add(key)
             freed -= _shrink(sell, market, decimals, rounders)
         sells.append(sell)
         slots.append(sell)
@@ -436,7 +454,7 @@ def _harvest(result, market, prefs, data, restrictions, decimals, rounders, wash
             picks.append((lot, lot[2]))
         if not picks:
             continue
-        sub = _substitute(iid, market, restrictions, washed)
+        sub = _substitute(iid, market, restrictions, washed, data)
         if sub is None:
             continue
         units = _rounder(market, iid, decimals, rounders)(sum((t for _, t in picks), ZERO))
@@ -446,7 +464,7 @@ def _harvest(result, market, prefs, data, restrictions, decimals, rounders, wash
                               (units * price).quantize(Q_MONEY, ROUND_DOWN), instrument.currency, ExecutionMethod.UNITS)
         sell = _Sell(order, picks, fx, price, must=True)  # a harvest is never cut by the budget: it lowers the gain
         _keep_units(sell, units)
-        buy = _buy(account_id, sub, order.trade_amount * fx, market, _rounder(market, sub, decimals, rounders))
+        buy = _buy(account_id, sub, order.trade_amount * fx, market, _rounder(market, sub, decimals, rounders, data), data)
         if buy is None:
             continue
         out.append((sell, buy))
@@ -458,8 +476,10 @@ def _outcome(result, orders, sells, on, long_days, market) -> TaxOutcome:
     out = []
     for sell in sells:
         gain = None
-        unknown_units = ZERO
+        unknown_units = unlotted = ZERO
         for lot, take in sell.picks:
+            if lot[0] is None:
+                unlotted += take
             if lot[3] is None:
                 unknown_units += take
                 continue
@@ -473,13 +493,21 @@ def _outcome(result, orders, sells, on, long_days, market) -> TaxOutcome:
         out.append(SellLots(
             sell.order.account_id, sell.order.instrument_id,
             tuple((lot[0], take) for lot, take in sell.picks if lot[0] is not None),
-            None if gain is None else gain.quantize(Q_MONEY), unknown_units,
+            None if gain is None else gain.quantize(Q_MONEY, ROUND_FLOOR), unknown_units, unlotted,
         ))
     cash_after = result.cash_after
     if cash_after is not None and orders != result.orders:
         cash_after = (cash_after + _net(result.orders, market) - _net(orders, market)).quantize(Q_MONEY)
-    new = replace(result, orders=orders, cash_after=cash_after) if orders != result.orders else result
-    return TaxOutcome(new, tuple(out), short.quantize(Q_MONEY), long.quantize(Q_MONEY), unknown)
+    if orders != result.orders:
+        status = result.status
+        if orders and status == ResultStatus.NO_TRADES:
+            status = ResultStatus.PROPOSED
+        elif not orders and status == ResultStatus.PROPOSED:
+            status = ResultStatus.NO_TRADES
+        new = replace(result, orders=orders, cash_after=cash_after, status=status)
+    else:
+        new = result
+    return TaxOutcome(new, tuple(out), short.quantize(Q_MONEY, ROUND_FLOOR), long.quantize(Q_MONEY, ROUND_FLOOR), unknown)
 
 
 def _net(orders, market) -> Decimal:
