@@ -205,6 +205,15 @@ class _AddedDecimal(DecimalString):
         raise SkipField()
 
 
+class OptionalDecimal(DecimalString):
+    """A decimal that may be null, left out of the answer when the row (a dict) lacks it."""
+
+    def get_attribute(self, instance):
+        if isinstance(instance, dict) and self.field_name not in instance:
+            raise SkipField()
+        return super().get_attribute(instance)
+
+
 class OrderLotSerializer(serializers.Serializer):
     lot_id = serializers.UUIDField()
     units = DecimalString()

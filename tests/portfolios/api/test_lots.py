@@ -152,3 +152,25 @@ def test_loss_harvesting_sells_the_loss_lot_and_buys_the_substitute(api_client, 
     assert lot["units"] == "10"
     assert buy["units"] == "4"  # 200 of proceeds at 50
     assert result["status"] == "PROPOSED"
+
+
+def test_a_tax_aware_execution_stores_the_estimate_and_its_sells_relieve_the_lots_named(api_client, market):
+    """The execution keeps each sell's lots and estimated gain on its result; settling
+    the sell relieves exactly those lots (here LIFO-named under FIFO settlement would differ)."""
+    c = api_client
+    account_id = account_with_lots(c, market, {"X": "0.5", "Z": "0.5"}, TWO_LOTS)
+    put(c, f"/api/v1/portfolios/accounts/{account_id}/preferences/", {"tax_aware": True, "lot_method": "HIFO"})
+    started = post(c, "/api/v1/portfolios/rebalancings/executions/", {"accounts": [account_id]}, 202)
+    run_chunks(Execution.objects.get(pk=started["execution_id"]))
+    [result] = c.get(f"/api/v1/portfolios/rebalancings/executions/{started['execution_id']}/").json()["results"]
+    assert result["estimated_realized_gain"] == {"short": "-100", "long": "0", "unknown_cost_units": "0"}
+    [sell] = [o for o in result["orders"] if o["side"] == "SELL"]
+    [buy] = [o for o in result["orders"] if o["side"] == "BUY"]
+    assert sell["estimated_gain"] == "-100" and "lots" not in buy
+    [named] = sell["lots"]
+    # The account switches to FIFO before settling: the sell still relieves the lot it named.
+    put(c, f"/api/v1/portfolios/accounts/{account_id}/preferences/", {"tax_aware": True, "lot_method": "FIFO"})
+    for status in STEPS:
+        post(c, f"/api/v1/trade-orders/{sell['order_id']}/transitions/", {"status": status}, 200)
+    [row] = c.get(f"/api/v1/portfolios/accounts/{account_id}/realized-gains/").json()["data"]
+    assert (row["lot_id"], row["gain"]) == (named["lot_id"], "-100")
