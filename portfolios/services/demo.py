@@ -23,6 +23,7 @@ from ..models import (
     FxRate,
     Instrument,
     InstrumentType,
+    Lot,
     PeriodType,
     PortfolioAccount,
     Position,
@@ -187,6 +188,32 @@ def _ensure_allocations(instruments: dict, effective_from: date) -> list[Allocat
     return allocations
 
 
+def _demo_lots(positions, latest: dict, today: date, rng: random.Random) -> list:
+    """One to three lots per position (§12) adding up to its units: bought between a
+    month and four years ago at 60 % to 140 % of today's price (so a tax-aware preview
+    finds gains and losses, short and long); one position in twenty keeps a lot of
+    unknown cost, as a transfer from another custodian would."""
+    lots = []
+    for position in positions:
+        step = position.instrument.block_size or Decimal("0.0001")
+        count = rng.choice((1, 2, 2, 3, 3))
+        left = position.units
+        for k in range(count):
+            units = left if k == count - 1 else (position.units / count).quantize(step, rounding="ROUND_DOWN")
+            if units <= 0:
+                continue
+            left -= units
+            unknown = k == 0 and rng.random() < 0.05
+            cost = None if unknown else (latest[position.instrument.pk] * Decimal(rng.randint(60, 140)) / 100).quantize(
+                Decimal("0.0001")
+            )
+            lots.append(Lot(
+                position=position, acquired_on=today - timedelta(days=rng.randint(30, 1460)), units=units,
+                unit_cost=cost, cost_currency=position.instrument.currency,
+            ))
+    return lots
+
+
 def _write(model, rows, batch_size=5000):
     model.objects.bulk_create(rows, batch_size=batch_size)
 
@@ -249,6 +276,7 @@ def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today:
     _write(PortfolioAccount, [a for a in account_rows if a.parent_id is None])
     _write(PortfolioAccount, [a for a in account_rows if a.parent_id is not None])
     _write(Position, position_rows)
+    _write(Lot, _demo_lots(position_rows, latest, today, random.Random(seed + 16)))
     _write(CashAccount, cash_rows)
     _write(Configuration, configuration_rows)
     return DemoSummary(len(instruments), price_count, fx_count, len(allocations), len(account_rows), len(position_rows))

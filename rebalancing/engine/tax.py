@@ -22,13 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
+from operator import itemgetter
 
 from .precision import ENGINE_CONTEXT, HUNDRED, Q_MONEY, ZERO
 from .rounding import UnitRounder
 from .types import (
     ExecutionMethod,
     Id,
-    InstrumentType,
     Market,
     OrderProposal,
     RebalanceResult,
@@ -39,6 +39,8 @@ from .types import (
 )
 
 Lot = tuple  # (lot_id, acquired_ordinal: int, units: Decimal, unit_cost: Decimal | None)
+_ACQUIRED = itemgetter(1)
+_ONE = Decimal(1)
 
 
 class LotMethod(StrEnum):
@@ -80,27 +82,27 @@ def term_of(acquired: int, on: int, long_term_days: int) -> Term:
 def relief_order(lots, method: LotMethod, price: Decimal | None = None, on: int = 0, long_term_days: int = 365) -> list:
     """``lots`` in the order a sell relieves them.
 
-    FIFO oldest first, LIFO newest first (ties by lot id), HIFO highest unit cost
-    first; MIN_TAX (needs ``price``) losses first, largest loss per unit first, then
+    FIFO oldest first, LIFO newest first, HIFO highest unit cost first (ties keep
+    the order given: pass lots oldest first, then by id); MIN_TAX (needs ``price``) losses first, largest loss per unit first, then
     long-term gains, then short-term gains, smallest gain per unit first. Lots of
     unknown cost come last under HIFO and MIN_TAX, oldest first.
     """
     if method == LotMethod.FIFO:
-        return sorted(lots, key=lambda lot: (lot[1], str(lot[0])))
+        return sorted(lots, key=_ACQUIRED)  # stable: lots of one day keep the order given (by id)
     if method == LotMethod.LIFO:
-        return sorted(lots, key=lambda lot: (-lot[1], str(lot[0])))
+        return sorted(lots, key=_ACQUIRED, reverse=True)
     known = [lot for lot in lots if lot[3] is not None]
-    unknown = sorted((lot for lot in lots if lot[3] is None), key=lambda lot: (lot[1], str(lot[0])))
+    unknown = sorted((lot for lot in lots if lot[3] is None), key=_ACQUIRED)
     if method == LotMethod.HIFO:
-        return sorted(known, key=lambda lot: (-lot[3], lot[1], str(lot[0]))) + unknown
+        return sorted(known, key=lambda lot: (-lot[3], lot[1])) + unknown
     if price is None:
         raise ValueError("MIN_TAX needs the price")
 
     def min_tax(lot):
         gain = price - lot[3]
         if gain < ZERO:
-            return (0, gain, lot[1], str(lot[0]))
-        return (1 if on - lot[1] > long_term_days else 2, gain, lot[1], str(lot[0]))
+            return (0, gain, lot[1])
+        return (1 if on - lot[1] > long_term_days else 2, gain, lot[1])
 
     return sorted(known, key=min_tax) + unknown
 
@@ -249,7 +251,69 @@ def _buy(account_id, iid, amount_base: Decimal, market: Market, rounder: UnitRou
     )
 
 
+def _name_lots(result, market, prefs, data) -> TaxOutcome:
+    """The common case, kept fast: no limit applies, so the orders stay as they are and
+    each sell only names its lots (by lot_method) and its estimated gain."""
+    on = data.on
+    long_days = prefs.long_term_days
+    method = prefs.lot_method
+    lots_of = data.lots
+    pending_of = data.pending_sells
+    fx_rates = market.fx_rates
+    short = long = unknown = ZERO
+    out = []
+    for o in result.orders:
+        if o.side != Side.SELL or o.transaction_type == TransactionType.FX:
+            continue
+        key = (o.account_id, o.instrument_id)
+        lots = lots_of.get(key, ())
+        pending = pending_of.get(key) if pending_of else None
+        price = o.unit_price
+        if pending:
+            lots = _without(lots, pending, method, price, on, long_days)  # in relief order already
+        elif len(lots) > 1:
+            lots = relief_order(lots, method, price, on, long_days)
+        left = o.units
+        named = []
+        sell_short = sell_long = ZERO
+        known = False
+        sell_unknown = ZERO
+        for lot in lots:
+            if left <= ZERO:
+                break
+            units = lot[2]
+            take = units if units <= left else left
+            left -= take
+            named.append((lot[0], take))
+            cost = lot[3]
+            if cost is None:
+                sell_unknown += take
+            elif on - lot[1] > long_days:
+                sell_long += (price - cost) * take
+                known = True
+            else:
+                sell_short += (price - cost) * take
+                known = True
+        unlotted = left if left > ZERO else ZERO
+        sell_unknown += unlotted
+        gain = None
+        if known:
+            rate = fx_rates.get(o.currency)
+            if rate is not None and rate != _ONE:
+                sell_short *= rate
+                sell_long *= rate
+            short += sell_short
+            long += sell_long
+            gain = (sell_short + sell_long).quantize(Q_MONEY, ROUND_FLOOR)
+        unknown += sell_unknown
+        out.append(SellLots(o.account_id, o.instrument_id, tuple(named), gain, sell_unknown, unlotted))
+    return TaxOutcome(result, tuple(out), short.quantize(Q_MONEY, ROUND_FLOOR), long.quantize(Q_MONEY, ROUND_FLOOR), unknown)
+
+
 def _tax_adjust(result, market, prefs, data, restrictions, decimals) -> TaxOutcome:
+    if (prefs.max_realized_gain is None and not prefs.avoid_short_term_gains and not prefs.harvest_losses
+            and not (prefs.wash_sale_days and data.loss_sales)):
+        return _name_lots(result, market, prefs, data)
     on = data.on
     long_days = prefs.long_term_days
     method = prefs.lot_method
@@ -259,9 +323,7 @@ def _tax_adjust(result, market, prefs, data, restrictions, decimals) -> TaxOutco
     sells: list[_Sell] = []
     freed = ZERO  # base-currency cash freed (+) or used (−) by the changes
     for order in result.orders:
-        if order.transaction_type == TransactionType.FX or market.instruments[order.instrument_id].type in (
-            InstrumentType.CASH, InstrumentType.FUTURE,
-        ):
+        if order.transaction_type == TransactionType.FX:
             slots.append(order)
             continue
         fx = _fx(market, order.currency)

@@ -6,13 +6,16 @@ gains; recent loss sales; substitutes; the substitutes' instruments and prices t
 book lacks). Lots are compact tuples `(lot_id, acquired_ordinal, units, unit_cost)`.
 """
 
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from django.db import connection
 from django.db.models import Max, Sum
 
-from portfolios.models import Instrument, Lot, RealizedGain, Substitute
+from core.ids import uuid_array
+from portfolios.models import Instrument, Lot, Position, RealizedGain, Substitute
 from portfolios.selectors import latest_prices
 
 from .book import Book, engine_instrument
@@ -44,11 +47,8 @@ def tax_book_load(*, book: Book, account_ids, wash_sale_days: int, price_source:
     members = list(root_of)
     lots = defaultdict(lambda: defaultdict(list))
     held = set()
-    for account_id, instrument_id, lot_id, acquired_on, units, cost in (
-        Lot.objects.filter(position__account_id__in=members).order_by("acquired_on", "id")
-        .values_list("position__account_id", "position__instrument_id", "id", "acquired_on", "units", "unit_cost")
-    ):
-        lots[root_of[account_id]][(account_id, instrument_id)].append((lot_id, acquired_on.toordinal(), units, cost))
+    for account_id, instrument_id, lot_id, acquired, units, cost in _lot_rows(members, book):
+        lots[root_of[account_id]][(account_id, instrument_id)].append((lot_id, acquired, units, cost))
         held.add(instrument_id)
     tax.lots = {root: {key: tuple(rows) for key, rows in per.items()} for root, per in lots.items()}
     realized = defaultdict(int)
@@ -87,6 +87,35 @@ def tax_book_load(*, book: Book, account_ids, wash_sale_days: int, price_source:
             tax.instruments = {pk: engine_instrument(i) for pk, i in tax.rows.items()}
             tax.prices = {iid: price for iid, (price, _) in latest_prices(missing, book.on_date, price_source).items()}
     return tax
+
+
+def _lot_rows(account_ids: list, book: Book):
+    """(account id, instrument id, lot id, acquired ordinal, units, unit cost) of the
+    accounts' lots, oldest first (then by id): one query. On PostgreSQL the ids come as
+    text and are mapped back to the book's UUID objects, the ordinal is computed by the
+    database: no uuid.UUID or date is built per lot."""
+    if connection.vendor != "postgresql":
+        for account_id, instrument_id, lot_id, acquired_on, units, cost in (
+            Lot.objects.filter(position__account_id__in=account_ids).order_by("acquired_on", "id")
+            .values_list("position__account_id", "position__instrument_id", "id", "acquired_on", "units", "unit_cost")
+        ):
+            yield account_id, instrument_id, lot_id, acquired_on.toordinal(), units, cost
+        return
+    accounts = {str(a): a for a in account_ids}
+    instruments = {str(i): i for i in book.instruments}
+    lot, position = (connection.ops.quote_name(m._meta.db_table) for m in (Lot, Position))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.account_id::text, p.instrument_id::text, l.id::text, (l.acquired_on - DATE '0001-01-01') + 1, "
+            f"l.units, l.unit_cost FROM unnest(%s::uuid[]) AS k(id) JOIN {position} p ON p.account_id = k.id "
+            f"JOIN {lot} l ON l.position_id = p.id ORDER BY l.acquired_on, l.id",
+            [uuid_array(account_ids)],
+        )
+        for account_id, instrument_id, lot_id, acquired, units, cost in cursor.fetchall():
+            instrument = instruments.get(instrument_id)
+            if instrument is None:
+                instrument = instruments[instrument_id] = uuid.UUID(instrument_id)
+            yield accounts[account_id], instrument, lot_id, acquired, units, cost  # lot ids stay text: opaque here
 
 
 __all__ = ["TaxBook", "tax_book_load"]

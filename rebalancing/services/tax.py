@@ -81,7 +81,7 @@ def tax_orders_json(outcome: TaxOutcome) -> list:
     return [
         {
             "account_id": str(s.account_id), "instrument_id": str(s.instrument_id),
-            "lots": [{"lot_id": str(lot_id), "units": _text(units)} for lot_id, units in s.lots],
+            "lots": [{"lot_id": str(lot_id), "units": str(units)} for lot_id, units in s.lots],
             "estimated_gain": None if s.estimated_gain is None else _text(s.estimated_gain),
         }
         for s in outcome.sells
