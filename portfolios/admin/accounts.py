@@ -457,13 +457,20 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
         (trade amounts are in each instrument's currency, so gross sums are per currency)."""
         results, statuses = [], Counter()
         gross = defaultdict(lambda: {"BUY": Decimal(0), "SELL": Decimal(0)})
+        gains = defaultdict(lambda: {"short": Decimal(0), "long": Decimal(0)})  # base currency → estimate (§12)
         order_count = 0
         for result in preview.results:
             client_id, currency = accounts[result.account_id]
             statuses[result.status] += 1
             orders = []
+            outcome = preview.tax_of(result.account_id)
+            sells = {(s.account_id, s.instrument_id): s for s in outcome.sells} if outcome is not None else {}
+            if outcome is not None:
+                gains[currency]["short"] += outcome.short
+                gains[currency]["long"] += outcome.long
             for order in result.orders:
                 instrument = preview.instruments.get(order.instrument_id)
+                sell = sells.get((order.account_id, order.instrument_id)) if order.side == "SELL" else None
                 gross[order.currency][order.side] += order.trade_amount
                 orders.append({
                     "instrument_id": order.instrument_id,
@@ -476,6 +483,10 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
                     "trade_amount": formatting.money(order.trade_amount, order.currency, code=False),
                     "currency": order.currency,
                     "execution_method": order.execution_method,
+                    "estimated_gain": "" if sell is None else (
+                        "unknown cost" if sell.estimated_gain is None else _money(sell.estimated_gain, currency)
+                    ),
+                    "lot_count": len(sell.lots) if sell is not None else "",
                 })
             order_count += len(orders)
             results.append({
@@ -489,8 +500,16 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
                 "cash_after": _money(result.cash_after, currency),
                 "orders": orders,
                 "adjustments": [adjustment_words(a, preview.instruments) for a in result.adjustments],
+                "tax": None if outcome is None else {
+                    "short": _money(outcome.short, currency), "long": _money(outcome.long, currency),
+                    "unknown_cost_units": formatting.units(outcome.unknown_cost_units),
+                },
             })
         return {
+            "tax_aware": bool(gains),
+            "gains": [
+                {"currency": c, "short": _money(g["short"]), "long": _money(g["long"])} for c, g in sorted(gains.items())
+            ],
             "results": results,
             "statuses": sorted(statuses.items()),
             "order_count": order_count,

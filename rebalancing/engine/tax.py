@@ -39,7 +39,7 @@ from .types import (
 )
 
 Lot = tuple  # (lot_id, acquired_ordinal: int, units: Decimal, unit_cost: Decimal | None)
-_ACQUIRED = itemgetter(1)
+_ACQUIRED = itemgetter(1)  # the selector passes lots sorted by (acquired, id): a stable sort keeps ties
 _ONE = Decimal(1)
 
 

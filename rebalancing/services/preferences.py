@@ -59,6 +59,9 @@ APPROVAL_DEFAULTS = {"approval_gross_amount": None, "approval_order_count": None
 GLOBAL_ONLY = "is a global preference only: approval thresholds apply to a whole execution, not to one account"
 
 
+_TAX_PREFERENCES: dict = {}  # tax preference values → TaxPreferences
+
+
 @dataclass(frozen=True)
 class EffectivePreferences:
     values: dict  # every field of PREFERENCE_FIELDS, resolved
@@ -85,9 +88,16 @@ class EffectivePreferences:
         return engine.Preferences(**values)
 
     def for_tax(self) -> TaxPreferences:
-        values = {name: self.values[name] for name in TAX_FIELDS}
-        values["lot_method"] = LotMethod(values["lot_method"])
-        return TaxPreferences(**values)
+        """The tax preferences (§12); equal values share one object (a small cache)."""
+        key = tuple(self.values[name] for name in TAX_FIELDS)
+        found = _TAX_PREFERENCES.get(key)
+        if found is None:
+            values = dict(zip(TAX_FIELDS, key))
+            values["lot_method"] = LotMethod(values["lot_method"])
+            if len(_TAX_PREFERENCES) > 256:
+                _TAX_PREFERENCES.clear()
+            found = _TAX_PREFERENCES[key] = TaxPreferences(**values)
+        return found
 
 
 def _approval_errors(values: dict, prefix: str) -> list[FieldError]:

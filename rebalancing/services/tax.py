@@ -59,10 +59,12 @@ def tax_step(
         if o.side == _SELL and o.units and o.instrument_id is not None:
             key = (o.account_id, o.instrument_id)
             pending[key] = pending.get(key, Decimal(0)) + o.units
+    limits = preferences.avoid_short_term_gains or preferences.max_realized_gain is not None  # must_sell matters
     data = TaxData(
         lots=lots, on=book.on_date.toordinal(), realized_this_year=tax.realized.get(account_id, Decimal(0)),
         loss_sales=losses,
-        must_sell=_must_sell(book, account_id, restrictions) if preferences.sell_removed_lines_regardless else frozenset(),
+        must_sell=_must_sell(book, account_id, restrictions)
+        if limits and preferences.sell_removed_lines_regardless else frozenset(),
         pending_sells=pending, substitutes=tax.substitutes, instruments=tax.instruments, prices=tax.prices,
         base_currency=book.accounts[account_id].base_currency,
     )
