@@ -28,6 +28,7 @@ from portfolios.api.views import ApiViewSet
 from portfolios.models import PortfolioAccount
 
 from .. import services
+from ..services.tax import tax_order_rows
 from .serializers import AdjustmentSerializer, EstimatedGainSerializer, OptionalDecimal, OrderLotSerializer
 from ..services.approval import APPROVE_PERMISSION, execution_approve, execution_reject
 from ..models import (
@@ -322,7 +323,7 @@ def results_page(execution: Execution, *, offset: int, limit: int) -> tuple[list
         }
         if gain is not None:  # a tax-aware result (§12): its sells name their lots
             result["estimated_realized_gain"] = gain
-            sells = {(t["account_id"], t["instrument_id"]): t for t in taxed or ()}
+            sells = tax_order_rows(taxed)
             for order in result["orders"]:
                 sell = sells.get((str(order["account_id"]), str(order["instrument_id"]))) if order["side"] == "SELL" else None
                 if sell is not None:

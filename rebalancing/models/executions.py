@@ -177,8 +177,7 @@ class ExecutionResult(models.Model):
     estimated_realized_gain = models.JSONField(null=True, blank=True)
     tax_orders = models.JSONField(
         null=True, blank=True,
-        help_text='Per sell of a tax-aware run: {"account_id", "instrument_id", "lots": [{"lot_id", "units"}], '
-                  '"estimated_gain"}.',
+        help_text="Per sell of a tax-aware run: [account_id, instrument_id, estimated_gain, [[lot_id, units], ...]].",
     )
 
     class Meta:

@@ -79,15 +79,28 @@ def estimated_gain_json(outcome: TaxOutcome) -> dict:
 
 
 def tax_orders_json(outcome: TaxOutcome) -> list:
-    """Per sell: `{"account_id", "instrument_id", "lots": [{"lot_id", "units"}], "estimated_gain"}`."""
+    """Per sell, as stored on the result (compact: a chunk writes one per sell):
+    `[account_id, instrument_id, estimated_gain, [[lot_id, units], ...]]`, all text
+    (`estimated_gain` null when every lot is of unknown cost). `tax_order_rows` reads it."""
     return [
-        {
-            "account_id": str(s.account_id), "instrument_id": str(s.instrument_id),
-            "lots": [{"lot_id": str(lot_id), "units": str(units)} for lot_id, units in s.lots],
-            "estimated_gain": None if s.estimated_gain is None else _text(s.estimated_gain),
-        }
+        [
+            str(s.account_id), str(s.instrument_id), None if s.estimated_gain is None else str(s.estimated_gain),
+            [[str(lot_id), str(units)] for lot_id, units in s.lots],
+        ]
         for s in outcome.sells
     ]
+
+
+def tax_order_rows(stored) -> dict:
+    """(account id text, instrument id text) → {"lots": [{"lot_id", "units"}], "estimated_gain"}
+    of a result's stored `tax_orders`, as the API shows them."""
+    return {
+        (account_id, instrument_id): {
+            "lots": [{"lot_id": lot_id, "units": _text(Decimal(units))} for lot_id, units in lots],
+            "estimated_gain": None if gain is None else _text(Decimal(gain)),
+        }
+        for account_id, instrument_id, gain, lots in stored or ()
+    }
 
 
 def _text(value: Decimal) -> str:

@@ -196,11 +196,11 @@ def _named_lots(orders) -> dict:
     rows = ExecutionResult.objects.filter(
         execution_id__in={o.execution_id for o in orders}, account_id__in=accounts, estimated_realized_gain__isnull=False,
     ).values_list("execution_id", "tax_orders")
-    for execution_id, tax_orders in rows:
-        for row in tax_orders or ():
-            order_id = wanted.get((str(execution_id), row.get("account_id"), row.get("instrument_id")))
+    for execution_id, tax_orders in rows:  # stored by services/tax.py tax_orders_json
+        for account_id, instrument_id, _, lots in tax_orders or ():
+            order_id = wanted.get((str(execution_id), account_id, instrument_id))
             if order_id is not None:
-                named[order_id] = [(uuid.UUID(lot["lot_id"]), Decimal(lot["units"])) for lot in row.get("lots", ())]
+                named[order_id] = [(uuid.UUID(lot_id), Decimal(units)) for lot_id, units in lots]
     return named
 
 
