@@ -4,6 +4,7 @@ realizes +10/unit LONG, under HIFO −10/unit SHORT, and `realized-gains` totals
 A tax-aware preview with `max_realized_gain` 0 proposes no sell that realizes a gain;
 with `harvest_losses` and a substitute it sells the loss lot and buys the substitute."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -174,3 +175,13 @@ def test_a_tax_aware_execution_stores_the_estimate_and_its_sells_relieve_the_lot
         post(c, f"/api/v1/trade-orders/{sell['order_id']}/transitions/", {"status": status}, 200)
     [row] = c.get(f"/api/v1/portfolios/accounts/{account_id}/realized-gains/").json()["data"]
     assert (row["lot_id"], row["gain"]) == (named["lot_id"], "-100")
+
+
+def test_the_blotter_shows_the_estimated_gain_per_instrument(api_client, admin_client, market):
+    c = api_client
+    account_id = account_with_lots(c, market, {"X": "0.5", "Z": "0.5"}, TWO_LOTS)
+    put(c, f"/api/v1/portfolios/accounts/{account_id}/preferences/", {"tax_aware": True})
+    started = post(c, "/api/v1/portfolios/rebalancings/executions/", {"accounts": [account_id]}, 202)
+    run_chunks(Execution.objects.get(pk=started["execution_id"]))
+    page = admin_client.get("/admin/rebalancing/tradeorder/blotter/?status__exact=OPEN").content.decode()
+    assert re.search(r"data-estimated-gain>100(\.00)? EUR<", page), page
