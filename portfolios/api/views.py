@@ -408,6 +408,12 @@ class AccountHoldingsView(ApiView):
         return Response(s.HoldingsSerializer(account).data)
 
 
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", OpenApiTypes.INT, description="Rows per page, 1..1000 (default 100; more is lowered)."),
+    OpenApiParameter("offset", OpenApiTypes.INT, description="Rows to skip (≥ 0)."),
+]
+
+
 class AccountLotsView(ApiView):
     queryset = PortfolioAccount.objects.all()
     lookup_url_kwarg = "account_id"
@@ -420,7 +426,7 @@ class AccountLotsView(ApiView):
         summary="The account's tax lots with their unrealized gain",
         description="Oldest first per instrument; `unrealized_gain` is in the cost currency at the latest stored "
         "price, null for a lot of unknown cost or an instrument without a price (§12).",
-        parameters=[ACCOUNT_ID_PARAMETER, s.LotQuerySerializer],
+        parameters=[ACCOUNT_ID_PARAMETER, s.LotQuerySerializer, *PAGE_PARAMETERS],
         responses={200: s.LotSerializer(many=True), **problems(400, 404)},
     )
     def get(self, request, account_id=None):
@@ -446,7 +452,7 @@ class AccountRealizedGainsView(ApiView):
         description="One row per lot relieved by a settled sell or a holdings snapshot (§12), oldest first. "
         "`totals` cover every row matching the query (all pages): net short-term and long-term gains in the "
         "base currency; units of unknown cost are counted apart and in no total.",
-        parameters=[ACCOUNT_ID_PARAMETER, s.RealizedGainQuerySerializer],
+        parameters=[ACCOUNT_ID_PARAMETER, s.RealizedGainQuerySerializer, *PAGE_PARAMETERS],
         responses={200: s.RealizedGainsPageSerializer, **problems(400, 404)},
     )
     def get(self, request, account_id=None):
