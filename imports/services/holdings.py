@@ -381,21 +381,27 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
     account_id, instrument_id, currency, cash_kind, file) into the book; returns (rows
     written, accounts changed). A position whose file value is 0 or missing is deleted;
     a cash account is kept with balance 0. A new cash account is the default when its
-    account has none and it is in the account's base currency."""
+    account has none and it is in the account's base currency. Positions go through
+    the lots' one writer (portfolios/services/lots.py, §12)."""
     params = dict(params or {}, now=timezone.now())
-    positions, cash, accounts = _table(Position), _table(CashAccount), _table(PortfolioAccount)
+    cash, accounts = _table(CashAccount), _table(PortfolioAccount)
     src = f"({source}) src"
     # Positions through their lots' one writer (§12): units added become a lot of unknown
-    # cost, units removed are relieved by the account's lot_method (bulk writes).
-    units = {
-        (_uuid(account_id), _uuid(instrument_id)): Decimal(0) if file is None else _units(file)
-        for account_id, instrument_id, file in db.fetchall(
-            f"SELECT account_id, instrument_id, file FROM {src} WHERE kind = 'P'", params
-        )
-    }
-    if units:
-        positions_set(units=units, on_date=timezone.localdate())
-    deleted, upserted = 0, len(units)
+    # cost, units removed are relieved by the account's lot_method (bulk writes), a
+    # batch of positions at a time (read from a server-side cursor on PostgreSQL), so a
+    # file of millions of positions never sits in memory whole.
+    upserted = 0
+    today = timezone.localdate()
+    for rows in db.fetch_batches(
+        f"SELECT account_id, instrument_id, file FROM {src} WHERE kind = 'P' ORDER BY account_id, instrument_id",
+        params, size=POSITION_BATCH,
+    ):
+        positions_set(units={
+            (_uuid(account_id), _uuid(instrument_id)): Decimal(0) if file is None else _units(file)
+            for account_id, instrument_id, file in rows
+        }, on_date=today)
+        upserted += len(rows)
+    deleted = 0
     # A new cash account is the default when it is in its account's base currency and
     # the account has no default yet; an existing one keeps its flag.
     balances = db.execute(
@@ -409,6 +415,9 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
     )
     [(changed,)] = db.fetchall(f"SELECT count(DISTINCT account_id) FROM {src}", params)
     return deleted + upserted + balances, changed
+
+
+POSITION_BATCH = 5000  # positions per LotBook in an APPLY
 
 
 def _units(value) -> Decimal:
