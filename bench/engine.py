@@ -160,6 +160,60 @@ def run(data, method: Method, prefs: Preferences, repeat: int) -> float:
     return best
 
 
+def build_lots(accounts, market, seed: int = 13) -> dict:
+    """Three lots per position (§12): a third of the units each, bought 800, 300 and 60
+    days before day 740_000 at 70 %, 100 % and 130 % of today's price."""
+    rng = random.Random(seed)
+    lots = {}
+    for account, _ in accounts:
+        per = {}
+        for p in account.positions:
+            price = market.prices[p.instrument_id]
+            third = (p.units / 3).quantize(Decimal("0.0001"), "ROUND_DOWN")
+            parts = (third, third, p.units - 2 * third) if third > 0 else (p.units,)
+            per[(account.id, p.instrument_id)] = tuple(
+                (uuid.UUID(int=rng.getrandbits(128)), 740_000 - days, units, (price * f).quantize(Decimal("0.0001")))
+                for units, days, f in zip(parts, (800, 300, 60), (Decimal("0.7"), Decimal(1), Decimal("1.3")))
+            )
+        lots[account.id] = per
+    return lots
+
+
+def run_tax(data, lots, prefs: Preferences, tax_prefs, repeat: int) -> float:
+    """Accounts per CPU second: rebalance, then the tax-aware step (accounts with sells only)."""
+    from rebalancing.engine.tax import TaxData, tax_adjust
+
+    market, targets, accounts = data
+    best = 0.0
+    for _ in range(repeat):
+        start = time.process_time()
+        for account, orders in accounts:
+            result = rebalance(account, targets, market, prefs, Method.FULL, orders)
+            if any(o.side == Side.SELL for o in result.orders):
+                tax_adjust(result, market, tax_prefs, TaxData(lots=lots[account.id], on=740_000, base_currency="EUR"))
+        best = max(best, len(accounts) / (time.process_time() - start))
+    return best
+
+
+def tax_case(args, prefs: Preferences) -> None:
+    from rebalancing.engine.tax import TaxPreferences
+
+    print("tax-aware (3 lots per position, FIFO; the step runs for accounts with sells), FULL:")
+    print(f"{'lines':>5}  {'tax':<22} {'accounts/s':>12} {'of plain':>9}")
+    for n_lines in args.lines:
+        data = build(args.accounts, n_lines)
+        lots = build_lots(data[2], data[0])
+        plain = run(data, Method.FULL, prefs, args.repeat)
+        print(f"{n_lines:>5}  {'plain':<22} {plain:>12,.0f} {'100 %':>9}")
+        for name, tax_prefs in (
+            ("lots named", TaxPreferences(tax_aware=True)),
+            ("+ budget 0 + no short", TaxPreferences(tax_aware=True, max_realized_gain=Decimal(0),
+                                                     avoid_short_term_gains=True)),
+        ):
+            rate = run_tax(data, lots, prefs, tax_prefs, args.repeat)
+            print(f"{n_lines:>5}  {name:<22} {rate:>12,.0f} {100 * rate / plain:>8.1f} %")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=20_000, help="accounts per (lines, method) [20000]")
@@ -168,6 +222,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile 10-line FULL instead")
     parser.add_argument("--no-multi", action="store_true", help="skip the multi-currency case")
     parser.add_argument("--no-restrictions", action="store_true", help="skip the restrictions case")
+    parser.add_argument("--no-tax", action="store_true", help="skip the tax-aware case")
     args = parser.parse_args()
     prefs = Preferences(positive_cash_buffer_pct=Decimal(1), min_trade_amount=Decimal(10))
     if args.profile:
@@ -197,6 +252,8 @@ def main() -> None:
             rates = [run(plain, Method.FULL, prefs, args.repeat), run(restricted, Method.FULL, prefs, args.repeat)]
             print(f"{n_lines:>5}  {'unrestricted':<22} {rates[0]:>12,.0f}")
             print(f"{n_lines:>5}  {'restricted':<22} {rates[1]:>12,.0f} {100 * rates[1] / rates[0]:>14.1f}%")
+    if not args.no_tax:
+        tax_case(args, prefs)
     if args.no_multi:
         return
     print("multi-currency (EUR 1 % + USD 1 % cash lines, EUR and USD cash), FULL:")

@@ -70,6 +70,11 @@ def parse_args():
         help="measure the unrestricted and the restricted book alternately, ROUNDS times each (10 %% of the "
         "accounts under an ACCOUNT list of 20 entries, plus a FIRM list of 50), and print both rates and the ratio",
     )
+    parser.add_argument(
+        "--tax", type=int, default=0, metavar="ROUNDS",
+        help="give every position 3 lots (costs at 70/100/130 %% of today's price, bought 800/300/60 days ago) and "
+        "measure tax_aware off (lot-free: no lot is read) and on for every account alternately, ROUNDS times each",
+    )
     return parser.parse_args()
 
 
@@ -390,6 +395,48 @@ def restrictions_set(on: bool) -> None:
         restrictions_set.said = True
 
 
+def lots_build() -> int:
+    """Three lots per position (§12): a third of the units each (the last takes the rest),
+    bought 800, 300 and 60 days ago at 70 %, 100 % and 130 % of the latest price; one lot
+    at today's price for a position too small to split. One statement; returns the lots."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM portfolios_lot")
+        cursor.execute(
+            "WITH price AS (SELECT DISTINCT ON (instrument_id) instrument_id, value FROM portfolios_price "
+            "WHERE source = 'default' AND effective_at <= current_date ORDER BY instrument_id, effective_at DESC), "
+            "pos AS (SELECT p.id, p.units, trunc(p.units / 3, 4) AS third, coalesce(pr.value, 1) AS price, i.currency "
+            "FROM portfolios_position p JOIN portfolios_instrument i ON i.id = p.instrument_id "
+            "LEFT JOIN price pr ON pr.instrument_id = p.instrument_id) "
+            "INSERT INTO portfolios_lot (id, position_id, acquired_on, units, unit_cost, cost_currency) "
+            "SELECT gen_random_uuid(), pos.id, current_date - k.days, "
+            "CASE WHEN pos.third = 0 THEN pos.units WHEN k.n = 3 THEN pos.units - 2 * pos.third ELSE pos.third END, "
+            "round(pos.price * k.f, 10), pos.currency FROM pos CROSS JOIN (VALUES (1, 800, 0.7), (2, 300, 1.0), "
+            "(3, 60, 1.3)) AS k(n, days, f) WHERE pos.third > 0 OR k.n = 3"
+        )
+        count = cursor.rowcount
+        cursor.execute("ANALYZE portfolios_lot")
+    return count
+
+
+def tax_set(on: bool) -> None:
+    """Every configured account gets its own preferences row: tax_aware on, or off. The
+    same rows either way, so the two runs differ only by the tax work."""
+    from django.db import transaction
+
+    from portfolios.models import Configuration
+    from rebalancing.models import RebalancePreferences
+
+    with transaction.atomic():
+        RebalancePreferences.objects.filter(is_global=False).delete()
+        accounts = list(
+            Configuration.objects.filter(account__status="ACTIVE", account__parent__isnull=True)
+            .values_list("account_id", flat=True)
+        )
+        RebalancePreferences.objects.bulk_create(RebalancePreferences(account_id=a, tax_aware=on) for a in accounts)
+
+
 def main(args) -> None:
     env = environment(args)
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG", "LOG_LEVEL")})
@@ -474,6 +521,33 @@ def main(args) -> None:
             print(f"workers' CPU per 1000 accounts (best of {args.fx}): AUTO {plain_cpu:.0f} ms, EXPLICIT {fx_cpu:.0f} ms "
                   f"→ throughput on CPU alone {100 * plain_cpu / fx_cpu:.1f} %")
             fx_reset()
+            if not args.keep:
+                connection.close()
+                database_drop(args)
+            return
+        if args.tax:
+            started = time.perf_counter()
+            lots = lots_build()
+            print(f"  lots: {lots:,} (3 per position) in {time.perf_counter() - started:.0f}s")
+            rates, cpu_per_1000 = {False: [], True: []}, {False: [], True: []}
+            for n in range(args.tax):
+                for on in (False, True):
+                    tax_set(on)
+                    executions_empty()
+                    rate, execution_id = execution_measure(client, args, on_date, workers, quiet=True)
+                    per_1000 = 1_000_000 * WORKER_CPU[execution_id] / Execution.objects.get(pk=execution_id).total
+                    rates[on].append(rate)
+                    cpu_per_1000[on].append(per_1000)
+                    taxed = ExecutionResult.objects.filter(execution_id=execution_id, estimated_realized_gain__isnull=False)
+                    print(f"  round {n + 1} {'tax-aware' if on else 'lot-free '}: {rate:,.0f} accounts/s, workers' CPU "
+                          f"{per_1000:.0f} ms per 1000 accounts ({taxed.count():,} results with an estimate)")
+            plain, taxed = max(rates[False]), max(rates[True])
+            print(f"lot-free: {plain:,.0f} accounts/s; tax-aware with 3 lots per position: {taxed:,.0f} accounts/s (best "
+                  f"of {args.tax} each, alternating) → tax-aware/lot-free = {100 * taxed / plain:.1f} %")
+            plain_cpu, taxed_cpu = min(cpu_per_1000[False]), min(cpu_per_1000[True])
+            print(f"workers' CPU per 1000 accounts (best of {args.tax}): lot-free {plain_cpu:.0f} ms, tax-aware "
+                  f"{taxed_cpu:.0f} ms → throughput on CPU alone {100 * plain_cpu / taxed_cpu:.1f} %")
+            tax_set(False)
             if not args.keep:
                 connection.close()
                 database_drop(args)

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery, Sum
 
 from core.ids import parse_uuid, uuid_array
 
@@ -21,9 +21,12 @@ from .models import (
     FxRate,
     Instrument,
     InstrumentType,
+    Lot,
     PortfolioAccount,
     Position,
     Price,
+    RealizedGain,
+    Term,
 )
 from .models.fields import MONEY, WEIGHT
 
@@ -340,3 +343,67 @@ def _value_account(account, positions, cash_accounts, version, prices, fx, on_da
         lines=lines,
         allocation_version_id=version.pk if version else None,
     )
+
+
+# --- Tax lots and realized gains (§12) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LotRow:
+    account_id: uuid.UUID
+    lot_id: uuid.UUID
+    instrument_id: uuid.UUID
+    isin: str | None
+    instrument_label: str
+    acquired_on: date
+    units: Decimal
+    unit_cost: Decimal | None
+    cost_currency: str
+    unrealized_gain: Decimal | None  # in cost_currency at the latest price; None: unknown cost or no price
+
+
+def account_lots(*, account: PortfolioAccount, on_date: date, instrument_id=None, with_sub_accounts=False) -> list[LotRow]:
+    """The account's lots (instrument, then oldest first) with their unrealized gain
+    at the latest stored price at or before `on_date` (two queries); those of its
+    sub-portfolios too with `with_sub_accounts`."""
+    accounts = Q(position__account=account)
+    if with_sub_accounts:
+        accounts |= Q(position__account__parent=account)
+    lots = Lot.objects.filter(accounts)
+    if instrument_id is not None:
+        lots = lots.filter(position__instrument_id=instrument_id)
+    rows = list(lots.order_by("position__instrument__name", "position__instrument_id", "acquired_on", "id").values_list(
+        "position__account_id", "id", "position__instrument_id", "position__instrument__isin", "position__instrument__name",
+        "acquired_on", "units", "unit_cost", "cost_currency",
+    ))
+    prices = latest_prices({r[2] for r in rows}, on_date) if rows else {}
+    out = []
+    for account_id, lot_id, iid, isin, name, acquired_on, units, cost, currency in rows:
+        price = prices.get(iid)
+        gain = None
+        if cost is not None and price is not None:
+            gain = ((price[0] - cost) * units).quantize(MONEY_QUANTUM)
+        out.append(LotRow(account_id, lot_id, iid, isin, isin or name, acquired_on, units, cost, currency, gain))
+    return out
+
+
+def realized_gains(*, account: PortfolioAccount, year: int | None = None, instrument_id=None):
+    """The account's realized gain rows (a queryset: realized on, then id), of one
+    calendar year and/or one instrument."""
+    rows = RealizedGain.objects.filter(account=account).select_related("instrument")
+    if year is not None:
+        rows = rows.filter(realized_on__year=year)
+    if instrument_id is not None:
+        rows = rows.filter(instrument_id=instrument_id)
+    return rows.order_by("realized_on", "id")
+
+
+def realized_totals(rows) -> dict:
+    """{"short", "long", "unknown_cost_units"} of realized gain rows (one query): the
+    base-currency gains by term; the units of unknown cost count in no total."""
+    totals = rows.order_by().aggregate(
+        short=Sum("gain_base", filter=Q(term=Term.SHORT, gain_base__isnull=False)),
+        long=Sum("gain_base", filter=Q(term=Term.LONG, gain_base__isnull=False)),
+        unknown_cost_units=Sum("units", filter=Q(cost__isnull=True)),
+    )
+    return {name: value if value is not None else Decimal(0) for name, value in totals.items()}

@@ -85,10 +85,23 @@ class AccountFactory(factory.django.DjangoModelFactory):
 class PositionFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = models.Position
+        skip_postgeneration_save = True
 
     account = factory.SubFactory(AccountFactory)
     instrument = factory.SubFactory(InstrumentFactory)
     units = Decimal("10")
+
+    @factory.post_generation
+    def lots(self, create, extracted, **kwargs):
+        """Units = Σ lot units (§12): one lot of unknown cost unless `lots=[(acquired_on,
+        units, unit_cost), ...]` is given."""
+        if not create or not self.units:
+            return
+        for acquired_on, units, cost in extracted or [(date(2020, 1, 2), self.units, None)]:
+            models.Lot.objects.create(
+                position=self, acquired_on=acquired_on, units=units, unit_cost=cost,
+                cost_currency=self.instrument.currency,
+            )
 
 
 class CashAccountFactory(factory.django.DjangoModelFactory):

@@ -28,8 +28,9 @@ from stdnum.exceptions import ValidationError as IsinError
 from audit.services import audit_record
 from core.errors import Conflict, FieldError, InvalidInput
 
-from portfolios.models import CashAccount, CashKind, Instrument, InstrumentType, PortfolioAccount, Position
+from portfolios.models import CashAccount, CashKind, Instrument, InstrumentType, Lot, PortfolioAccount, Position
 from portfolios.models.fields import MONEY, UNITS, is_currency_code
+from portfolios.services.lots import positions_set
 
 from ..models import AccountMatch, ImportBreak, ImportJob, ImportKind, ImportMode, ImportStatus
 from . import staging as db
@@ -467,9 +468,11 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
     deleted; a cash account is kept with balance 0. A new cash account is the default
     when its account has none and it is in the account's base currency. From
     `bulk_foreign_key_rows()` new rows on, the foreign keys are checked once, set-based
-    (`foreign_keys_checked_once`)."""
+    (`foreign_keys_checked_once`). Positions keep their lots (§12): units removed go
+    through the lots' one writer (portfolios/services/lots.py), units added become one
+    lot of unknown cost dated today, written set-based on PostgreSQL."""
     params = dict(params or {}, now=timezone.now())
-    positions, cash = _table(Position), _table(CashAccount)
+    positions, cash, lots = _table(Position), _table(CashAccount), _table(Lot)
     src = f"({source}) src"
     new_positions = new_cash = held = 0
     if db.is_postgres():
@@ -478,10 +481,11 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
             f"(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %(positions)s::regclass) "
             f"FROM {src} WHERE book IS NULL", {**params, "positions": positions})
     bulk = new_positions + new_cash >= bulk_foreign_key_rows()
-    with db.foreign_keys_checked_once((positions, cash), enabled=bulk) as exclusive:
+    with db.foreign_keys_checked_once((positions, cash, lots), enabled=bulk) as exclusive:
         # Adding at least as many positions as the table holds (a first load): its plain
-        # indexes are built again once, sorted, rather than maintained row by row.
-        with db.indexes_rebuilt(positions, enabled=exclusive and new_positions >= held):
+        # indexes (and the lots') are built again once, sorted, rather than maintained row by row.
+        rebuild = exclusive and new_positions >= held
+        with db.indexes_rebuilt(positions, enabled=rebuild), db.indexes_rebuilt(lots, enabled=rebuild):
             return _write_book(src, params, exclusive)
 
 
@@ -496,19 +500,43 @@ def _write_book(src: str, params: dict, exclusive: bool = False) -> tuple[int, i
     else inserts meanwhile and new rows (no `book` value) go in by a plain INSERT; a
     row there after all would be a unique violation that fails the import."""
     positions, cash, accounts = _table(Position), _table(CashAccount), _table(PortfolioAccount)
-    deleted = db.execute(
-        f"DELETE FROM {positions} WHERE (account_id, instrument_id) IN "
-        f"(SELECT account_id, instrument_id FROM {src} WHERE kind = 'P' AND coalesce(file, 0) = 0)", params,
-    )
+    postgres = db.is_postgres()
+    # Units removed (a position down or gone), and on SQLite every position change:
+    # through the lots' one writer, which relieves lots by the account's lot_method and
+    # records the gains (§12), a batch at a time from a server-side cursor, so a file
+    # of millions of positions never sits in memory whole.
+    through_lots = "coalesce(file, 0) < book" if postgres else "TRUE"
+    deleted = 0
+    today = timezone.localdate()
+    for rows in db.fetch_batches(
+        f"SELECT account_id, instrument_id, file FROM {src} WHERE kind = 'P' AND {through_lots} "
+        f"ORDER BY account_id, instrument_id", params, size=POSITION_BATCH,
+    ):
+        positions_set(units={
+            (_uuid(account_id), _uuid(instrument_id)): Decimal(0) if file is None else _units(file)
+            for account_id, instrument_id, file in rows
+        }, on_date=today)
+        deleted += len(rows)
     upserted = 0
-    for part, on_conflict in _parts(exclusive, "ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
-                                               "units = excluded.units, updated_at = excluded.updated_at"):
-        upserted += db.execute(
-            f"INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
-            f"SELECT account_id, instrument_id, file, %(now)s FROM {src} WHERE kind = 'P' AND file > 0 {part}"
-            f"ORDER BY account_id, instrument_id "  # index pages and foreign-key lookups in order, not at random
-            f"{on_conflict}", params,
-        )
+    if postgres:  # units added: the positions set-based, then one unknown-cost lot for each addition
+        added = "kind = 'P' AND file > coalesce(book, 0)"
+        for part, on_conflict in _parts(exclusive, "ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
+                                                   "units = excluded.units, updated_at = excluded.updated_at"):
+            upserted += db.execute(
+                f"INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
+                f"SELECT account_id, instrument_id, file, %(now)s FROM {src} WHERE {added} {part}"
+                f"ORDER BY account_id, instrument_id "  # index pages and foreign-key lookups in order, not at random
+                f"{on_conflict}", params,
+            )
+        if upserted:
+            db.execute(
+                f"INSERT INTO {_table(Lot)} (id, position_id, acquired_on, units, unit_cost, cost_currency) "
+                f"SELECT gen_random_uuid(), p.id, %(today)s, src.file - coalesce(src.book, 0), NULL, i.currency "
+                f"FROM {src} JOIN {positions} p ON p.account_id = src.account_id AND p.instrument_id = src.instrument_id "
+                f"JOIN {_table(Instrument)} i ON i.id = src.instrument_id "
+                f"WHERE src.kind = 'P' AND src.file > coalesce(src.book, 0) "
+                f"ORDER BY p.id", {**params, "today": today},
+            )
     # A new cash account is the default when it is in its account's base currency and
     # the account has no default yet; an existing one keeps its flag.
     balances = 0
@@ -534,6 +562,19 @@ def _parts(exclusive: bool, on_conflict: str) -> list[tuple[str, str]]:
     if not exclusive:
         return [("", on_conflict)]
     return [("AND src.book IS NULL ", ""), ("AND src.book IS NOT NULL ", on_conflict)]
+
+
+POSITION_BATCH = 5000  # positions per LotBook in an APPLY
+
+
+def _units(value) -> Decimal:
+    """A staged number as exact units (SQLite hands numerics back as floats: their
+    shortest repr is the text the file had, cut to the units column)."""
+    return Decimal(str(value)).quantize(Decimal(1).scaleb(-UNITS["decimal_places"]))
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _write_breaks(job: ImportJob) -> int:

@@ -43,6 +43,15 @@ def fetchall(sql: str, params=None) -> list[tuple]:
         return cursor.fetchall()
 
 
+def fetch_batches(sql: str, params=None, *, size: int):
+    """The rows of `sql` in lists of at most `size`; on PostgreSQL from a server-side
+    cursor (inside the caller's transaction), so the result is never held whole."""
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(size):
+            yield rows
+
+
 def fetchone(sql: str, params=None) -> tuple:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -33,8 +33,10 @@ from ..models import (
     CashAccount,
     Configuration,
     Instrument,
+    Lot,
     PortfolioAccount,
     Position,
+    RealizedGain,
     RestrictionList,
     RestrictionScope,
 )
@@ -238,7 +240,7 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
     search_fields = ("client_id",)
     search_help_text = "Client reference (part of it) or the account's full UUID."
     autocomplete_fields = ("parent",)
-    readonly_fields = ("id", "valuation", "allocation_link", "created_at", "updated_at")
+    readonly_fields = ("id", "valuation", "allocation_link", "tax_lots", "created_at", "updated_at")
     actions = ["lock_accounts", "unlock_accounts", "preview_rebalance", "rebalance_now", "assign_restriction_list"]
     action_form = AccountActionForm
     show_full_result_count = False
@@ -363,6 +365,7 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
         ]
         if obj is not None:
             fieldsets.append(("Valuation", {"fields": ("valuation", "allocation_link")}))
+            fieldsets.append(("Tax lots (read only: snapshots and settlements change them)", {"fields": ("tax_lots",)}))
             fieldsets.append(("Record", {"fields": ("id", "created_at", "updated_at"), "classes": ("collapse",)}))
         return fieldsets
 
@@ -409,6 +412,25 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
         )
 
     @admin.display(description="valuation today")
+    @admin.display(description="Lots")
+    def tax_lots(self, obj):
+        """The account's lots, oldest first, with their unrealized gain at the latest
+        price (selectors.account_lots: two queries)."""
+        rows = selectors.account_lots(account=obj, on_date=timezone.localdate())
+        if not rows:
+            return "No lots."
+        return render_to_string("admin/portfolios/lots_table.html", {"lots": [
+            {
+                "instrument": lot.instrument_label, "acquired_on": lot.acquired_on,
+                "units": formatting.units(lot.units),
+                "unit_cost": "unknown" if lot.unit_cost is None else formatting.money(lot.unit_cost, lot.cost_currency),
+                "unrealized": "—" if lot.unrealized_gain is None else formatting.money(
+                    lot.unrealized_gain, lot.cost_currency
+                ),
+            }
+            for lot in rows
+        ]})
+
     def valuation(self, obj):
         """Total value and each allocation line's target, actual weight and drift, from
         selectors.account_valuations (its own queries, a fixed number)."""
@@ -520,13 +542,20 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
         (trade amounts are in each instrument's currency, so gross sums are per currency)."""
         results, statuses = [], Counter()
         gross = defaultdict(lambda: {"BUY": Decimal(0), "SELL": Decimal(0)})
+        gains = defaultdict(lambda: {"short": Decimal(0), "long": Decimal(0)})  # base currency → estimate (§12)
         order_count = 0
         for result in preview.results:
             client_id, currency = accounts[result.account_id]
             statuses[result.status] += 1
             orders = []
+            outcome = preview.tax_of(result.account_id)
+            sells = {(s.account_id, s.instrument_id): s for s in outcome.sells} if outcome is not None else {}
+            if outcome is not None:
+                gains[currency]["short"] += outcome.short
+                gains[currency]["long"] += outcome.long
             for order in result.orders:
                 instrument = preview.instruments.get(order.instrument_id)
+                sell = sells.get((order.account_id, order.instrument_id)) if order.side == "SELL" else None
                 gross[order.currency][order.side] += order.trade_amount
                 orders.append({
                     "instrument_id": order.instrument_id,
@@ -539,6 +568,10 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
                     "trade_amount": formatting.money(order.trade_amount, order.currency, code=False),
                     "currency": order.currency,
                     "execution_method": order.execution_method,
+                    "estimated_gain": "" if sell is None else (
+                        "unknown cost" if sell.estimated_gain is None else _money(sell.estimated_gain, currency)
+                    ),
+                    "lot_count": len(sell.lots) if sell is not None else "",
                 })
             order_count += len(orders)
             results.append({
@@ -552,8 +585,16 @@ class PortfolioAccountAdmin(CappedCountAdminMixin, UUIDSearchMixin, ServiceAdmin
                 "cash_after": _money(result.cash_after, currency),
                 "orders": orders,
                 "adjustments": [adjustment_words(a, preview.instruments) for a in result.adjustments],
+                "tax": None if outcome is None else {
+                    "short": _money(outcome.short, currency), "long": _money(outcome.long, currency),
+                    "unknown_cost_units": formatting.units(outcome.unknown_cost_units),
+                },
             })
         return {
+            "tax_aware": bool(gains),
+            "gains": [
+                {"currency": c, "short": _money(g["short"]), "long": _money(g["long"])} for c, g in sorted(gains.items())
+            ],
             "results": results,
             "statuses": sorted(statuses.items()),
             "order_count": order_count,
@@ -614,3 +655,52 @@ class CashAccountAdmin(ReadOnlyAdmin):
     fields = ("account", "currency", "kind", "balance", "is_default", "updated_at")
     readonly_fields = fields
     show_full_result_count = False
+
+
+@admin.register(Lot)
+class LotAdmin(ReadOnlyAdmin):
+    """All lots, to search across accounts; snapshots and settlements write them (§12)."""
+
+    list_display = ("position", "acquired_on", "units", "unit_cost", "cost_currency")
+    list_select_related = ("position__account", "position__instrument")
+    search_fields = ("=position__account__client_id", "=position__instrument__isin")
+    fields = ("position", "acquired_on", "units", "unit_cost", "cost_currency")
+    readonly_fields = fields
+    show_full_result_count = False
+
+
+class RealizedYearFilter(admin.SimpleListFilter):
+    title = "year realized"
+    parameter_name = "year"
+
+    def lookups(self, request, model_admin):
+        this_year = timezone.localdate().year
+        return [(str(y), str(y)) for y in range(this_year, this_year - 6, -1)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(realized_on__year=int(value)) if value and value.isdigit() else queryset
+
+
+@admin.register(RealizedGain)
+class RealizedGainAdmin(ReadOnlyAdmin):
+    """The realized gains report: filter by account (search its client id) and year,
+    then export the rows as CSV (§12, docs/tax.md)."""
+
+    list_display = (
+        "account", "instrument", "realized_on", "acquired_on", "term", "units", "proceeds", "cost", "gain",
+        "currency", "gain_base", "base_currency", "trade_order_id",
+    )
+    list_select_related = ("account", "instrument")
+    list_filter = (RealizedYearFilter, "term")
+    search_fields = ("=account__client_id", "=instrument__isin")
+    fields = list_display + ("lot_id", "fx_rate", "proceeds_base", "cost_base")
+    readonly_fields = fields
+    actions = ["export_csv"]
+    show_full_result_count = False
+
+    @admin.action(description="Export the selected realized gains as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        from .reports import realized_gains_csv  # noqa: PLC0415
+
+        return realized_gains_csv(queryset)

@@ -315,9 +315,23 @@ class AccountUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
 
+class LotInputSerializer(UnknownFieldsRefused, serializers.Serializer):
+    acquired_on = IsoDateField()
+    units = DecimalString(**UNITS)
+    unit_cost = DecimalString(**PRICE, allow_null=True, help_text="Per unit, fees included; null: unknown (§12).")
+    cost_currency = CurrencyCodeField(
+        required=False, allow_null=True, help_text="The instrument's currency (the default; no other is accepted)."
+    )
+
+
 class PositionInputSerializer(UnknownFieldsRefused, serializers.Serializer):
     instrument_id = serializers.CharField(help_text="ISIN or UUID.")
     units = states(DecimalString(**UNITS), sign="not_negative")
+    lots = LotInputSerializer(
+        many=True, required=False,
+        help_text="The position's tax lots, whose units must add up to `units`; left out, units added become one "
+                  "lot of unknown cost dated today and units removed are relieved by the lot_method (§12).",
+    )
 
 
 class CashInputSerializer(UnknownFieldsRefused, serializers.Serializer):
@@ -355,6 +369,80 @@ class HoldingsSerializer(serializers.Serializer):
 
 class HoldingsQuerySerializer(serializers.Serializer):
     as_of = IsoDateField(required=False, help_text="Value at the latest prices at or before this date; default today.")
+    lots = serializers.BooleanField(required=False, default=False, help_text="true: each position lists its lots.")
+
+
+class LotSerializer(serializers.Serializer):
+    """A lot as `GET .../lots/` lists it: unrealized gain in the cost currency at the latest price."""
+
+    lot_id = serializers.UUIDField()
+    instrument_id = serializers.UUIDField()
+    isin = serializers.CharField(allow_null=True)
+    acquired_on = serializers.DateField()
+    units = DecimalString()
+    unit_cost = DecimalString(allow_null=True, help_text="null: unknown.")
+    cost_currency = serializers.CharField()
+    unrealized_gain = DecimalString(
+        allow_null=True, help_text="(latest price − unit cost) × units in cost_currency; null: unknown cost or no price."
+    )
+
+
+class PositionLotSerializer(serializers.Serializer):
+    lot_id = serializers.UUIDField()
+    acquired_on = serializers.DateField()
+    units = DecimalString()
+    unit_cost = DecimalString(allow_null=True)
+    cost_currency = serializers.CharField()
+
+
+class LotQuerySerializer(serializers.Serializer):
+    instrument_id = serializers.CharField(required=False, help_text="ISIN or UUID: this instrument's lots only.")
+
+
+class RealizedGainQuerySerializer(serializers.Serializer):
+    year = serializers.IntegerField(required=False, min_value=1900, max_value=2199, help_text="Realized in this calendar year.")
+    instrument_id = serializers.CharField(required=False, help_text="ISIN or UUID.")
+
+
+class RealizedGainSerializer(serializers.Serializer):
+    """One relief of a lot; amounts null for a lot of unknown cost (`*_base` also null without an FX rate)."""
+
+    lot_id = serializers.UUIDField()
+    instrument_id = serializers.UUIDField()
+    isin = serializers.CharField(source="instrument.isin", allow_null=True)
+    acquired_on = serializers.DateField()
+    realized_on = serializers.DateField()
+    term = _choice((("SHORT", "Short-term"), ("LONG", "Long-term")))
+    units = DecimalString()
+    currency = serializers.CharField(help_text="The instrument's currency.")
+    proceeds = DecimalString(allow_null=True)
+    cost = DecimalString(allow_null=True)
+    gain = DecimalString(allow_null=True)
+    base_currency = serializers.CharField()
+    fx_rate = DecimalString(allow_null=True, help_text="Base currency per 1 unit of currency, on realized_on.")
+    proceeds_base = DecimalString(allow_null=True)
+    cost_base = DecimalString(allow_null=True)
+    gain_base = DecimalString(allow_null=True)
+    trade_order_id = serializers.UUIDField(allow_null=True, help_text="null: relieved by a holdings snapshot.")
+
+
+class RealizedTotalsSerializer(serializers.Serializer):
+    short = DecimalString(help_text="Net short-term gain, base currency.")
+    long = DecimalString(help_text="Net long-term gain, base currency.")
+    unknown_cost_units = DecimalString(help_text="Units relieved from lots of unknown cost (in no total).")
+
+
+class _PageMetaSerializer(serializers.Serializer):
+    offset = serializers.IntegerField(min_value=0)
+    limit = serializers.IntegerField(min_value=0)
+    count = serializers.IntegerField(min_value=0)
+    total_count = serializers.IntegerField(min_value=0)
+
+
+class RealizedGainsPageSerializer(serializers.Serializer):
+    meta = _PageMetaSerializer()
+    data = RealizedGainSerializer(many=True)
+    totals = RealizedTotalsSerializer()
 
 
 class PositionValuationSerializer(serializers.Serializer):
@@ -369,6 +457,14 @@ class PositionValuationSerializer(serializers.Serializer):
     fx_rate = DecimalString(help_text="Account currency per 1 unit of the instrument's currency.")
     value = DecimalString(help_text="In the account's base currency.")
     weight = DecimalString(help_text="Share of total_value.")
+    lots = PositionLotSerializer(many=True, required=False, help_text="With ?lots=true only: the lots, oldest first.")
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        lots = self.context.get("lots")
+        if lots is not None:
+            data["lots"] = PositionLotSerializer(lots.get((instance.account_id, instance.instrument.id), []), many=True).data
+        return data
 
 
 class CashValuationSerializer(serializers.Serializer):

@@ -24,5 +24,11 @@ urlpatterns = [
         views.AccountHoldingsView.as_view(),
         name="account-holdings",
     ),
+    path("portfolios/accounts/<str:account_id>/lots/", views.AccountLotsView.as_view(), name="account-lots"),
+    path(
+        "portfolios/accounts/<str:account_id>/realized-gains/",
+        views.AccountRealizedGainsView.as_view(),
+        name="account-realized-gains",
+    ),
     *router.urls,
 ]

@@ -3,6 +3,8 @@
 Every list is paginated and runs a fixed number of queries whatever the page size.
 """
 
+from collections import defaultdict
+
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
@@ -16,8 +18,9 @@ from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
+from config.api.pagination import MetaDataPagination
 from config.api.idempotency import IdempotentMixin
-from core.errors import BusinessRuleViolation
+from core.errors import BusinessRuleViolation, FieldError, InvalidInput
 from core.ids import parse_uuid
 from rebalancing.models import Strategy
 from rebalancing.services import strategies
@@ -34,7 +37,7 @@ from ..models import (
     Position,
     Price,
 )
-from ..selectors import account_valuations, instruments_by_reference
+from ..selectors import account_lots, account_valuations, instruments_by_reference, realized_gains, realized_totals
 from . import filters
 from . import serializers as s
 
@@ -367,7 +370,13 @@ class AccountHoldingsView(ApiView):
         valuation = account_valuations(accounts=[account], on_date=on_date)[account.pk]
         if valuation.error:
             raise BusinessRuleViolation(f"cannot value account {account.pk}: {valuation.error}")
-        return Response(s.HoldingsValuationSerializer(valuation).data)
+        context = {}
+        if query.validated_data["lots"]:
+            lots = defaultdict(list)
+            for lot in account_lots(account=account, on_date=on_date, with_sub_accounts=True):
+                lots[(lot.account_id, lot.instrument_id)].append(lot)
+            context["lots"] = lots
+        return Response(s.HoldingsValuationSerializer(valuation, context=context).data)
 
     @extend_schema(
         summary="Replace the holdings with the custodian's full snapshot",
@@ -382,7 +391,13 @@ class AccountHoldingsView(ApiView):
         data.is_valid(raise_exception=True)
         services.holdings_replace(
             account=account,
-            positions=[services.PositionInput(**row) for row in data.validated_data["positions"]],
+            positions=[
+                services.PositionInput(
+                    row["instrument_id"], row["units"],
+                    [services.LotInput(**lot) for lot in row["lots"]] if "lots" in row else None,
+                )
+                for row in data.validated_data["positions"]
+            ],
             cash=[services.CashInput(**row) for row in data.validated_data["cash"]],
         )
         account = (
@@ -391,6 +406,77 @@ class AccountHoldingsView(ApiView):
             ).get(pk=account.pk)
         )
         return Response(s.HoldingsSerializer(account).data)
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", OpenApiTypes.INT, description="Rows per page, 1..1000 (default 100; more is lowered)."),
+    OpenApiParameter("offset", OpenApiTypes.INT, description="Rows to skip (≥ 0)."),
+]
+
+
+class AccountLotsView(ApiView):
+    queryset = PortfolioAccount.objects.all()
+    lookup_url_kwarg = "account_id"
+    noun = "account"
+    required_permissions = {"GET": HOLDINGS_PERMISSIONS["GET"]}
+    serializer_class = s.LotSerializer
+    pagination_class = MetaDataPagination
+
+    @extend_schema(
+        summary="The account's tax lots with their unrealized gain",
+        description="Oldest first per instrument; `unrealized_gain` is in the cost currency at the latest stored "
+        "price, null for a lot of unknown cost or an instrument without a price (§12).",
+        parameters=[ACCOUNT_ID_PARAMETER, s.LotQuerySerializer, *PAGE_PARAMETERS],
+        responses={200: s.LotSerializer(many=True), **problems(400, 404)},
+    )
+    def get(self, request, account_id=None):
+        account = self.get_object()
+        query = s.LotQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        instrument_id = _instrument_filter(query.validated_data.get("instrument_id"))
+        rows = account_lots(account=account, on_date=timezone.localdate(), instrument_id=instrument_id)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(s.LotSerializer(page, many=True).data)
+
+
+class AccountRealizedGainsView(ApiView):
+    queryset = PortfolioAccount.objects.all()
+    lookup_url_kwarg = "account_id"
+    noun = "account"
+    required_permissions = {"GET": HOLDINGS_PERMISSIONS["GET"]}
+    serializer_class = s.RealizedGainSerializer
+    pagination_class = MetaDataPagination
+
+    @extend_schema(
+        summary="Realized gains, with totals by term in the base currency",
+        description="One row per lot relieved by a settled sell or a holdings snapshot (§12), oldest first. "
+        "`totals` cover every row matching the query (all pages): net short-term and long-term gains in the "
+        "base currency; units of unknown cost are counted apart and in no total.",
+        parameters=[ACCOUNT_ID_PARAMETER, s.RealizedGainQuerySerializer, *PAGE_PARAMETERS],
+        responses={200: s.RealizedGainsPageSerializer, **problems(400, 404)},
+    )
+    def get(self, request, account_id=None):
+        account = self.get_object()
+        query = s.RealizedGainQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = realized_gains(
+            account=account, year=query.validated_data.get("year"),
+            instrument_id=_instrument_filter(query.validated_data.get("instrument_id")),
+        )
+        page = self.paginate_queryset(rows)
+        response = self.get_paginated_response(s.RealizedGainSerializer(page, many=True).data)
+        response.data["totals"] = s.RealizedTotalsSerializer(realized_totals(rows)).data
+        return response
+
+
+def _instrument_filter(reference):
+    """The instrument a `?instrument_id=` (ISIN or UUID) names; 400 naming the field when none."""
+    if reference is None:
+        return None
+    instrument = instruments_by_reference([reference]).get(reference)
+    if instrument is None:
+        raise InvalidInput([FieldError("instrument_id", f"no instrument with ISIN or UUID {reference}")])
+    return instrument.pk
 
 
 # --- Configurations --------------------------------------------------------------------

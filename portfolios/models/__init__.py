@@ -8,6 +8,7 @@ from .allocations import (
     WeightType,
 )
 from .idempotency import IdempotencyRecord
+from .lots import Lot, LotMethod, RealizedGain, Term
 from .instruments import FuturesCost, FxRate, Instrument, InstrumentType, Price
 from .restrictions import (
     AccountRestrictionList,
@@ -47,7 +48,11 @@ __all__ = [
     "InstrumentType",
     "PeriodType",
     "PortfolioAccount",
+    "Lot",
+    "LotMethod",
     "Position",
+    "RealizedGain",
+    "Term",
     "Price",
     "WeightType",
 ]

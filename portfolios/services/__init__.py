@@ -22,6 +22,7 @@ from .allocations import (
 from .alerts import allocation_alerts_refresh
 from .idempotency import idempotency_claim, idempotency_complete, idempotency_records_purge, idempotency_release
 from .instruments import FxRateRow, PriceRow, fx_rates_upsert, instrument_create, instrument_update, prices_upsert
+from .lots import LotBook, LotInput, positions_set
 from .restrictions import (
     EntryInput,
     account_restriction_lists_set,
@@ -49,6 +50,9 @@ __all__ = [
     "substitutes_replace",
     "FxRateRow",
     "LineInput",
+    "LotBook",
+    "LotInput",
+    "positions_set",
     "PositionInput",
     "PriceRow",
     "account_create",

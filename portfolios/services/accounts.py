@@ -1,9 +1,11 @@
 """Portfolio accounts, their holdings and their configurations."""
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from audit.services import audit_record, audit_records, text
 from core.errors import BusinessRuleViolation, Conflict, FieldError, raise_if_errors
@@ -23,6 +25,7 @@ from ..models import (
 )
 from ..models.fields import MONEY, UNITS, is_currency_code
 from ..selectors import instruments_by_reference
+from .lots import LotInput, lot_inputs_errors, positions_set
 
 UNITS_QUANTUM = Decimal(1).scaleb(-UNITS["decimal_places"])
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY["decimal_places"])
@@ -107,6 +110,7 @@ def accounts_set_locked(*, account_ids, locked: bool) -> int:
 class PositionInput:
     instrument_id: str  # ISIN or UUID
     units: Decimal
+    lots: list[LotInput] | None = None  # None: units added become one lot of unknown cost (§12)
 
 
 @dataclass(frozen=True)
@@ -118,12 +122,19 @@ class CashInput:
 
 
 @transaction.atomic
-def holdings_replace(*, account: PortfolioAccount, positions: list[PositionInput], cash: list[CashInput]) -> None:
+def holdings_replace(
+    *, account: PortfolioAccount, positions: list[PositionInput], cash: list[CashInput], on_date: date | None = None,
+) -> None:
     """Replace the account's positions and cash with the custodian's full snapshot, atomically.
 
     Positions of zero units are dropped; cash is held in cash accounts, never as a
-    CASH-instrument position.
+    CASH-instrument position. Lots (§12, docs/tax.md): a position sent with `lots`
+    gets exactly those (their units must add up to the position's); without them,
+    units added become one lot of unknown cost dated `on_date` (today), and units
+    removed are relieved by the account's `lot_method` and recorded as realized at the
+    latest stored price (two more reads, the lots' writes in bulk).
     """
+    on_date = on_date or timezone.localdate()
     instruments = instruments_by_reference(p.instrument_id for p in positions)
     errors: list[FieldError] = []
     seen_instruments: dict[object, int] = {}
@@ -143,6 +154,10 @@ def holdings_replace(*, account: PortfolioAccount, positions: list[PositionInput
             errors.append(FieldError(f"{path}.units", "must not be negative (no short positions)"))
         elif position.units != position.units.quantize(UNITS_QUANTUM):
             errors.append(FieldError(f"{path}.units", f"at most {UNITS['decimal_places']} decimal places"))
+        if position.lots is not None and instrument is not None and position.units >= 0:
+            errors += lot_inputs_errors(
+                position.lots, units=position.units, currency=instrument.currency, path=path, today=on_date
+            )
         if instrument is not None and position.units > 0:
             new_positions.append(Position(account=account, instrument=instrument, units=position.units))
     seen_cash: dict[tuple, int] = {}
@@ -172,9 +187,15 @@ def holdings_replace(*, account: PortfolioAccount, positions: list[PositionInput
     changes = {name: (before[name], after[name]) for name in before if before[name] != after[name]}
     if changes:
         audit_record(account, "replace_holdings", changes)
-    account.positions.all().delete()
+    # Positions and lots through their one writer (services/lots.py).
+    held = set(account.positions.values_list("instrument_id", flat=True))
+    units = {(account.pk, i): Decimal(0) for i in held}
+    units.update({(account.pk, p.instrument.pk): p.units for p in new_positions})
+    positions_set(
+        units=units, on_date=on_date,
+        lots={(account.pk, instruments[p.instrument_id].pk): p.lots for p in positions if p.lots is not None and p.units > 0},
+    )
     account.cash_accounts.all().delete()
-    Position.objects.bulk_create(new_positions)
     CashAccount.objects.bulk_create(
         CashAccount(account=account, currency=c.currency, balance=c.balance, is_default=c.is_default, kind=c.kind)
         for c in cash

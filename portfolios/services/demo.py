@@ -23,8 +23,10 @@ from ..models import (
     FxRate,
     Instrument,
     InstrumentType,
+    Lot,
     PeriodType,
     PortfolioAccount,
+    Position,
     Price,
     WeightType,
 )
@@ -267,6 +269,30 @@ def _write_accounts(accounts, allocations: list, now) -> int:
     return written
 
 
+def _demo_lot_costs(latest: dict, today: date) -> int:
+    """Demo lots (§12), set-based: the holdings load gave every position one lot of
+    unknown cost dated today; each gets a unit cost of 60 % to 140 % of the
+    instrument's latest price and a date a month to four years ago, drawn from its
+    position id, so a tax-aware preview finds gains and losses, short and long. One
+    position in twenty keeps its unknown cost, as a transfer from another custodian
+    would. Returns the lots updated."""
+    from imports.services import staging as db
+
+    ident = (lambda value: value) if db.is_postgres() else (lambda value: value.hex)
+    prices = " ".join("WHEN %s THEN %s" for _ in latest)
+    dates = [today - timedelta(days=30 + 130 * k) for k in range(12)]
+    when_dates = " ".join(f"WHEN {k} THEN %s" for k in range(len(dates)))
+    lot, position = Lot._meta.db_table, Position._meta.db_table
+    return db.execute(
+        f"UPDATE {lot} SET "
+        f"unit_cost = (SELECT round(CASE p.instrument_id {prices} END * (60 + p.id * 7919 %% 81) / 100.0, 4) "
+        f"FROM {position} p WHERE p.id = {lot}.position_id), "
+        f"acquired_on = (SELECT CASE p.id %% {len(dates)} {when_dates} END FROM {position} p WHERE p.id = {lot}.position_id) "
+        f"WHERE position_id %% 20 <> 0 AND unit_cost IS NULL",
+        [value for pk, price in latest.items() for value in (ident(pk), price)] + dates,
+    )
+
+
 @transaction.atomic
 def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today: date | None = None) -> DemoSummary:
     """Load the demo book. Instruments, market data and allocations are created once;
@@ -321,4 +347,5 @@ def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today:
         for pk in PortfolioAccount.objects.filter(cash_accounts__isnull=True).values_list("pk", flat=True).iterator()
     )
     CashAccount.objects.filter(kind=CashKind.MARGIN, account__parent__isnull=False).update(is_default=True)
+    _demo_lot_costs(latest, today)
     return DemoSummary(len(instruments), price_count, fx_count, len(allocations), account_count, positions[0])

@@ -249,6 +249,7 @@ class TradeOrderAdmin(CappedCountAdminMixin, ExactSearchMixin, ReadOnlyAdmin):
         if response is not None:
             return response
         rows = selectors_orders.trade_order_blotter(changelist.queryset)
+        gains = selectors_orders.blotter_estimated_gains(changelist.queryset)  # §12, tax-aware sells only
         query = changelist.get_query_string()
         changelist_url = reverse("admin:rebalancing_tradeorder_changelist")
         context = {
@@ -262,12 +263,16 @@ class TradeOrderAdmin(CappedCountAdminMixin, ExactSearchMixin, ReadOnlyAdmin):
                     "orders": row.orders, "units": formatting.number(row.units),
                     "trade_amount": formatting.money(row.trade_amount, row.currency, code=False),
                     "instrument_id": row.instrument_id,
+                    "estimated_gain": "; ".join(
+                        formatting.money(amount, currency) for currency, amount in sorted(gains[row.instrument_id].items())
+                    ) if row.side == "SELL" and row.instrument_id in gains else "",
                     "url": changelist_url + changelist.get_query_string({
                         "instrument__id__exact": row.instrument_id, "side__exact": row.side, "currency": row.currency,
                     }),
                 }
                 for row in rows
             ],
+            "tax_aware": bool(gains),
             "totals": [
                 {**total, "trade_amount": formatting.money(total["trade_amount"], total.get("currency", ""), code=False)}
                 for total in selectors_orders.blotter_totals(rows)

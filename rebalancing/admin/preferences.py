@@ -17,7 +17,7 @@ from portfolios.forms import ServiceModelForm
 
 from .. import services
 from ..models import RebalancePreferences
-from ..services.preferences import APPROVAL_FIELDS, APPROVE_PERMISSION, BUILT_IN
+from ..services.preferences import APPROVAL_FIELDS, APPROVE_PERMISSION, BOOL_FIELDS, BUILT_IN
 
 FIELDSETS = (
     ("Cash range (CONSERVATIVE and EXCHANGE leave an account alone while its excess cash is inside)",
@@ -29,6 +29,10 @@ FIELDSETS = (
     ("Currencies and live prices (§9: FX orders under EXPLICIT, the live price connector)",
      ("fx_mode", "fx_repatriate", "use_price_connector")),
     ("Restrictions (a model line the portfolio may not buy, with no substitute that fits)", ("restricted_weight_to",)),
+    ("Tax lots and tax-aware rebalancing (§12, docs/tax.md)",
+     ("lot_method", "long_term_days", "tax_aware", "max_realized_gain", "avoid_short_term_gains",
+      "sell_removed_lines_regardless", "harvest_losses", "harvest_min_loss_pct", "harvest_min_loss_amount",
+      "wash_sale_days")),
 )
 assert {name for _, names in FIELDSETS for name in names} == set(services.PREFERENCE_FIELDS)
 # The global row only: thresholds of a whole execution mean nothing for one account.
@@ -79,7 +83,7 @@ class PreferencesForm(ServiceModelForm):
         # No "null" in an empty JSON box, no "Unknown" in a yes/no that inherits.
         if "default_decimals" in self.fields:
             self.fields["default_decimals"].prepare_value = _json_or_blank(self.fields["default_decimals"])
-        for yes_no in ("filter_by_min_max", "fx_repatriate", "use_price_connector"):
+        for yes_no in BOOL_FIELDS:
             if yes_no not in self.fields:
                 continue
             self.fields[yes_no].widget.choices = (

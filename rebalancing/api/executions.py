@@ -29,7 +29,8 @@ from portfolios.api.views import ApiViewSet
 from portfolios.models import PortfolioAccount
 
 from .. import services
-from .serializers import AdjustmentSerializer
+from ..services.tax import tax_order_rows
+from .serializers import AdjustmentSerializer, EstimatedGainSerializer, OptionalDecimal, OrderLotSerializer
 from ..services.approval import APPROVE_PERMISSION, execution_approve, execution_reject
 from ..models import (
     Execution,
@@ -194,6 +195,12 @@ class ExecutionOrderSerializer(serializers.Serializer):
     counter_cash_account_id = serializers.IntegerField(
         allow_null=True, help_text="FX only: the cash account of the bought (SELL: sold) currency."
     )
+    lots = OrderLotSerializer(
+        many=True, required=False, help_text="Sells of a tax-aware account only: the lots the run named (§12)."
+    )
+    estimated_gain = OptionalDecimal(
+        required=False, allow_null=True, help_text="Sells of a tax-aware account only: base currency (§12)."
+    )
 
 
 class ExecutionResultSerializer(serializers.Serializer):
@@ -211,6 +218,9 @@ class ExecutionResultSerializer(serializers.Serializer):
     price_fallbacks = serializers.ListField(
         child=serializers.UUIDField(),
         help_text="With use_price_connector: the instruments valued at the latest stored price instead (§9).",
+    )
+    estimated_realized_gain = EstimatedGainSerializer(
+        required=False, help_text="Tax-aware accounts only (§12): the gain the run's sells realize, by term."
     )
 
 
@@ -283,7 +293,7 @@ def results_page(execution: Execution, *, offset: int, limit: int) -> tuple[list
     page = list(
         rows.order_by("account_id").values_list(
             "account_id", "status", "error", "total_value", "cash_before", "cash_after", "order_count", "adjustments",
-            "price_fallbacks",
+            "price_fallbacks", "estimated_realized_gain", "tax_orders",
         )[offset:offset + limit]
     )
     with_orders = [row[0] for row in page if row[6]]
@@ -305,14 +315,21 @@ def results_page(execution: Execution, *, offset: int, limit: int) -> tuple[list
             row["order_id"] = row.pop("id")
             row["isin"] = row.pop("instrument__isin")
             orders[owner[row["account_id"]]].append(row)
-    results = [
-        {
+    results = []
+    for account_id, result_status, error, total_value, cash_before, cash_after, _, adjustments, fallbacks, gain, taxed in page:
+        result = {
             "account_id": account_id, "status": result_status, "error": error or None, "total_value": total_value,
             "cash_before": cash_before, "cash_after": cash_after, "orders": orders.get(account_id, []),
             "adjustments": adjustments or [], "price_fallbacks": fallbacks or [],
         }
-        for account_id, result_status, error, total_value, cash_before, cash_after, _, adjustments, fallbacks in page
-    ]
+        if gain is not None:  # a tax-aware result (§12): its sells name their lots
+            result["estimated_realized_gain"] = gain
+            sells = tax_order_rows(taxed)
+            for order in result["orders"]:
+                sell = sells.get((str(order["account_id"]), str(order["instrument_id"]))) if order["side"] == "SELL" else None
+                if sell is not None:
+                    order["lots"], order["estimated_gain"] = sell["lots"], sell["estimated_gain"]
+        results.append(result)
     return results, total_count
 
 

@@ -6,17 +6,19 @@ services and selectors return. The rules themselves live in the services
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import SkipField
 
 from config.api.schema import states
 from config.api.strict import UnknownFieldsRefused
 from portfolios.api.fields import CurrencyCodeField, DecimalString, IsoDateField
-from portfolios.models import InstrumentType, RestrictedWeightTo, RestrictionRule
+from portfolios.models import InstrumentType, LotMethod, RestrictedWeightTo, RestrictionRule
 from portfolios.models.fields import MONEY
 from rebalancing import engine
 
 from ..models import AvailableCash, FxMode, Method, OrderBasis
 from ..models.preferences import PCT
 from ..services import MAX_PREVIEW_ACCOUNTS, PREFERENCE_FIELDS, adjustments_json
+from ..services.tax import estimated_gain_json
 from ..services.preferences import AMOUNT_FIELDS, APPROVAL_FIELDS, GLOBAL_ONLY, PCT_FIELDS
 
 _DEFAULT_DECIMALS_HELP = (
@@ -40,8 +42,12 @@ def _preference_fields(*, for_input: bool) -> dict:
             help_text="Excess cash, in the account's base currency; null: no range.",
         )
     for name in AMOUNT_FIELDS:
-        fields[name] = states(DecimalString(**size(MONEY), **inherit, help_text="In the account's base currency."),
-                              sign="not_negative")
+        fields[name] = states(DecimalString(
+            **size(MONEY), **(inherit or ({"allow_null": True} if name == "max_realized_gain" else {})),
+            help_text="In the account's base currency." + (
+                " Per calendar year; null: no limit (§12)." if name == "max_realized_gain" else ""
+            ),
+        ), sign="not_negative")
     for name in PCT_FIELDS:
         fields[name] = states(DecimalString(**size(PCT), **inherit, help_text="A percentage: 5 means 5 %."),
                               percentage=True)
@@ -74,6 +80,21 @@ def _preference_fields(*, for_input: bool) -> dict:
         **inherit,
         help_text="Ask the live price connector first; unpriced instruments fall back to the latest stored price.",
     )
+    fields["lot_method"] = serializers.ChoiceField(
+        LotMethod.choices, **inherit, help_text="Which lots a settled sell relieves first (§12)."
+    )
+    for name, text in (
+        ("long_term_days", "A lot held more than this many days realizes a LONG-term gain."),
+        ("wash_sale_days", "An instrument sold at a loss is not bought back for this many days."),
+    ):
+        fields[name] = serializers.IntegerField(**inherit, help_text=text)
+    for name, text in (
+        ("tax_aware", "Propose orders with the lots' gains in mind: sells name their lots and estimated gain."),
+        ("avoid_short_term_gains", "Tax-aware: sell no lot with a short-term gain."),
+        ("sell_removed_lines_regardless", "With avoid_short_term_gains: NO_HOLD and removed lines are sold anyway."),
+        ("harvest_losses", "Tax-aware: sell loss lots past both thresholds into the line's first substitute."),
+    ):
+        fields[name] = serializers.BooleanField(**inherit, help_text=text)
     assert set(fields) == set(PREFERENCE_FIELDS)
     return {name: fields[name] for name in PREFERENCE_FIELDS}
 
@@ -181,6 +202,33 @@ def result_reason(result: engine.RebalanceResult) -> str | None:
     return None
 
 
+class _AddedDecimal(DecimalString):
+    """A decimal the serializer adds itself (in to_representation) when it applies."""
+
+    def get_attribute(self, instance):
+        raise SkipField()
+
+
+class OptionalDecimal(DecimalString):
+    """A decimal that may be null, left out of the answer when the row (a dict) lacks it."""
+
+    def get_attribute(self, instance):
+        if isinstance(instance, dict) and self.field_name not in instance:
+            raise SkipField()
+        return super().get_attribute(instance)
+
+
+class OrderLotSerializer(serializers.Serializer):
+    lot_id = serializers.UUIDField()
+    units = DecimalString()
+
+
+class EstimatedGainSerializer(serializers.Serializer):
+    short = DecimalString(help_text="Base currency.")
+    long = DecimalString(help_text="Base currency.")
+    unknown_cost_units = DecimalString(help_text="Units sold from lots of unknown cost (in no total).")
+
+
 class OrderProposalSerializer(serializers.Serializer):
     """An engine OrderProposal. Context `instruments`: instrument id → portfolios Instrument (for the ISIN)."""
 
@@ -201,6 +249,16 @@ class OrderProposalSerializer(serializers.Serializer):
     counter_cash_account_id = serializers.SerializerMethodField(
         help_text="FX only: the cash account of the bought (SELL: sold) currency; null when it is created at settlement."
     )
+    # Filled by to_representation for the sells of tax-aware accounts only (§12); absent otherwise.
+    lots = OrderLotSerializer(
+        many=True, required=False,
+        help_text="Sells of a tax-aware account only: the lots it relieves (settlement relieves these first).",
+    )
+    estimated_gain = _AddedDecimal(
+        required=False, allow_null=True,
+        help_text="Sells of a tax-aware account only: the gain it realizes, base currency, lots of known cost only "
+                  "(null: all of unknown cost).",
+    )
 
     def get_isin(self, order) -> str | None:
         instrument = self.context["instruments"].get(order.instrument_id)
@@ -213,6 +271,21 @@ class OrderProposalSerializer(serializers.Serializer):
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_cash_account_id(self, order) -> int | None:
         return self._cash(order)[0]
+
+    def _sell_tax(self, order):
+        taxes = self.context.get("tax_sells")
+        if taxes is None or order.side != engine.Side.SELL:
+            return None
+        return taxes.get((order.account_id, order.instrument_id))
+
+    def to_representation(self, order):
+        data = super().to_representation(order)
+        sell = self._sell_tax(order)
+        if sell is not None:
+            text = DecimalString().to_representation
+            data["lots"] = [{"lot_id": str(lot_id), "units": text(units)} for lot_id, units in sell.lots]
+            data["estimated_gain"] = None if sell.estimated_gain is None else text(sell.estimated_gain)
+        return data
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_counter_cash_account_id(self, order) -> int | None:
@@ -249,9 +322,22 @@ class RebalanceResultSerializer(serializers.Serializer):
         help_text="With use_price_connector: the instruments the connector did not price, valued at the latest "
         "stored price instead (§9)."
     )
+    estimated_realized_gain = EstimatedGainSerializer(
+        required=False, help_text="Tax-aware accounts only (§12): the gain the proposed sells realize, by term."
+    )
 
     def get_error(self, result) -> str | None:
         return result_reason(result)
+
+    def to_representation(self, result):
+        preview = self.context.get("preview")
+        outcome = preview.tax_of(result.account_id) if preview is not None else None
+        tax_sells = {(s.account_id, s.instrument_id): s for s in outcome.sells} if outcome is not None else None
+        self.fields["orders"].child.context["tax_sells"] = tax_sells
+        data = super().to_representation(result)
+        if outcome is not None:
+            data["estimated_realized_gain"] = estimated_gain_json(outcome)
+        return data
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_price_fallbacks(self, result) -> list:

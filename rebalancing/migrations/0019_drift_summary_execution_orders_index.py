@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('portfolios', '0006_idempotency_exact_response'),
-        ('rebalancing', '0017_account_drift'),
+        ('rebalancing', '0018_tax'),
     ]
 
     operations = [

@@ -173,6 +173,12 @@ class ExecutionResult(models.Model):
     price_fallbacks = models.JSONField(
         default=list, blank=True, help_text="Instruments the live price connector did not price (§9)."
     )
+    # Tax-aware runs (§12): {"short", "long", "unknown_cost_units"} and, per sell, its lots and estimated gain.
+    estimated_realized_gain = models.JSONField(null=True, blank=True)
+    tax_orders = models.JSONField(
+        null=True, blank=True,
+        help_text="Per sell of a tax-aware run: [account_id, instrument_id, estimated_gain, [[lot_id, units], ...]].",
+    )
 
     class Meta:
         ordering = ["execution", "account"]

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from portfolios.models import PortfolioAccount, RestrictedWeightTo
+from portfolios.models import LotMethod, PortfolioAccount, RestrictedWeightTo
 from portfolios.models.fields import MONEY
 
 PCT = {"max_digits": 7, "decimal_places": 4}
@@ -79,6 +79,29 @@ class RebalancePreferences(models.Model):
         help_text="Ask the live price connector (setting PRICE_CONNECTOR) for prices; instruments it does not price "
                   "fall back to the latest stored price.",
     )
+    # Tax lots and tax-aware rebalancing (§12, docs/tax.md).
+    lot_method = models.CharField(
+        max_length=8, choices=LotMethod.choices, null=True, blank=True,
+        help_text="Which lots a settled sell (or a snapshot removing units) relieves first.",
+    )
+    long_term_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A lot held more than this many days realizes a LONG-term gain."
+    )
+    tax_aware = models.BooleanField(null=True, blank=True, help_text="Rebalance with the lots' gains in mind (§12).")
+    max_realized_gain = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="Per calendar year: this year's realized gains plus a run's estimate may not exceed it (base "
+                  "currency); empty: no limit.",
+    )
+    avoid_short_term_gains = models.BooleanField(null=True, blank=True)
+    sell_removed_lines_regardless = models.BooleanField(
+        null=True, blank=True, help_text="With avoid_short_term_gains: NO_HOLD lines and lines removed from the "
+                                         "model are sold all the same.",
+    )
+    harvest_losses = models.BooleanField(null=True, blank=True)
+    harvest_min_loss_pct = models.DecimalField(**PCT, null=True, blank=True)
+    harvest_min_loss_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    wash_sale_days = models.PositiveIntegerField(null=True, blank=True)
     # Four-eyes approval of large executions (docs/executions.md): the global row only.
     approval_gross_amount = models.DecimalField(
         **MONEY, null=True, blank=True,
@@ -111,13 +134,19 @@ class RebalancePreferences(models.Model):
                     condition=Q(**{f"{name}__isnull": True}) | (Q(**{f"{name}__gte": 0}) & Q(**{f"{name}__lte": 100})),
                     name=f"preferences_{name}_0_to_100",
                 )
-                for name in ("negative_cash_buffer_pct", "positive_cash_buffer_pct", "cash_from_sells_pct", "futures_fee_pct")
+                for name in (
+                    "negative_cash_buffer_pct", "positive_cash_buffer_pct", "cash_from_sells_pct", "futures_fee_pct",
+                    "harvest_min_loss_pct",
+                )
             ],
             *[
                 models.CheckConstraint(
                     condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gte": 0}), name=f"preferences_{name}_not_negative"
                 )
-                for name in ("negative_cash_buffer_amount", "positive_cash_buffer_amount", "min_trade_amount")
+                for name in (
+                    "negative_cash_buffer_amount", "positive_cash_buffer_amount", "min_trade_amount",
+                    "max_realized_gain", "harvest_min_loss_amount",
+                )
             ],
             models.CheckConstraint(
                 condition=Q(approval_gross_amount__isnull=True) | Q(approval_gross_amount__gte=0),

@@ -5,13 +5,14 @@ admin and any future API endpoint share one definition of the columns. Decimals 
 written as the API writes them: no exponent, no trailing zeros ("0.5", "100").
 """
 
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Count, F, QuerySet, Sum
 
-from ..models import TradeOrderStatus
+from ..models import ExecutionResult, TradeOrderStatus
 
 # A spreadsheet runs a cell that starts with one of these as a formula ("CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -95,6 +96,30 @@ def blotter_totals(rows: Iterable[BlotterRow]) -> list[dict]:
         total["orders"] += row.orders
         total["trade_amount"] += row.trade_amount
     return [totals[key] for key in sorted(totals)]
+
+
+def blotter_estimated_gains(orders: QuerySet) -> dict:
+    """instrument id → {base currency: estimated gain} of the SELL orders of `orders`
+    that a tax-aware execution proposed (§12: the gains stored on its results), summed
+    across accounts; instruments with none are absent. Two queries: the sells' keys and
+    the tax-aware results of their executions."""
+    wanted = {
+        (str(e), str(a), str(i))
+        for e, a, i in orders.order_by().filter(side="SELL", execution_id__isnull=False)
+        .values_list("execution_id", "account_id", "instrument_id")
+    }
+    if not wanted:
+        return {}
+    gains: dict = {}
+    for execution_id, currency, stored in (
+        ExecutionResult.objects.filter(execution_id__in={e for e, _, _ in wanted}, estimated_realized_gain__isnull=False)
+        .values_list("execution_id", "account__base_currency", "tax_orders")
+    ):
+        for account_id, instrument_id, gain, _ in stored or ():
+            if gain is not None and (str(execution_id), account_id, instrument_id) in wanted:
+                per = gains.setdefault(uuid.UUID(instrument_id), {})
+                per[currency] = per.get(currency, Decimal(0)) + Decimal(gain)
+    return gains
 
 
 BLOTTER_HEADER = ("isin", "instrument_name", "instrument_id", "side", "currency", "orders", "units", "trade_amount")

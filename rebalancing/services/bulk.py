@@ -46,6 +46,8 @@ RESULT_COLUMNS = (
     "execution_id", "account_id", "status", "error", "total_value", "cash_before", "cash_after", "order_count",
     "created_at", "adjustments", "price_fallbacks",
 )
+# A tax-aware result (§12) adds these two (JSON) at the end of its row.
+TAX_RESULT_COLUMNS = ("estimated_realized_gain", "tax_orders")
 # SQLite's limit on bound parameters (999 in older builds): keep IN lists and batches below it.
 _BATCH = 900
 
@@ -207,16 +209,22 @@ def trade_orders_write(
 
 def results_write(rows: Sequence[tuple]) -> int:
     """Insert execution results (tuples in RESULT_COLUMNS order; `adjustments` a list
-    of JSON-able dicts, usually empty). The unique key (execution, account) refuses a
-    second result for an account: the transaction fails."""
+    of JSON-able dicts, usually empty). A row may carry the two TAX_RESULT_COLUMNS
+    after those (a tax-aware result); the columns are written only when a row does.
+    The unique key (execution, account) refuses a second result for an account: the
+    transaction fails."""
     if not rows:
         return 0
+    taxed = any(len(row) > len(RESULT_COLUMNS) for row in rows)
+    if taxed:
+        rows = [row if len(row) > len(RESULT_COLUMNS) else (*row, None, None) for row in rows]
+    columns = (*RESULT_COLUMNS, *TAX_RESULT_COLUMNS) if taxed else RESULT_COLUMNS
     if not is_postgres():
-        return insert_many(ExecutionResult, RESULT_COLUMNS, rows)
+        return insert_many(ExecutionResult, columns, rows)
     # By hand as the trade orders are (a chunk's rows share their execution and time).
     texts = {}
     lines = []
-    for execution_id, account_id, status, error, total, before, after, count, created, adjustments, fallbacks in rows:
+    for execution_id, account_id, status, error, total, before, after, count, created, adjustments, fallbacks, *tax in rows:
         head = texts.get((execution_id, created))
         if head is None:
             head = texts[(execution_id, created)] = (f"{execution_id}\t", f"\t{_text(created)}\t")
@@ -226,8 +234,9 @@ def results_write(rows: Sequence[tuple]) -> int:
             f"{NULL if after is None else str(after)}\t{count}{head[1]}"
             f"{_text(json.dumps(adjustments, separators=(',', ':'))) if adjustments else '[]'}\t"
             f"{_text(json.dumps(fallbacks, separators=(',', ':'))) if fallbacks else '[]'}"
+            + "".join(f"\t{NULL if value is None else _text(json.dumps(value, separators=(',', ':')))}" for value in tax)
         )
-    return copy_text(ExecutionResult._meta.db_table, RESULT_COLUMNS, lines)
+    return copy_text(ExecutionResult._meta.db_table, columns, lines)
 
 
 def trade_orders_replace(*, order_ids: Sequence, now: datetime) -> int:

@@ -44,6 +44,7 @@ from ..models import (
     Trigger,
 )
 from ..selectors.book import book_load
+from .tax import estimated_gain_json, tax_book_for, tax_orders_json, tax_step
 from . import approval, bulk
 from .audit_trail import execution_audit
 from .drift import SUMMARY_TASK, drift_rows_write
@@ -53,6 +54,7 @@ from .preview import (
     account_price_fallbacks,
     adjustments_json,
     instrument_ids_resolve,
+    TAXED,
     order_cash_accounts,
     rebalance_account,
 )
@@ -389,6 +391,7 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         **book_options(default, per_account),
     )
     for_engine = {}  # one engine.Preferences per distinct effective preferences (the engine caches by object)
+    tax = tax_book_for(book=book, account_ids=account_ids, default=default, per_account=per_account)  # §12
 
     now = timezone.now()
     execution_id = execution.pk
@@ -422,6 +425,11 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         except Exception as exc:  # a bug for one account must not fail the other 999
             logger.exception("execution %s: rebalancing account %s failed", execution_id, account_id)
             result = engine.RebalanceResult(account_id, engine.ResultStatus.FAILED, reason=f"internal error: {exc!r}")
+        taxed = None
+        if tax is not None and result.status in TAXED and effective.values["tax_aware"]:
+            taxed = tax_step(book=book, tax=tax, account_id=account_id, result=result, preferences=effective.for_tax(),
+                             default_decimals=preferences.default_decimals)
+            result = taxed.result
         status = result.status
         if result.drift is not None:
             drifts[account_id] = result.drift
@@ -447,6 +455,7 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
             result.cash_after, len(result.orders), now,
             adjustments_json(result.adjustments) if result.adjustments else [],
             account_price_fallbacks(book, account_id) if book.price_fallbacks else [],
+            *((estimated_gain_json(taxed), tax_orders_json(taxed)) if taxed is not None else ()),
         ))
 
     held = execution.held

@@ -11,10 +11,13 @@ from core.errors import FieldError, Forbidden, raise_if_errors
 from portfolios.models import InstrumentType, PortfolioAccount, RestrictedWeightTo
 from portfolios.models.fields import MONEY, is_currency_code
 from rebalancing import engine
+from rebalancing.engine.tax import DEFAULT_TAX_PREFERENCES, LotMethod, TaxPreferences
 
 from ..models import AvailableCash, FxMode, OrderBasis, RebalancePreferences
 from ..selectors.book import with_ids
 
+# §12: read by the lots service and the tax-aware step (engine/tax.py), not by rebalance().
+TAX_FIELDS = tuple(f.name for f in fields(TaxPreferences))
 PREFERENCE_FIELDS = (
     "cash_range_min", "cash_range_max",
     "negative_cash_buffer_pct", "negative_cash_buffer_amount",
@@ -22,16 +25,30 @@ PREFERENCE_FIELDS = (
     "order_basis", "cash_from_sells_pct", "min_trade_amount", "filter_by_min_max",
     "sell_all_transaction_type", "available_cash", "price_source", "default_decimals", "futures_fee_pct",
     "restricted_weight_to", "fx_mode", "fx_repatriate", "use_price_connector",
+    *TAX_FIELDS,
 )
 # Read by the services (which prices to load), not by the engine.
-SERVICE_ONLY_FIELDS = ("price_source", "use_price_connector")
-PCT_FIELDS = ("negative_cash_buffer_pct", "positive_cash_buffer_pct", "cash_from_sells_pct", "futures_fee_pct")
-AMOUNT_FIELDS = ("negative_cash_buffer_amount", "positive_cash_buffer_amount", "min_trade_amount")
+SERVICE_ONLY_FIELDS = ("price_source", "use_price_connector", *TAX_FIELDS)
+PCT_FIELDS = (
+    "negative_cash_buffer_pct", "positive_cash_buffer_pct", "cash_from_sells_pct", "futures_fee_pct",
+    "harvest_min_loss_pct",
+)
+AMOUNT_FIELDS = (
+    "negative_cash_buffer_amount", "positive_cash_buffer_amount", "min_trade_amount", "max_realized_gain",
+    "harvest_min_loss_amount",
+)
+BOOL_FIELDS = (
+    "fx_repatriate", "use_price_connector", "filter_by_min_max", "tax_aware", "avoid_short_term_gains",
+    "sell_removed_lines_regardless", "harvest_losses",
+)
+DAY_FIELDS = ("long_term_days", "wash_sale_days")
 BUILT_IN = {
     **{f.name: getattr(engine.DEFAULT_PREFERENCES, f.name) for f in fields(engine.Preferences)},
     "price_source": "default",
     "use_price_connector": False,
     "default_decimals": {str(k): v for k, v in engine.DEFAULT_PREFERENCES.default_decimals.items()},
+    **{name: getattr(DEFAULT_TAX_PREFERENCES, name) for name in TAX_FIELDS},
+    "lot_method": str(DEFAULT_TAX_PREFERENCES.lot_method),
 }
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY["decimal_places"])
 # Four-eyes approval of large executions: rules of a whole execution, so they live on
@@ -40,6 +57,9 @@ APPROVE_PERMISSION = "rebalancing.approve_execution"  # decides executions, sets
 APPROVAL_FIELDS = ("approval_gross_amount", "approval_order_count", "approval_currency")
 APPROVAL_DEFAULTS = {"approval_gross_amount": None, "approval_order_count": None, "approval_currency": "EUR"}
 GLOBAL_ONLY = "is a global preference only: approval thresholds apply to a whole execution, not to one account"
+
+
+_TAX_PREFERENCES: dict = {}  # tax preference values → TaxPreferences
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,18 @@ class EffectivePreferences:
             **{engine.InstrumentType(k): int(v) for k, v in values["default_decimals"].items()},
         }
         return engine.Preferences(**values)
+
+    def for_tax(self) -> TaxPreferences:
+        """The tax preferences (§12); equal values share one object (a small cache)."""
+        key = tuple(self.values[name] for name in TAX_FIELDS)
+        found = _TAX_PREFERENCES.get(key)
+        if found is None:
+            values = dict(zip(TAX_FIELDS, key))
+            values["lot_method"] = LotMethod(values["lot_method"])
+            if len(_TAX_PREFERENCES) > 256:
+                _TAX_PREFERENCES.clear()
+            found = _TAX_PREFERENCES[key] = TaxPreferences(**values)
+        return found
 
 
 def _approval_errors(values: dict, prefix: str) -> list[FieldError]:
@@ -127,9 +159,15 @@ def preferences_validate(values: dict, prefix: str = "", *, global_row: bool = F
         errors.append(FieldError(f"{prefix}available_cash", f"must be one of {', '.join(AvailableCash.values)}"))
     if values.get("fx_mode") not in (None, *FxMode.values):
         errors.append(FieldError(f"{prefix}fx_mode", f"must be one of {', '.join(FxMode.values)}"))
-    for name in ("fx_repatriate", "use_price_connector", "filter_by_min_max"):
+    for name in BOOL_FIELDS:
         if values.get(name) is not None and not isinstance(values[name], bool):
             errors.append(FieldError(f"{prefix}{name}", "must be true or false"))
+    for name in DAY_FIELDS:
+        value = values.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 36_500):
+            errors.append(FieldError(f"{prefix}{name}", "must be a whole number of days from 0 to 36500"))
+    if values.get("lot_method") not in (None, *LotMethod):
+        errors.append(FieldError(f"{prefix}lot_method", f"must be one of {', '.join(LotMethod)}"))
     if values.get("restricted_weight_to") not in (None, *RestrictedWeightTo.values):
         errors.append(
             FieldError(f"{prefix}restricted_weight_to", f"must be one of {', '.join(RestrictedWeightTo.values)}")
@@ -213,6 +251,16 @@ class _DefaultDict(dict):
 
     def __missing__(self, key):
         return self.default
+
+
+def lot_rules(account_ids) -> dict:
+    """account id → (lot_method, long_term_days) in effect for it (two queries)."""
+    account_ids = list(account_ids)
+    default, per_account = preferences_effective(account_ids=account_ids)
+    return {
+        a: (per_account.get(a, default).values["lot_method"], per_account.get(a, default).values["long_term_days"])
+        for a in account_ids
+    }
 
 
 def account_preferences(account: PortfolioAccount) -> EffectivePreferences:

@@ -13,6 +13,10 @@ from rebalancing import engine
 
 from ..selectors.book import Book, book_load
 from .preferences import book_options, preferences_effective, preferences_validate
+from .tax import tax_book_for, tax_step
+
+# Results the tax-aware step looks at (a harvest may turn NO_TRADES into PROPOSED).
+TAXED = frozenset({engine.ResultStatus.PROPOSED, engine.ResultStatus.NO_TRADES})
 
 MAX_PREVIEW_ACCOUNTS = 500
 _METHODS = {m.value: m for m in engine.Method}  # calling the Enum class per account costs a microsecond
@@ -23,6 +27,10 @@ class Preview:
     results: list  # engine.RebalanceResult, in the order asked
     instruments: dict  # instrument id → portfolios Instrument, for ISINs and currencies
     book: Book | None = None  # for each order's cash accounts and each result's price fallbacks
+    tax: dict | None = None  # account id → engine.tax.TaxOutcome (tax-aware accounts only, §12)
+
+    def tax_of(self, account_id):
+        return (self.tax or {}).get(account_id)
 
     def cash_accounts(self, order) -> tuple:
         return order_cash_accounts(self.book, order) if self.book is not None else (None, None)
@@ -186,4 +194,16 @@ def rebalance_preview(
         )
         for a in account_ids
     ]
-    return Preview(results=results, instruments=book.instruments, book=book)
+    taxes = {}
+    tax = tax_book_for(book=book, account_ids=account_ids, default=default, per_account=per_account)
+    if tax is not None:
+        for index, result in enumerate(results):
+            effective = per_account.get(result.account_id, default)
+            if effective.values["tax_aware"] and result.status in TAXED:
+                outcome = tax_step(
+                    book=book, tax=tax, account_id=result.account_id, result=result,
+                    preferences=effective.for_tax(), default_decimals=preferences_of(result.account_id).default_decimals,
+                )
+                results[index] = outcome.result
+                taxes[result.account_id] = outcome
+    return Preview(results=results, instruments=book.instruments, book=book, tax=taxes)

@@ -322,8 +322,13 @@ def test_a_large_apply_checks_the_foreign_keys_once_and_keeps_them_whole(etfs, s
     monkeypatch.setattr(staging, "indexes_rebuilt", spy_rebuild)
     job = run(csv_text(HEADER, (account.pk, a.isin, "1", "", ""), (account.pk, b.isin, "2", "", ""),
                        (account.pk, "", "", "EUR", "3")))
-    assert job.status == "DONE" and calls == [True] and rebuilt == [tables[0]]
+    from portfolios.models import Lot  # noqa: PLC0415
+
+    assert job.status == "DONE" and calls == [True] and rebuilt == [tables[0], Lot._meta.db_table]
     assert book(account)[0] == {a.pk: Decimal("1"), b.pk: Decimal("2")}
+    # Each new position has one lot of unknown cost with its units, written set-based.
+    assert sorted(Lot.objects.filter(position__account=account).values_list("units", "unit_cost")) == [
+        (Decimal("1"), None), (Decimal("2"), None)]
     assert {table: foreign_keys(table) for table in tables} == before
     assert indexes(tables[0]) == indexes_before  # the plain ones were built again
     assert all(validated and deferrable for _, validated, deferrable, _, _ in before[tables[0]])
@@ -351,3 +356,29 @@ def test_a_row_that_references_nothing_fails_the_large_apply_when_the_keys_come_
             staging.execute(f"INSERT INTO {table} (account_id, instrument_id, units, updated_at) "
                             "VALUES (gen_random_uuid(), %s, 1, now())", [a.pk])
     assert len(foreign_keys(table)) == 2  # rolled back: the keys are still there
+
+
+def test_an_applied_file_keeps_each_positions_units_equal_to_its_lots(etfs):
+    """§12: units the file adds become a lot of unknown cost dated today; units it
+    removes are relieved (FIFO) and recorded as realized; a position left out loses its lots."""
+    from datetime import date  # noqa: PLC0415
+
+    from django.db.models import Sum  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    from portfolios.models import Lot, Position, RealizedGain  # noqa: PLC0415
+
+    a, b = etfs
+    account = AccountFactory()
+    PositionFactory(account=account, instrument=a, units=Decimal("5"), lots=[
+        (date(2024, 1, 2), Decimal("2"), Decimal("10")), (date(2025, 1, 2), Decimal("3"), Decimal("12")),
+    ])
+    PositionFactory(account=account, instrument=b, units=Decimal("7"))
+    assert run(csv_text(HEADER, (account.pk, a.isin, "4", "", ""), (account.pk, "", "", "EUR", "1"))).status == "DONE"
+    assert run(csv_text(HEADER, (account.pk, a.isin, "9", "", ""), (account.pk, "", "", "EUR", "1"))).status == "DONE"
+    lots = list(Lot.objects.filter(position__instrument=a).order_by("acquired_on").values_list("acquired_on", "units"))
+    assert lots == [(date(2024, 1, 2), Decimal("1")), (date(2025, 1, 2), Decimal("3")), (timezone.localdate(), Decimal("5"))]
+    assert not Position.objects.filter(instrument=b).exists() and not Lot.objects.filter(position__instrument=b).exists()
+    assert RealizedGain.objects.filter(instrument=a).values_list("units", flat=True).get() == Decimal("1")
+    for position in Position.objects.all():
+        assert Lot.objects.filter(position=position).aggregate(t=Sum("units"))["t"] == position.units

@@ -39,6 +39,21 @@ def test_demo_book_has_what_the_demo_promises():
     valuations = account_valuations(accounts=list(PortfolioAccount.objects.filter(parent=None)), on_date=TODAY)
     assert all(v.error is None and v.total_value > 0 for v in valuations.values())
 
+    # Lots (§12): every position's units are its lots' units; costs both above and below
+    # today's price, dated over years, some unknown.
+    from django.db.models import Sum  # noqa: PLC0415
+
+    from portfolios.models import Lot  # noqa: PLC0415
+
+    sums = dict(Lot.objects.values("position").annotate(t=Sum("units")).values_list("position", "t"))
+    assert all(sums[p.pk] == p.units for p in Position.objects.all())
+    prices = {p.instrument_id: p.value for p in Price.objects.filter(effective_at=TODAY)}
+    lots = list(Lot.objects.select_related("position"))
+    assert any(lot.unit_cost is None for lot in lots)
+    assert any(lot.unit_cost is not None and lot.unit_cost < prices[lot.position.instrument_id] for lot in lots)
+    assert any(lot.unit_cost is not None and lot.unit_cost > prices[lot.position.instrument_id] for lot in lots)
+    assert {(TODAY - lot.acquired_on).days > 365 for lot in lots} == {True, False}
+
 
 def test_demo_book_is_deterministic_and_loads_accounts_only_once():
     demo_book_load(accounts=10, today=TODAY, seed=3)

@@ -1,5 +1,6 @@
 """Trade order transitions, fills and settlement (spec §5): docs/orders.md."""
 
+import uuid
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db import transaction
@@ -8,13 +9,14 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from core.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound, raise_if_errors
-from portfolios.models import CashAccount, CashKind, InstrumentType, PortfolioAccount, Position
+from portfolios.models import CashAccount, CashKind, InstrumentType, PortfolioAccount
+from portfolios.services.lots import LotBook, lot_rules
 from portfolios.models.fields import MONEY, PRICE, UNITS
 from portfolios.selectors import FxTable, MissingMarketData
 from webhooks import events
 from webhooks.payloads import trade_order_payload
 
-from ...models import EXECUTION_ENDED, AccountLease, PortfolioOrder, Side, TradeOrder
+from ...models import EXECUTION_ENDED, AccountLease, ExecutionResult, PortfolioOrder, Side, TradeOrder
 from ...selectors.orders import decimal_text
 from .flow import (
     FILL_STATUSES,
@@ -168,8 +170,43 @@ def _settle_cash_movement(order: TradeOrder, units: Decimal, amount: Decimal) ->
     order.settled_amount += amount
 
 
-def _settle(order: TradeOrder) -> None:
-    """Book what was executed and not yet booked into the position and the cash account."""
+def settlement_book(orders) -> LotBook:
+    """The lots of the positions `orders` settle into (portfolios/services/lots.py),
+    with each account's lot_method and long_term_days (`book.rules`) and the lots a
+    tax-aware execution named for its sells (`book.named`, order id → [(lot id,
+    units)]): a fixed number of queries for any number of orders, so a bulk settlement
+    relieves its lots in one set of writes."""
+    orders = [o for o in orders if o.transaction_type not in CASH_MOVEMENTS]
+    book = LotBook({(o.account_id, o.instrument_id) for o in orders}, on_date=timezone.localdate())
+    accounts = {o.account_id for o in orders}
+    book.rules = lot_rules(accounts) if accounts else {}
+    book.named = _named_lots([o for o in orders if o.side == Side.SELL and o.execution_id is not None])
+    return book
+
+
+def _named_lots(orders) -> dict:
+    """order id → the (lot id, units) its tax-aware execution proposed it to relieve
+    (ExecutionResult.tax_orders; the result is the account's or its parent's)."""
+    if not orders:
+        return {}
+    accounts = {o.account_id for o in orders}
+    accounts |= set(PortfolioAccount.objects.filter(pk__in=accounts, parent__isnull=False).values_list("parent_id", flat=True))
+    wanted = {(str(o.execution_id), str(o.account_id), str(o.instrument_id)): o.pk for o in orders}
+    named = {}
+    rows = ExecutionResult.objects.filter(
+        execution_id__in={o.execution_id for o in orders}, account_id__in=accounts, estimated_realized_gain__isnull=False,
+    ).values_list("execution_id", "tax_orders")
+    for execution_id, tax_orders in rows:  # stored by services/tax.py tax_orders_json
+        for account_id, instrument_id, _, lots in tax_orders or ():
+            order_id = wanted.get((str(execution_id), account_id, instrument_id))
+            if order_id is not None:
+                named[order_id] = [(uuid.UUID(lot_id), Decimal(units)) for lot_id, units in lots]
+    return named
+
+
+def _settle(order: TradeOrder, book: LotBook | None = None) -> None:
+    """Book what was executed and not yet booked into the position (through its lots:
+    `book`, or a book of its own written at once) and the cash account."""
     if not order.executed_units:
         _fill_the_rest(order)
     units = order.executed_units - order.settled_units
@@ -183,15 +220,15 @@ def _settle(order: TradeOrder) -> None:
     # locks the account too); NO KEY UPDATE lets other transactions insert orders meanwhile.
     list(PortfolioAccount.objects.select_for_update(no_key=True).filter(pk=order.account_id).values_list("pk"))
     instrument = order.instrument
-    position = (
-        Position.objects.select_for_update(of=("self",))
-        .filter(account_id=order.account_id, instrument=instrument)
-        .order_by("pk")
-        .first()
-    )
-    held = position.units if position else Decimal(0)
+    own_book = book is None
+    if own_book:
+        book = settlement_book([order])
+    key = (order.account_id, instrument.pk)
+    held = book.units(key)
     if order.side == Side.BUY:
         new_units, cash_change = held + units, -amount
+        # The lot costs what was paid, fees included (§12), per unit.
+        book.add(key, units=units, unit_cost=amount / units, acquired_on=book.on_date)
     else:
         if units > held:
             raise Conflict(
@@ -199,13 +236,13 @@ def _settle(order: TradeOrder) -> None:
                 f"account {order.account_id} holds only {decimal_text(held)}; correct the holdings first"
             )
         new_units, cash_change = held - units, amount
-    if position is None:
-        Position.objects.create(account_id=order.account_id, instrument=instrument, units=new_units)
-    elif new_units == 0:
-        position.delete()
-    else:
-        position.units = new_units
-        position.save(update_fields=["units", "updated_at"])
+        method, long_term_days = book.rules.get(order.account_id, ("FIFO", 365))
+        book.relieve(
+            key, units=units, proceeds=amount, method=method, long_term_days=long_term_days,
+            trade_order_id=order.pk, named=book.named.get(order.pk, ()),
+        )
+    if own_book:
+        book.flush()
     # A future's notional never moves cash (spec §4.8): its fees and margin arrive with
     # the custodian's cash balances.
     cash = None
@@ -260,7 +297,7 @@ def _refuse_while_held(order: TradeOrder) -> None:
 @transaction.atomic
 def trade_order_transition(
     *, order: TradeOrder, status: str, executed_units: Decimal | None = None,
-    executed_price: Decimal | None = None, user=None, system: bool = False,
+    executed_price: Decimal | None = None, user=None, system: bool = False, lot_book: LotBook | None = None,
 ) -> TradeOrder:
     """Move `order` to `status` and return it, reloaded and locked for this transaction.
 
@@ -270,7 +307,8 @@ def trade_order_transition(
     amount into the account's position and cash in this same transaction. Then the
     order's portfolio order, if any, takes its status from its trade orders.
     `system=True` allows the transitions only a rebalance makes (OPEN → REPLACED).
-    `user` is who asked (the order keeps no such field yet).
+    `user` is who asked (the order keeps no such field yet). `lot_book`: a bulk
+    settlement's shared book of lots (written by the caller); None: its own.
 
     Raises InvalidInput (400) naming a bad field or a fill beyond the order's units,
     Conflict (409) for a transition the flow does not allow or a sell of more units than
@@ -302,7 +340,7 @@ def trade_order_transition(
     if status in FILL_STATUSES:
         _record_fill(order, status, executed_units, executed_price)
     if status == S.SETTLED:
-        _settle(order)
+        _settle(order, lot_book)
     order.status = status
     order.updated_at = timezone.now()
     order.save(update_fields=[
@@ -323,17 +361,31 @@ def trade_orders_transition(*, order_ids, status: str, user=None) -> tuple[int, 
     that fails changes nothing, the others still move.
     """
     orders = {o.pk: o for o in TradeOrder.objects.filter(pk__in=list(order_ids))}
+    book = None
+    if status == S.SETTLED and orders:
+        # Lock the accounts first (in a fixed order), then read their lots once: every
+        # settlement below relieves from this book, written in one set of statements.
+        account_ids = sorted({o.account_id for o in orders.values()}, key=str)
+        list(PortfolioAccount.objects.select_for_update(no_key=True).filter(pk__in=account_ids).order_by("pk")
+             .values_list("pk"))
+        book = settlement_book(orders.values())
     done, errors = 0, []
     for order_id in sorted(set(order_ids), key=str):  # a fixed order: no deadlocks between two bulk calls
         order = orders.get(order_id)
         if order is None:
             errors.append(f"{order_id}: no such trade order")
             continue
+        if book is not None:
+            book.mark()
         try:
             with transaction.atomic():
-                trade_order_transition(order=order, status=status, user=user)
+                trade_order_transition(order=order, status=status, user=user, lot_book=book)
         except DomainError as exc:
+            if book is not None:
+                book.undo()
             errors.append(f"{order_id}: {exc.detail}")
         else:
             done += 1
+    if book is not None:
+        book.flush()
     return done, errors

@@ -118,6 +118,11 @@ def test_holdings_are_replaced_as_one_snapshot(admin_client, valued_account):
     assert valued_account.locked
     assert {p.instrument_id: p.units for p in valued_account.positions.all()} == {alpha.pk: 7, extra.pk: Decimal("1.5")}
     assert [c.balance for c in valued_account.cash_accounts.all()] == [Decimal("99.5")]
+    # The lots follow (§12): the service is their one writer, the admin included.
+    for position in valued_account.positions.all():
+        assert sum(lot.units for lot in position.lots.all()) == position.units
+    page = admin_client.get(url(models.PortfolioAccount, "change", valued_account.pk)).content.decode()
+    assert "Tax lots" in page and "unknown" in page
 
 
 NEW_CASH = {"cash_accounts-1-balance": "5", "cash_accounts-1-kind": "CASH"}

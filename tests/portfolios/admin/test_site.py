@@ -86,8 +86,15 @@ def populated(db, superuser):
     allocation = make_allocation({etf: Decimal("0.6"), equity: Decimal("0.4")}, user=superuser, name="Balanced")
     parent = AccountFactory()
     AccountFactory(parent=parent, locked=True)
-    PositionFactory(account=parent, instrument=etf, units=Decimal("3"))
+    PositionFactory(account=parent, instrument=etf, units=Decimal("3"), lots=[(PRICE_DATE, Decimal("3"), Decimal("90"))])
     CashAccountFactory(account=parent)
+    # A realized gain: one unit relieved, as a settled sell would (§12).
+    from portfolios.services.lots import LotBook  # noqa: PLC0415
+
+    book = LotBook({(parent.pk, etf.pk)}, on_date=PRICE_DATE)
+    book.relieve((parent.pk, etf.pk), units=Decimal("1"), proceeds=Decimal("100"), method="FIFO", long_term_days=365)
+    book.add((parent.pk, etf.pk), units=Decimal("1"), unit_cost=Decimal("95"), acquired_on=PRICE_DATE)
+    book.flush()
     make_configuration(account=parent, allocation=allocation)
     models.IdempotencyRecord.objects.create(
         user=superuser, key="k-1", method="POST", path="/api/v1/allocations/", request_hash="0" * 64,

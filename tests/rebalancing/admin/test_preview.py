@@ -233,3 +233,24 @@ def test_the_page_explains_each_restriction_in_words(admin_client, book, superus
     assert "Beta ETF: NO_BUY (ESG list) → weight to Gamma ETF" in content
     bought = {instrument for account, instrument, *_ in orders_on_page(content)}
     assert bought == {str(a.pk), str(gamma.pk)}
+
+
+def test_a_tax_aware_account_shows_its_estimated_gains_per_sell_and_in_the_totals(admin_client, book):
+    """§12: the A-SELLS account sells 50 A: FIFO takes 50 of the 60 bought at 4 (2 years
+    ago) → +300 long-term; the page shows it on the order, the account and the totals."""
+    a, _ = book["instruments"]
+    account = book["accounts"][1]
+    from portfolios.models import Lot, Position  # noqa: PLC0415
+
+    position = Position.objects.get(account=account, instrument=a)
+    Lot.objects.filter(position=position).delete()
+    Lot.objects.create(position=position, acquired_on=date(2024, 1, 2), units=Decimal("60"), unit_cost=Decimal("4"),
+                       cost_currency="EUR")
+    Lot.objects.create(position=position, acquired_on=date(2026, 2, 1), units=Decimal("40"), unit_cost=Decimal("12"),
+                       cost_currency="EUR")
+    preferences_replace(values={"tax_aware": True}, account=account)
+    content = run_action(admin_client, [account], method="FULL", rebalance_date=D.isoformat()).content.decode()
+    assert re.search(r"data-estimated-gain>300(\.00)?( EUR)?<", content), content
+    assert re.search(r'data-gain-long="EUR">300(\.00)? EUR<', content)
+    plain = run_action(admin_client, [book["accounts"][2]], method="FULL", rebalance_date=D.isoformat()).content.decode()
+    assert "data-estimated-gain" not in plain and 'id="preview-tax"' not in plain

@@ -33,6 +33,16 @@ BUILT_IN = {
     "fx_mode": "AUTO",
     "fx_repatriate": False,
     "use_price_connector": False,
+    "lot_method": "FIFO",
+    "long_term_days": 365,
+    "tax_aware": False,
+    "max_realized_gain": None,
+    "avoid_short_term_gains": False,
+    "sell_removed_lines_regardless": True,
+    "harvest_losses": False,
+    "harvest_min_loss_pct": "5",
+    "harvest_min_loss_amount": "100",
+    "wash_sale_days": 30,
 }
 # The global preferences also show the approval thresholds of executions (none by default).
 GLOBAL_BUILT_IN = BUILT_IN | {"approval_gross_amount": None, "approval_order_count": None, "approval_currency": "EUR"}

@@ -1,0 +1,107 @@
+"""The tax-aware step of previews and executions (§12, docs/tax.md): after the engine's
+rebalance of an account whose preferences have `tax_aware` on, engine/tax.py reshapes
+its orders (lots named, gain budget, short-term avoidance, loss harvesting, wash sale)
+from the plain data of selectors/tax.py."""
+
+from decimal import Decimal
+
+from rebalancing import engine
+from rebalancing.engine.tax import TaxData, TaxOutcome, TaxPreferences, tax_adjust
+
+from ..selectors.book import Book
+from ..selectors.tax import TaxBook, tax_book_load
+
+_SELL = engine.Side.SELL
+
+
+def tax_book_for(*, book: Book, account_ids, default, per_account) -> TaxBook | None:
+    """The tax data of the accounts of `account_ids` whose effective preferences are
+    tax-aware (None when there are none: no query)."""
+    aware = [a for a in account_ids if a in book.accounts and per_account.get(a, default).values["tax_aware"]]
+    if not aware:
+        return None
+    days = max(per_account.get(a, default).values["wash_sale_days"] for a in aware)
+    tax = tax_book_load(book=book, account_ids=aware, wash_sale_days=days, price_source=book.price_source)
+    book.instruments.update(tax.rows)
+    return tax
+
+
+def _must_sell(book: Book, account_id, restrictions) -> frozenset:
+    """Instruments held in the group that leave the model, or that a NO_HOLD rule sells."""
+    targets = book.targets.get(account_id)
+    wanted = {line.instrument_id for line in targets.lines} if targets is not None else set()
+    out = set()
+    stack = [book.snapshots[account_id]]
+    while stack:
+        node = stack.pop()
+        out.update(p.instrument_id for p in node.positions if p.instrument_id not in wanted)
+        stack.extend(node.sub_accounts)
+    if restrictions is not None:
+        out.update(i for i, rules in restrictions.rules.items() if engine.Rule.NO_HOLD in rules)
+    return frozenset(out)
+
+
+def tax_step(
+    *, book: Book, tax: TaxBook, account_id, result: engine.RebalanceResult, preferences: TaxPreferences,
+    default_decimals=None,
+) -> TaxOutcome:
+    """Reshape `result` by the account's tax preferences. Cheap when nothing applies: an
+    account without sells, harvest or a wash-sale buy is returned as it is, with no lots."""
+    lots = tax.lots.get(account_id, {})
+    losses = tax.loss_sales.get(account_id, {})
+    orders = result.orders
+    has_sells = any(o.side == _SELL for o in orders)
+    if not has_sells and not preferences.harvest_losses and not (losses and orders):
+        return TaxOutcome(result)
+    restrictions = book.restrictions.get(account_id)
+    pending = {}
+    for o in book.outstanding.get(account_id, ()):
+        if o.side == _SELL and o.units and o.instrument_id is not None:
+            key = (o.account_id, o.instrument_id)
+            pending[key] = pending.get(key, Decimal(0)) + o.units
+    limits = preferences.avoid_short_term_gains or preferences.max_realized_gain is not None  # must_sell matters
+    data = TaxData(
+        lots=lots, on=book.on_date.toordinal(), realized_this_year=tax.realized.get(account_id, Decimal(0)),
+        loss_sales=losses,
+        must_sell=_must_sell(book, account_id, restrictions)
+        if limits and preferences.sell_removed_lines_regardless else frozenset(),
+        pending_sells=pending, substitutes=tax.substitutes, instruments=tax.instruments, prices=tax.prices,
+        base_currency=book.accounts[account_id].base_currency,
+    )
+    return tax_adjust(result, book.market_of(account_id), preferences, data, restrictions, default_decimals)
+
+
+def estimated_gain_json(outcome: TaxOutcome) -> dict:
+    """`estimated_realized_gain` of a result: `{"short", "long", "unknown_cost_units"}` as strings."""
+    return {
+        "short": _text(outcome.short), "long": _text(outcome.long), "unknown_cost_units": _text(outcome.unknown_cost_units),
+    }
+
+
+def tax_orders_json(outcome: TaxOutcome) -> list:
+    """Per sell, as stored on the result (compact: a chunk writes one per sell):
+    `[account_id, instrument_id, estimated_gain, [[lot_id, units], ...]]`, all text
+    (`estimated_gain` null when every lot is of unknown cost). `tax_order_rows` reads it."""
+    return [
+        [
+            str(s.account_id), str(s.instrument_id), None if s.estimated_gain is None else str(s.estimated_gain),
+            [[str(lot_id), str(units)] for lot_id, units in s.lots],
+        ]
+        for s in outcome.sells
+    ]
+
+
+def tax_order_rows(stored) -> dict:
+    """(account id text, instrument id text) → {"lots": [{"lot_id", "units"}], "estimated_gain"}
+    of a result's stored `tax_orders`, as the API shows them."""
+    return {
+        (account_id, instrument_id): {
+            "lots": [{"lot_id": lot_id, "units": _text(Decimal(units))} for lot_id, units in lots],
+            "estimated_gain": None if gain is None else _text(Decimal(gain)),
+        }
+        for account_id, instrument_id, gain, lots in stored or ()
+    }
+
+
+def _text(value: Decimal) -> str:
+    return "0" if value == 0 else format(value.normalize(), "f")
