@@ -6,8 +6,10 @@ loaded at module level. One test per operation (GET, POST, PUT, PATCH; DELETE is
 out, it would only remove the seeded rows), each sending up to MAX_EXAMPLES generated
 requests (valid and invalid ones) through Django's WSGI handler, authenticated with a
 superuser's token, on a small seeded book (path ids: generated ones, and those of
-existing rows). Any 5xx, or any answer whose status,
-content type or body the document does not declare, fails the test.
+existing rows). Any 5xx, any answer whose status, content type, body or headers the
+document does not declare, any request the document forbids that is accepted, and any
+request it allows that is refused other than by a rule it cannot state
+(UNSTATEABLE_RULES), fails the test.
 
 Runs are reproducible (Hypothesis derandomized, no example database): a failure
 shows the request that caused it and comes back on every run until fixed.
