@@ -23,7 +23,7 @@ from rest_framework.exceptions import ValidationError
 from portfolios import services
 
 from .exceptions import PROBLEM_CONTENT_TYPE, problems
-from .schema import RequestRulesSchema
+from .schema import SPACE, RequestRulesSchema
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -31,7 +31,7 @@ MAX_KEY_LENGTH = 255
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name=HEADER,
     # What `initial` enforces: 1 to 255 characters, not all blank.
-    type={"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"\S"},
+    type={"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": f"[^{SPACE}]"},
     location=OpenApiParameter.HEADER,
     required=False,
     description=(

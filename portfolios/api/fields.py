@@ -80,7 +80,8 @@ class QuoteTimeField(serializers.Field):
         except ValueError as exc:
             raise serializers.ValidationError(f"{value} is not a valid date-time ({exc}): {QUOTE_TIME_MESSAGE}",
                                               code="invalid") from exc
-        day = moment.astimezone(UTC).date()
+        moment = moment.astimezone(UTC)  # the same instant; PostgreSQL refuses offsets beyond 15:59
+        day = moment.date()
         if not EARLIEST <= day <= LATEST:
             raise serializers.ValidationError(RANGE_MESSAGE, code="invalid")
         return day, moment

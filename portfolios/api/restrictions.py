@@ -14,10 +14,12 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from config.api.exceptions import problems
+from config.api.schema import states
 
 from .. import services
 from ..models import Instrument, RestrictionEntry, RestrictionList, RestrictionRule, RestrictionScope, Substitute
 from ..selectors import instruments_by_reference
+from ..services.restrictions import MAX_ENTRIES
 from .fields import IsoDateField
 from .serializers import StrictFieldsMixin
 from .views import INSTRUMENT_ID_PARAMETER, ApiViewSet
@@ -34,7 +36,7 @@ class EntryInputSerializer(StrictFieldsMixin, serializers.Serializer):
 class RestrictionListInputSerializer(StrictFieldsMixin, serializers.Serializer):
     name = serializers.CharField(max_length=200)
     scope = serializers.ChoiceField(RestrictionScope.choices, required=False, default=RestrictionScope.ACCOUNT)
-    entries = EntryInputSerializer(many=True, required=False, default=list)
+    entries = states(EntryInputSerializer(many=True, required=False, default=list), maxItems=MAX_ENTRIES)
 
 
 class EntrySerializer(serializers.Serializer):
@@ -56,9 +58,9 @@ class RestrictionListSerializer(serializers.Serializer):
 
 
 class SubstitutesInputSerializer(StrictFieldsMixin, serializers.Serializer):
-    substitutes = serializers.ListField(
+    substitutes = states(serializers.ListField(
         child=serializers.CharField(), help_text="ISINs or UUIDs in order of preference; [] removes them."
-    )
+    ), uniqueItems=True)
 
 
 class SubstitutesSerializer(serializers.Serializer):

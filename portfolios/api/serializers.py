@@ -309,10 +309,10 @@ class AccountUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     status = _choice(AccountStatus.choices, required=False)
     locked = serializers.BooleanField(required=False)
     parent_id = _account_field(required=False, allow_null=True)
-    restriction_list_ids = serializers.ListField(
+    restriction_list_ids = states(serializers.ListField(
         child=states(serializers.CharField(), format="uuid"), required=False,
         help_text="Replaces the account's ACCOUNT restriction lists; [] removes them all.",
-    )
+    ), uniqueItems=True)
 
 
 class LotInputSerializer(UnknownFieldsRefused, serializers.Serializer):

@@ -42,3 +42,17 @@ def test_head_needs_what_get_needs(db, user_with_perms):
     url = f"/api/v1/portfolios/accounts/{account.pk}/holdings/"
     assert client.get(url).status_code == 403
     assert client.head(url).status_code == 403  # was 200: the whole valuation ran
+
+
+def test_a_quote_time_with_an_offset_beyond_15_hours_is_stored(api_client):
+    # Python takes offsets up to ±23:59, PostgreSQL's timestamptz only to ±15:59: a rate
+    # dated 1978-06-30T21:47:03-23:43 was a 500 there. The time is kept as its UTC instant.
+    from datetime import UTC, datetime
+
+    from portfolios.models import FxRate
+
+    body = {"rates": [{"base": "CNY", "quote": "IDR", "rate": "3.77", "effective_at": "1978-06-30T21:47:03-23:43"}]}
+    response = api_client.post("/api/v1/fx-rates/", body, format="json")
+    assert response.status_code == 200, response.content
+    rate = FxRate.objects.get(base="CNY", quote="IDR")
+    assert (rate.effective_at.isoformat(), rate.quoted_at) == ("1978-07-01", datetime(1978, 7, 1, 21, 30, 3, tzinfo=UTC))
