@@ -190,6 +190,7 @@ _PROBLEM_DESCRIPTIONS = {
     404: "No such object.",
     409: "Conflicts with the current state, or an Idempotency-Key reused with another body.",
     413: "The request body is larger than the API accepts (2.5 MB).",
+    415: "The body's media type is not one this endpoint takes.",
     422: "Well-formed, but a business rule refuses it.",
     429: "Too many attempts; retry after the Retry-After header's seconds.",
 }

@@ -92,7 +92,7 @@ class HoldingsUploadView(UploadView):
         ),
         parameters=[IDEMPOTENCY],
         request=UPLOAD_BODY,
-        responses={202: s.ImportSerializer, **problems(400, 409)},
+        responses={202: s.ImportSerializer, **problems(400, 409, 415)},
     )
     def post(self, request):
         return super().post(request)
@@ -111,7 +111,7 @@ class PricesUploadView(UploadView):
         summary="Import a prices file",
         description="Columns `instrument_id, effective_at, value, source?`; `effective_at` a date or an RFC 3339 date-time.",
         parameters=[IDEMPOTENCY], request=UPLOAD_BODY,
-        responses={202: s.ImportSerializer, **problems(400, 409)},
+        responses={202: s.ImportSerializer, **problems(400, 409, 415)},
     )
     def post(self, request):
         return super().post(request)
@@ -125,7 +125,7 @@ class FxRatesUploadView(UploadView):
         summary="Import an FX rates file",
         description="Columns `base, quote, rate, effective_at`; `effective_at` a date or an RFC 3339 date-time.",
         parameters=[IDEMPOTENCY], request=UPLOAD_BODY,
-        responses={202: s.ImportSerializer, **problems(400, 409)},
+        responses={202: s.ImportSerializer, **problems(400, 409, 415)},
     )
     def post(self, request):
         return super().post(request)

@@ -409,8 +409,9 @@ class AccountHoldingsView(ApiView):
 
 
 PAGE_PARAMETERS = [
-    OpenApiParameter("limit", OpenApiTypes.INT, description="Rows per page, 1..1000 (default 100; more is lowered)."),
-    OpenApiParameter("offset", OpenApiTypes.INT, description="Rows to skip (≥ 0)."),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1},
+                     description="Rows per page, 1..1000 (default 100; more is lowered)."),
+    OpenApiParameter("offset", {"type": "integer", "minimum": 0}, description="Rows to skip (≥ 0)."),
 ]
 
 

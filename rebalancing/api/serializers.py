@@ -87,7 +87,7 @@ def _preference_fields(*, for_input: bool) -> dict:
         ("long_term_days", "A lot held more than this many days realizes a LONG-term gain."),
         ("wash_sale_days", "An instrument sold at a loss is not bought back for this many days."),
     ):
-        fields[name] = serializers.IntegerField(**inherit, help_text=text)
+        fields[name] = serializers.IntegerField(min_value=0, max_value=36_500, **inherit, help_text=text)
     for name, text in (
         ("tax_aware", "Propose orders with the lots' gains in mind: sells name their lots and estimated gain."),
         ("avoid_short_term_gains", "Tax-aware: sell no lot with a short-term gain."),

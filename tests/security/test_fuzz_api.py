@@ -93,7 +93,7 @@ UNSTATEABLE_RULES = {
     "holdings: each cash account once, one default, each instrument once": (
         r"^(cash|positions)\[\d+\]\.(currency|is_default|instrument_id)$",
         r"is already in (cash|positions)\[|only one cash account can be the default"),
-    "execution: one of accounts, allocation_id, all_accounts": (r"^accounts$", r"^give (only )?one of accounts"),
+    "execution: one of accounts, allocation_id, all_accounts": (r"^accounts$", r"^give (only )?one of (accounts|allocation_id)"),
     "strategy: the fields its type needs, and no other": (
         r"^(strategy\.)?(type|period_type|period_count|anchor_date|absolute_drift|relative_drift)$",
         r"is required for a|must be null: a|needs absolute_drift and/or relative_drift"),
