@@ -38,10 +38,16 @@ class TaxBook:
     rows: dict = field(default_factory=dict)  # and their portfolios Instrument rows (ISINs in answers)
 
 
-def tax_book_load(*, book: Book, account_ids, wash_sale_days: int, price_source: str = "default") -> TaxBook:
+def tax_book_load(
+    *, book: Book, account_ids, wash_sale_days: int, price_source: str = "default", sold=None, whole=None,
+) -> TaxBook:
     """The tax data of `account_ids` (roots of the run, tax-aware ones only) and their
-    sub-portfolios. At most six queries whatever the number of accounts; none when
-    `account_ids` is empty."""
+    sub-portfolios. At most seven queries whatever the number of accounts; none when
+    `account_ids` is empty.
+
+    Lots: of every position by default; with `sold` (a set of (account id, instrument
+    id), sub-portfolios' included) only of those positions, and of every position of
+    the groups of `whole` (roots)."""
     tax = TaxBook(book.on_date)
     root_of = {}
     for root in account_ids:
@@ -52,7 +58,16 @@ def tax_book_load(*, book: Book, account_ids, wash_sale_days: int, price_source:
     members = list(root_of)
     lots = defaultdict(dict)
     held = set()
-    for (account_id, instrument_id), rows in _lots_by_position(members, book).items():
+    if sold is None:
+        read = _lots_by_position(members, book)
+    else:
+        everything = [member for root in whole or () for member in book.group_ids(root) if member in root_of]
+        read = _lots_by_position(everything, book) if everything else {}
+        everything = set(everything)
+        pairs = [pair for pair in sold if pair[0] in root_of and pair[0] not in everything]
+        if pairs:
+            read.update(_lots_of_positions(pairs, book))
+    for (account_id, instrument_id), rows in read.items():
         lots[root_of[account_id]][(account_id, instrument_id)] = rows
         held.add(instrument_id)
     tax.lots = {root: LazyLots(raw) for root, raw in lots.items()}
@@ -109,12 +124,14 @@ class LazyLots(Mapping):
         found = self.done.get(key)
         if found is None:
             rows = self.raw[key]
-            if type(rows) is str:  # PostgreSQL: "id ordinal units cost;…", cost "-" when unknown
-                rows = [
+            if type(rows) is str:  # PostgreSQL: "id ordinal units cost;…" in (acquired, id) order, cost "-" when unknown
+                found = tuple([
                     (lot_id, int(acquired), Decimal(units), None if cost == "-" else Decimal(cost))
                     for lot_id, acquired, units, cost in (part.split(" ") for part in rows.split(";"))
-                ]
-            found = self.done[key] = tuple(sorted(rows, key=_BY_DATE_THEN_ID))
+                ])
+            else:
+                found = tuple(sorted(rows, key=_BY_DATE_THEN_ID))
+            self.done[key] = found
         return found
 
     def __iter__(self):
@@ -145,12 +162,13 @@ def _lots_by_position(account_ids: list, book: Book) -> dict:
         return grouped
     lot, position = (connection.ops.quote_name(m._meta.db_table) for m in (Lot, Position))
     with connection.cursor() as cursor:
-        # One row per position, its lots as one text "id ordinal units cost;…" parsed only
-        # when the engine asks for that position: three times fewer rows and objects.
+        # One row per position, its lots as one text "id ordinal units cost;…" in (acquired,
+        # id) order (a uuid sorts as its text), parsed only when the engine asks for that
+        # position: three times fewer rows and objects.
         cursor.execute(
             f"SELECT k.id::text, p.instrument_id::text, string_agg(l.id::text || ' ' || "
             f"((l.acquired_on - DATE '0001-01-01') + 1)::text || ' ' || l.units::text || ' ' || "
-            f"coalesce(l.unit_cost::text, '-'), ';') FROM unnest(%s::uuid[]) AS k(id) CROSS JOIN LATERAL "
+            f"coalesce(l.unit_cost::text, '-'), ';' ORDER BY l.acquired_on, l.id) FROM unnest(%s::uuid[]) AS k(id) CROSS JOIN LATERAL "
             f"(SELECT p.id, p.instrument_id FROM {position} p WHERE p.account_id = k.id OFFSET 0) p "
             f"JOIN {lot} l ON l.position_id = p.id GROUP BY k.id, p.id, p.instrument_id",
             [uuid_array(account_ids)],
@@ -166,6 +184,35 @@ def _lots_by_position(account_ids: list, book: Book) -> dict:
             instrument = instruments[instrument_id] = uuid.UUID(instrument_id)
         out[(accounts[account_id], instrument)] = rows
     return out
+
+
+def _lots_of_positions(pairs: list, book: Book) -> dict:
+    """As _lots_by_position, for the positions (account id, instrument id) of `pairs`
+    only: one query, the pairs sent as two id arrays and each position probed by its
+    unique (account, instrument) index."""
+    if connection.vendor != "postgresql":
+        wanted = set(pairs)
+        grouped = _lots_by_position(list({account_id for account_id, _ in pairs}), book)
+        return {key: rows for key, rows in grouped.items() if key in wanted}
+    text_of = {}  # one str() per distinct id: a chunk's pairs share their accounts and instruments
+    texts = [
+        (text_of.get(a) or text_of.setdefault(a, str(a)), text_of.get(i) or text_of.setdefault(i, str(i)))
+        for a, i in pairs
+    ]
+    lot, position = (connection.ops.quote_name(m._meta.db_table) for m in (Lot, Position))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT k.a::text, k.i::text, string_agg(l.id::text || ' ' || "
+            f"((l.acquired_on - DATE '0001-01-01') + 1)::text || ' ' || l.units::text || ' ' || "
+            f"coalesce(l.unit_cost::text, '-'), ';' ORDER BY l.acquired_on, l.id) "
+            f"FROM unnest(%s::uuid[], %s::uuid[]) AS k(a, i) CROSS JOIN LATERAL "
+            f"(SELECT p.id FROM {position} p WHERE p.account_id = k.a AND p.instrument_id = k.i OFFSET 0) p "
+            f"JOIN {lot} l ON l.position_id = p.id GROUP BY k.a, k.i, p.id",
+            ["{" + ",".join(a for a, _ in texts) + "}", "{" + ",".join(i for _, i in texts) + "}"],
+        )
+        rows = cursor.fetchall()
+    keys = dict(zip(texts, pairs))
+    return {keys[(account_id, instrument_id)]: text for account_id, instrument_id, text in rows}
 
 
 __all__ = ["TaxBook", "tax_book_load"]
