@@ -41,8 +41,10 @@ def tax_book_for(*, book: Book, account_ids, default, per_account, results=None)
                     (o.account_id, o.instrument_id) for o in result.orders
                     if o.side == _SELL and o.transaction_type != _FX and o.instrument_id is not None
                 )
+    gains = any(per_account.get(a, default).values["max_realized_gain"] is not None for a in aware)
     tax = tax_book_load(
         book=book, account_ids=aware, wash_sale_days=days, price_source=book.price_source, sold=sold, whole=whole,
+        gains=gains,
     )
     book.instruments.update(tax.rows)
     return tax

@@ -226,3 +226,35 @@ def test_the_tax_book_reads_the_lots_of_the_positions_sold_or_of_whole_accounts(
     assert lots_read(sold={(accounts[1], x)}, whole=[]) == {(accounts[1], x): every[(accounts[1], x)]}
     assert lots_read(sold=set(), whole=[accounts[0]]) == {(accounts[0], x): every[(accounts[0], x)]}
     assert lots_read(sold=set(), whole=[]) == {}
+
+
+def test_the_tax_book_sums_this_years_gains_and_finds_the_recent_loss_sales(api_client, market):
+    from portfolios.models import RealizedGain
+    from rebalancing.selectors.book import book_load
+    from rebalancing.selectors.tax import tax_book_load
+
+    c = api_client
+    account = uuid.UUID(account_with_lots(c, market, {"X": "1"}, TWO_LOTS))
+    today = timezone.localdate()
+    x, z = uuid.UUID(market["X"]), uuid.UUID(market["Z"])
+
+    def gain(instrument, on, value, base=True):
+        RealizedGain.objects.create(
+            account_id=account, instrument_id=instrument, lot_id=uuid.uuid4(), acquired_on=on - timedelta(days=9),
+            units=1, realized_on=on, term="SHORT", currency="EUR", gain=value, base_currency="EUR",
+            gain_base=value if base else None,
+        )
+
+    gain(x, today, Decimal("-7"))  # a loss sale today
+    gain(z, today - timedelta(days=1), Decimal("12"))
+    gain(z, today, Decimal("5"), base=False)  # no base value: not counted
+    gain(z, today.replace(year=today.year - 1), Decimal("1000"))  # last year
+    gain(z, today + timedelta(days=1), Decimal("1000"))  # after the rebalance date
+    book = book_load(account_ids=[account], on_date=today)
+    tax = tax_book_load(book=book, account_ids=[account], wash_sale_days=30, sold=set(), whole=[])
+    expected = Decimal("-7") + (Decimal("12") if (today - timedelta(days=1)).year == today.year else 0)
+    assert tax.realized == {account: expected}
+    assert tax.loss_sales == {account: {x: today.toordinal()}}
+    assert set(tax.substitutes) == {x}  # X's substitutes, for its wash-sale buys
+    assert tax_book_load(book=book, account_ids=[account], wash_sale_days=30, gains=False).realized == {}
+    assert tax_book_load(book=book, account_ids=[account], wash_sale_days=0).loss_sales == {}
