@@ -51,7 +51,8 @@ TAX_RESULT_COLUMNS = ("estimated_realized_gain", "tax_orders")
 
 
 class JsonText(str):
-    """A value of a JSON column already as its JSON text (results_write writes it as it is)."""
+    """A value of a JSON column already as its JSON text, written as it is: its maker
+    guarantees no tab, newline or backslash (COPY's text format would need them escaped)."""
 
     __slots__ = ()
 # SQLite's limit on bound parameters (999 in older builds): keep IN lists and batches below it.
@@ -243,7 +244,7 @@ def results_write(rows: Sequence[tuple]) -> int:
             f"{_text(json.dumps(adjustments, separators=(',', ':'))) if adjustments else '[]'}\t"
             f"{_text(json.dumps(fallbacks, separators=(',', ':'))) if fallbacks else '[]'}"
             + "".join(
-                f"\t{NULL if value is None else _text(value if type(value) is JsonText else json.dumps(value, separators=(',', ':')))}"
+                f"\t{NULL if value is None else value if type(value) is JsonText else _text(json.dumps(value, separators=(',', ':')))}"
                 for value in tax
             )
         )

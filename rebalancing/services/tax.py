@@ -79,7 +79,7 @@ def tax_step(
         return TaxOutcome(result)
     restrictions = book.restrictions.get(account_id)
     pending = {}
-    for o in book.outstanding.get(account_id, ()):
+    for o in book.outstanding.get(account_id) or ():
         if o.side == _SELL and o.units and o.instrument_id is not None:
             key = (o.account_id, o.instrument_id)
             pending[key] = pending.get(key, Decimal(0)) + o.units
@@ -113,7 +113,7 @@ def estimated_gain_text(outcome: TaxOutcome) -> JsonText:
 
 def tax_orders_text(outcome: TaxOutcome) -> JsonText:
     """tax_orders_json as the JSON text itself, written straight by the chunk. Ids and
-    Decimals print without any character JSON escapes."""
+    Decimals print without any character that JSON or COPY would escape."""
     texts = {}  # an account's sells share its id (and sub-portfolios theirs)
     parts = []
     for s in outcome.sells:
