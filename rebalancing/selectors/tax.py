@@ -161,6 +161,9 @@ class LazyLots(Mapping):
         self.raw[key] = found
         return found
 
+    def get(self, key, default=None):  # the engine's one read per sell: no KeyError raised and caught
+        return self[key] if key in self.raw else default
+
     def __iter__(self):
         return iter(self.raw)
 
