@@ -48,6 +48,13 @@ RESULT_COLUMNS = (
 )
 # A tax-aware result (§12) adds these two (JSON) at the end of its row.
 TAX_RESULT_COLUMNS = ("estimated_realized_gain", "tax_orders")
+
+
+class JsonText(str):
+    """A value of a JSON column already as its JSON text, written as it is: its maker
+    guarantees no tab, newline or backslash (COPY's text format would need them escaped)."""
+
+    __slots__ = ()
 # SQLite's limit on bound parameters (999 in older builds): keep IN lists and batches below it.
 _BATCH = 900
 
@@ -210,8 +217,8 @@ def trade_orders_write(
 def results_write(rows: Sequence[tuple]) -> int:
     """Insert execution results (tuples in RESULT_COLUMNS order; `adjustments` a list
     of JSON-able dicts, usually empty). A row may carry the two TAX_RESULT_COLUMNS
-    after those (a tax-aware result); the columns are written only when a row does.
-    The unique key (execution, account) refuses a second result for an account: the
+    after those (a tax-aware result; JSON-able values or JsonText); the columns are
+    written only when a row does. The unique key (execution, account) refuses a second result for an account: the
     transaction fails."""
     if not rows:
         return 0
@@ -220,6 +227,8 @@ def results_write(rows: Sequence[tuple]) -> int:
         rows = [row if len(row) > len(RESULT_COLUMNS) else (*row, None, None) for row in rows]
     columns = (*RESULT_COLUMNS, *TAX_RESULT_COLUMNS) if taxed else RESULT_COLUMNS
     if not is_postgres():
+        if taxed:
+            rows = [(*row[:-2], *(json.loads(v) if type(v) is JsonText else v for v in row[-2:])) for row in rows]
         return insert_many(ExecutionResult, columns, rows)
     # By hand as the trade orders are (a chunk's rows share their execution and time).
     texts = {}
@@ -234,7 +243,10 @@ def results_write(rows: Sequence[tuple]) -> int:
             f"{NULL if after is None else str(after)}\t{count}{head[1]}"
             f"{_text(json.dumps(adjustments, separators=(',', ':'))) if adjustments else '[]'}\t"
             f"{_text(json.dumps(fallbacks, separators=(',', ':'))) if fallbacks else '[]'}"
-            + "".join(f"\t{NULL if value is None else _text(json.dumps(value, separators=(',', ':')))}" for value in tax)
+            + "".join(
+                f"\t{NULL if value is None else value if type(value) is JsonText else _text(json.dumps(value, separators=(',', ':')))}"
+                for value in tax
+            )
         )
     return copy_text(ExecutionResult._meta.db_table, columns, lines)
 

@@ -44,7 +44,7 @@ from ..models import (
     Trigger,
 )
 from ..selectors.book import book_load
-from .tax import estimated_gain_json, tax_book_for, tax_orders_json, tax_step
+from .tax import estimated_gain_text, tax_book_for, tax_orders_text, tax_step
 from . import approval, bulk
 from .audit_trail import execution_audit
 from .drift import SUMMARY_TASK, drift_rows_write
@@ -391,7 +391,6 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         **book_options(default, per_account),
     )
     for_engine = {}  # one engine.Preferences per distinct effective preferences (the engine caches by object)
-    tax = tax_book_for(book=book, account_ids=account_ids, default=default, per_account=per_account)  # §12
 
     now = timezone.now()
     execution_id = execution.pk
@@ -404,6 +403,7 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
     outstanding = book.outstanding
     open_orders = book.open_orders
     accounts = book.accounts
+    rebalanced = []  # (account id, effective preferences, engine preferences, result)
     for account_id in account_ids:
         if account_id not in accounts:
             continue  # deleted since the execution started: no row can refer to it
@@ -425,6 +425,14 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         except Exception as exc:  # a bug for one account must not fail the other 999
             logger.exception("execution %s: rebalancing account %s failed", execution_id, account_id)
             result = engine.RebalanceResult(account_id, engine.ResultStatus.FAILED, reason=f"internal error: {exc!r}")
+        rebalanced.append((account_id, effective, preferences, result))
+    # §12, once the plain rebalances are known: the lots read are those of the positions
+    # they sell (and every lot of the accounts that harvest losses).
+    tax = tax_book_for(
+        book=book, account_ids=account_ids, default=default, per_account=per_account,
+        results=[r for _, _, _, r in rebalanced],
+    )
+    for account_id, effective, preferences, result in rebalanced:
         taxed = None
         if tax is not None and result.status in TAXED and effective.values["tax_aware"]:
             taxed = tax_step(book=book, tax=tax, account_id=account_id, result=result, preferences=effective.for_tax(),
@@ -455,7 +463,7 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
             result.cash_after, len(result.orders), now,
             adjustments_json(result.adjustments) if result.adjustments else [],
             account_price_fallbacks(book, account_id) if book.price_fallbacks else [],
-            *((estimated_gain_json(taxed), tax_orders_json(taxed)) if taxed is not None else ()),
+            *((estimated_gain_text(taxed), tax_orders_text(taxed)) if taxed is not None else ()),
         ))
 
     held = execution.held

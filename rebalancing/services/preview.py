@@ -13,10 +13,7 @@ from rebalancing import engine
 
 from ..selectors.book import Book, book_load
 from .preferences import book_options, preferences_effective, preferences_validate
-from .tax import tax_book_for, tax_step
-
-# Results the tax-aware step looks at (a harvest may turn NO_TRADES into PROPOSED).
-TAXED = frozenset({engine.ResultStatus.PROPOSED, engine.ResultStatus.NO_TRADES})
+from .tax import TAXED, tax_book_for, tax_step
 
 MAX_PREVIEW_ACCOUNTS = 500
 _METHODS = {m.value: m for m in engine.Method}  # calling the Enum class per account costs a microsecond
@@ -195,7 +192,7 @@ def rebalance_preview(
         for a in account_ids
     ]
     taxes = {}
-    tax = tax_book_for(book=book, account_ids=account_ids, default=default, per_account=per_account)
+    tax = tax_book_for(book=book, account_ids=account_ids, default=default, per_account=per_account, results=results)
     if tax is not None:
         for index, result in enumerate(results):
             effective = per_account.get(result.account_id, default)

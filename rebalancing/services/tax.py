@@ -10,18 +10,42 @@ from rebalancing.engine.tax import TaxData, TaxOutcome, TaxPreferences, tax_adju
 
 from ..selectors.book import Book
 from ..selectors.tax import TaxBook, tax_book_load
+from .bulk import JsonText
 
 _SELL = engine.Side.SELL
+_FX = engine.TransactionType.FX
+# Results the tax-aware step looks at (a harvest may turn NO_TRADES into PROPOSED).
+TAXED = frozenset({engine.ResultStatus.PROPOSED, engine.ResultStatus.NO_TRADES})
 
 
-def tax_book_for(*, book: Book, account_ids, default, per_account) -> TaxBook | None:
+def tax_book_for(*, book: Book, account_ids, default, per_account, results=None) -> TaxBook | None:
     """The tax data of the accounts of `account_ids` whose effective preferences are
-    tax-aware (None when there are none: no query)."""
+    tax-aware (None when there are none: no query).
+
+    `results` (the plain rebalances of those accounts, when known) narrows the lots read
+    to what the step looks at: the positions the results sell, and every position of the
+    accounts that harvest losses (a harvest looks for loss lots in positions the run
+    does not trade). The gain budget, short-term avoidance and the lots named only
+    concern the sells; a wash-sale buy needs no lot. Without `results`, every lot."""
     aware = [a for a in account_ids if a in book.accounts and per_account.get(a, default).values["tax_aware"]]
     if not aware:
         return None
     days = max(per_account.get(a, default).values["wash_sale_days"] for a in aware)
-    tax = tax_book_load(book=book, account_ids=aware, wash_sale_days=days, price_source=book.price_source)
+    sold = whole = None
+    if results is not None:
+        whole = [a for a in aware if per_account.get(a, default).values["harvest_losses"]]
+        sold = set()
+        for result in results:
+            if result.status in TAXED and per_account.get(result.account_id, default).values["tax_aware"]:
+                sold.update(
+                    (o.account_id, o.instrument_id) for o in result.orders
+                    if o.side == _SELL and o.transaction_type != _FX and o.instrument_id is not None
+                )
+    gains = any(per_account.get(a, default).values["max_realized_gain"] is not None for a in aware)
+    tax = tax_book_load(
+        book=book, account_ids=aware, wash_sale_days=days, price_source=book.price_source, sold=sold, whole=whole,
+        gains=gains,
+    )
     book.instruments.update(tax.rows)
     return tax
 
@@ -55,7 +79,7 @@ def tax_step(
         return TaxOutcome(result)
     restrictions = book.restrictions.get(account_id)
     pending = {}
-    for o in book.outstanding.get(account_id, ()):
+    for o in book.outstanding.get(account_id) or ():
         if o.side == _SELL and o.units and o.instrument_id is not None:
             key = (o.account_id, o.instrument_id)
             pending[key] = pending.get(key, Decimal(0)) + o.units
@@ -76,6 +100,30 @@ def estimated_gain_json(outcome: TaxOutcome) -> dict:
     return {
         "short": _text(outcome.short), "long": _text(outcome.long), "unknown_cost_units": _text(outcome.unknown_cost_units),
     }
+
+
+def estimated_gain_text(outcome: TaxOutcome) -> JsonText:
+    """estimated_gain_json as the JSON text itself (what a chunk writes: no dict, no
+    json.dumps per result)."""
+    return JsonText(
+        f'{{"short":"{_text(outcome.short)}","long":"{_text(outcome.long)}",'
+        f'"unknown_cost_units":"{_text(outcome.unknown_cost_units)}"}}'
+    )
+
+
+def tax_orders_text(outcome: TaxOutcome) -> JsonText:
+    """tax_orders_json as the JSON text itself, written straight by the chunk. Ids and
+    Decimals print without any character that JSON or COPY would escape."""
+    texts = {}  # an account's sells share its id (and sub-portfolios theirs)
+    parts = []
+    for s in outcome.sells:
+        account = texts.get(s.account_id)
+        if account is None:
+            account = texts[s.account_id] = str(s.account_id)
+        gain = "null" if s.estimated_gain is None else f'"{s.estimated_gain}"'
+        lots = ",".join([f'["{lot_id}","{units}"]' for lot_id, units in s.lots])
+        parts.append(f'["{account}","{s.instrument_id}",{gain},[{lots}]]')
+    return JsonText("[" + ",".join(parts) + "]")
 
 
 def tax_orders_json(outcome: TaxOutcome) -> list:

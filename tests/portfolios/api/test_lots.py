@@ -5,6 +5,7 @@ A tax-aware preview with `max_realized_gain` 0 proposes no sell that realizes a 
 with `harvest_losses` and a substitute it sells the loss lot and buys the substitute."""
 
 import re
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -185,3 +186,75 @@ def test_the_blotter_shows_the_estimated_gain_per_instrument(api_client, admin_c
     run_chunks(Execution.objects.get(pk=started["execution_id"]))
     page = admin_client.get("/admin/rebalancing/tradeorder/blotter/?status__exact=OPEN").content.decode()
     assert re.search(r"data-estimated-gain>100(\.00)? EUR<", page), page
+
+
+def test_a_harvesting_execution_reads_the_lots_of_positions_it_does_not_trade(api_client, market):
+    """A chunk reads only the lots of the positions its plain rebalances sell, except for
+    the accounts that harvest losses: this one trades nothing before the harvest."""
+    c = api_client
+    account_id = account_with_lots(c, market, {"X": "1"}, [(60, "10", "30")])  # in balance: no trades
+    put(c, f"/api/v1/portfolios/accounts/{account_id}/preferences/", {"tax_aware": True, "harvest_losses": True})
+    started = post(c, "/api/v1/portfolios/rebalancings/executions/", {"accounts": [account_id]}, 202)
+    run_chunks(Execution.objects.get(pk=started["execution_id"]))
+    [result] = c.get(f"/api/v1/portfolios/rebalancings/executions/{started['execution_id']}/").json()["results"]
+    orders = {(o["side"], o["instrument_id"]): o for o in result["orders"]}
+    sell, buy = orders[("SELL", market["X"])], orders[("BUY", market["Y"])]
+    assert (sell["units"], sell["estimated_gain"], buy["units"]) == ("10", "-100", "4")
+    assert result["estimated_realized_gain"] == {"short": "-100", "long": "0", "unknown_cost_units": "0"}
+
+
+def test_the_tax_book_reads_the_lots_of_the_positions_sold_or_of_whole_accounts(api_client, market):
+    from portfolios.models import Lot
+    from rebalancing.selectors.book import book_load
+    from rebalancing.selectors.tax import tax_book_load
+
+    c = api_client
+    account_id = account_with_lots(c, market, {"X": "0.5", "Z": "0.5"}, TWO_LOTS)
+    z_account = account_with_lots(c, market, {"Z": "1"}, TWO_LOTS, client_id="C-TAX-2")  # sells X too
+    accounts = [uuid.UUID(account_id), uuid.UUID(z_account)]
+    x = uuid.UUID(market["X"])
+    book = book_load(account_ids=accounts, on_date=timezone.localdate())
+
+    def lots_read(**options):
+        tax = tax_book_load(book=book, account_ids=accounts, wash_sale_days=30, **options)
+        return {key: [(str(lot[0]), lot[2], lot[3]) for lot in lots[key]] for lots in tax.lots.values() for key in lots}
+
+    every = lots_read()
+    stored = sorted((str(lot.pk), lot.units, lot.unit_cost) for lot in Lot.objects.filter(position__account_id=accounts[0]))
+    assert sorted(every[(accounts[0], x)]) == stored and set(every) == {(accounts[0], x), (accounts[1], x)}
+    assert [cost for _, _, cost in every[(accounts[0], x)]] == [Decimal(10), Decimal(30)]  # oldest first
+    assert lots_read(sold={(accounts[1], x)}, whole=[]) == {(accounts[1], x): every[(accounts[1], x)]}
+    assert lots_read(sold=set(), whole=[accounts[0]]) == {(accounts[0], x): every[(accounts[0], x)]}
+    assert lots_read(sold=set(), whole=[]) == {}
+
+
+def test_the_tax_book_sums_this_years_gains_and_finds_the_recent_loss_sales(api_client, market):
+    from portfolios.models import RealizedGain
+    from rebalancing.selectors.book import book_load
+    from rebalancing.selectors.tax import tax_book_load
+
+    c = api_client
+    account = uuid.UUID(account_with_lots(c, market, {"X": "1"}, TWO_LOTS))
+    today = timezone.localdate()
+    x, z = uuid.UUID(market["X"]), uuid.UUID(market["Z"])
+
+    def gain(instrument, on, value, base=True):
+        RealizedGain.objects.create(
+            account_id=account, instrument_id=instrument, lot_id=uuid.uuid4(), acquired_on=on - timedelta(days=9),
+            units=1, realized_on=on, term="SHORT", currency="EUR", gain=value, base_currency="EUR",
+            gain_base=value if base else None,
+        )
+
+    gain(x, today, Decimal("-7"))  # a loss sale today
+    gain(z, today - timedelta(days=1), Decimal("12"))
+    gain(z, today, Decimal("5"), base=False)  # no base value: not counted
+    gain(z, today.replace(year=today.year - 1), Decimal("1000"))  # last year
+    gain(z, today + timedelta(days=1), Decimal("1000"))  # after the rebalance date
+    book = book_load(account_ids=[account], on_date=today)
+    tax = tax_book_load(book=book, account_ids=[account], wash_sale_days=30, sold=set(), whole=[])
+    expected = Decimal("-7") + (Decimal("12") if (today - timedelta(days=1)).year == today.year else 0)
+    assert tax.realized == {account: expected}
+    assert tax.loss_sales == {account: {x: today.toordinal()}}
+    assert set(tax.substitutes) == {x}  # X's substitutes, for its wash-sale buys
+    assert tax_book_load(book=book, account_ids=[account], wash_sale_days=30, gains=False).realized == {}
+    assert tax_book_load(book=book, account_ids=[account], wash_sale_days=0).loss_sales == {}
