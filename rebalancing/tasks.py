@@ -11,7 +11,7 @@ import threading
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from .services import automation, drift, executions, recovery
 
@@ -134,7 +134,10 @@ def savings_plans_run_task() -> dict:
     }
 
 
-@shared_task(name=drift.SUMMARY_TASK, acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=drift.SUMMARY_TASK, acks_late=True, reject_on_worker_lost=True, autoretry_for=(DatabaseError,),
+             max_retries=3, default_retry_delay=1)
 def drift_summary_refresh_task() -> int:
-    """Rebuild the dashboard's drift summary from the stored drift (after an execution)."""
+    """Rebuild the dashboard's drift summary from the stored drift (after an execution).
+    A database error (a lock, a lost connection) tries again a second later; the next
+    execution or daily evaluation rebuilds it anyway."""
     return drift.drift_summary_refresh()
