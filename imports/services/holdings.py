@@ -17,6 +17,7 @@ The path of a file, whatever its size (docs/imports.md):
 import decimal
 import re
 import uuid
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
@@ -461,7 +462,7 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
+def _apply(source: str, params: dict | None = None, new_lots: "NewLots | None" = None) -> tuple[int, int]:
     """Write the file's values of the differences in `source` (SQL yielding kind,
     account_id, instrument_id, currency, cash_kind, book, file) into the book; returns
     (rows written, accounts changed). A position whose file value is 0 or missing is
@@ -470,7 +471,8 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
     `bulk_foreign_key_rows()` new rows on, the foreign keys are checked once, set-based
     (`foreign_keys_checked_once`). Positions keep their lots (§12): units removed go
     through the lots' one writer (portfolios/services/lots.py), units added become one
-    lot of unknown cost dated today, written set-based on PostgreSQL."""
+    lot of unknown cost dated today (or as `new_lots` says), written set-based on
+    PostgreSQL."""
     params = dict(params or {}, now=timezone.now())
     positions, cash, lots = _table(Position), _table(CashAccount), _table(Lot)
     src = f"({source}) src"
@@ -486,7 +488,20 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
         # indexes (and the lots') are built again once, sorted, rather than maintained row by row.
         rebuild = exclusive and new_positions >= held
         with db.indexes_rebuilt(positions, enabled=rebuild), db.indexes_rebuilt(lots, enabled=rebuild):
-            return _write_book(src, params, exclusive)
+            return _write_book(src, params, exclusive, new_lots)
+
+
+@dataclass(frozen=True)
+class NewLots:
+    """How an APPLY on PostgreSQL writes the lot of each addition of units: SQL
+    expressions of the lot's `unit_cost` and `acquired_on` over `n.position_id`,
+    `n.instrument_id` and `n.units`, with their `params` (pyformat; `%(today)s` is the
+    import's day). The default, for files: unknown cost, dated today. The demo book
+    gives its lots a cost and a date this way as they are written (docs/imports.md)."""
+
+    unit_cost: str = "NULL"
+    acquired_on: str = "%(today)s"
+    params: dict = field(default_factory=dict)
 
 
 def bulk_foreign_key_rows() -> int:
@@ -495,8 +510,9 @@ def bulk_foreign_key_rows() -> int:
     return int(getattr(settings, "IMPORTS_BULK_FOREIGN_KEY_ROWS", BULK_FOREIGN_KEY_ROWS))
 
 
-def _write_book(src: str, params: dict, exclusive: bool = False) -> tuple[int, int]:
-    """`exclusive`: the import holds the tables (foreign_keys_checked_once), so nobody
+def _write_book(src: str, params: dict, exclusive: bool = False, lots: "NewLots | None" = None) -> tuple[int, int]:
+    """The lots of units added get `lots`' cost and date (default: unknown cost, today).
+    `exclusive`: the import holds the tables (foreign_keys_checked_once), so nobody
     else inserts meanwhile and new rows (no `book` value) go in by a plain INSERT; a
     row there after all would be a unique violation that fails the import."""
     positions, cash, accounts = _table(Position), _table(CashAccount), _table(PortfolioAccount)
@@ -518,25 +534,33 @@ def _write_book(src: str, params: dict, exclusive: bool = False) -> tuple[int, i
         }, on_date=today)
         deleted += len(rows)
     upserted = 0
-    if postgres:  # units added: the positions set-based, then one unknown-cost lot for each addition
+    if postgres:  # units added: the positions set-based, and one lot for each addition
         added = "kind = 'P' AND file > coalesce(book, 0)"
-        for part, on_conflict in _parts(exclusive, "ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
-                                                   "units = excluded.units, updated_at = excluded.updated_at"):
+        lots = lots or NewLots()
+        lot_params = {**params, **lots.params, "today": today}
+        on_conflict = ("ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
+                       "units = excluded.units, updated_at = excluded.updated_at")
+        upsert = (f"INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
+                  f"SELECT account_id, instrument_id, file, %(now)s FROM {src} WHERE {added} {{part}}"
+                  f"ORDER BY account_id, instrument_id ")  # index pages and foreign-key lookups in order
+        if exclusive:
+            # New positions: a plain INSERT whose RETURNING feeds their lots, in the same
+            # statement (no second join of the file with the positions).
             upserted += db.execute(
-                f"INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
-                f"SELECT account_id, instrument_id, file, %(now)s FROM {src} WHERE {added} {part}"
-                f"ORDER BY account_id, instrument_id "  # index pages and foreign-key lookups in order, not at random
-                f"{on_conflict}", params,
+                f"WITH ins AS ({upsert.format(part='AND src.book IS NULL ')}RETURNING id, instrument_id, units) "
+                + _lots_insert(lots, "SELECT id AS position_id, instrument_id, units FROM ins"), lot_params,
             )
-        if upserted:
-            db.execute(
-                f"INSERT INTO {_table(Lot)} (id, position_id, acquired_on, units, unit_cost, cost_currency) "
-                f"SELECT gen_random_uuid(), p.id, %(today)s, src.file - coalesce(src.book, 0), NULL, i.currency "
-                f"FROM {src} JOIN {positions} p ON p.account_id = src.account_id AND p.instrument_id = src.instrument_id "
-                f"JOIN {_table(Instrument)} i ON i.id = src.instrument_id "
-                f"WHERE src.kind = 'P' AND src.file > coalesce(src.book, 0) "
-                f"ORDER BY p.id", {**params, "today": today},
-            )
+            part, conflict = "AND src.book IS NOT NULL ", on_conflict
+        else:
+            part, conflict = "", on_conflict
+        changed_rows = db.execute(upsert.format(part=part) + conflict, params)
+        upserted += changed_rows
+        if changed_rows:
+            db.execute(_lots_insert(lots, (
+                f"SELECT p.id AS position_id, src.instrument_id, src.file - coalesce(src.book, 0) AS units "
+                f"FROM {src} JOIN {positions} p ON p.account_id = src.account_id "
+                f"AND p.instrument_id = src.instrument_id WHERE src.kind = 'P' AND src.file > coalesce(src.book, 0) "
+                f"{part}ORDER BY p.id")), lot_params)
     # A new cash account is the default when it is in its account's base currency and
     # the account has no default yet; an existing one keeps its flag.
     balances = 0
@@ -554,6 +578,14 @@ def _write_book(src: str, params: dict, exclusive: bool = False) -> tuple[int, i
     # DISTINCT in a subquery may hash; count(DISTINCT …) always sorts.
     [(changed,)] = db.fetchall(f"SELECT count(*) FROM (SELECT DISTINCT account_id FROM {src}) changed", params)
     return deleted + upserted + balances, changed
+
+
+def _lots_insert(lots: "NewLots", new: str) -> str:
+    """INSERT of one lot per row of `new` (SQL yielding position_id, instrument_id,
+    units), its cost and date from `lots`."""
+    return (f"INSERT INTO {_table(Lot)} (id, position_id, acquired_on, units, unit_cost, cost_currency) "
+            f"SELECT gen_random_uuid(), n.position_id, {lots.acquired_on}, n.units, {lots.unit_cost}, i.currency "
+            f"FROM ({new}) n JOIN {_table(Instrument)} i ON i.id = n.instrument_id")
 
 
 def _parts(exclusive: bool, on_conflict: str) -> list[tuple[str, str]]:
@@ -587,12 +619,13 @@ def _write_breaks(job: ImportJob) -> int:
     )
 
 
-def holdings_import_run(*, job: ImportJob, rows=None) -> ImportJob:
+def holdings_import_run(*, job: ImportJob, rows=None, lots: NewLots | None = None) -> ImportJob:
     """Run a claimed (RUNNING) holdings import to its end: FAILED with every error,
     DONE (APPLY: the snapshot written), or AWAITING_ACCEPTANCE (RECONCILE with breaks).
     Runs outside a transaction (progress is visible as it goes); the book is written in
     one transaction at the end. `rows` (an iterable of rows, header first, that runs no
-    query) replaces the stored file."""
+    query) replaces the stored file; `lots` (PostgreSQL) the cost and date of the lots
+    of units added."""
     errors = ErrorList()
     db.session_tune()
     try:
@@ -608,7 +641,8 @@ def holdings_import_run(*, job: ImportJob, rows=None) -> ImportJob:
             tolerance = job.tolerance if job.mode == ImportMode.RECONCILE else Decimal(0)
             _build_diff(job, shape, tolerance)
             if job.mode == ImportMode.APPLY:
-                written, changed = _apply(f"SELECT kind, account_id, instrument_id, currency, cash_kind, book, file FROM {DIFF}")
+                written, changed = _apply(f"SELECT kind, account_id, instrument_id, currency, cash_kind, book, file FROM {DIFF}",
+                                          new_lots=lots)
                 import_finish(job, status=ImportStatus.DONE, rows=shape.rows, rows_changed=written,
                               accounts_changed=changed)
             else:
@@ -621,7 +655,7 @@ def holdings_import_run(*, job: ImportJob, rows=None) -> ImportJob:
         db.session_reset()
 
 
-def holdings_snapshot_load(*, rows, name: str, user=None) -> ImportJob:
+def holdings_snapshot_load(*, rows, name: str, user=None, lots: NewLots | None = None) -> ImportJob:
     """APPLY a holdings snapshot made inside Ballast (the demo book) through the path of
     a holdings file: `rows` are the file's rows as lists of strings, the header first,
     and their iteration must run no query (on PostgreSQL the staging COPY holds the
@@ -631,7 +665,7 @@ def holdings_snapshot_load(*, rows, name: str, user=None) -> ImportJob:
         created_by=user if getattr(user, "is_authenticated", False) else None, started_at=timezone.now(),
     )
     audit_record(job, "create", {"file": (None, f"{job.file_name} (generated)"), "mode": (None, job.mode)})
-    return holdings_import_run(job=job, rows=rows)
+    return holdings_import_run(job=job, rows=rows, lots=lots)
 
 
 @transaction.atomic

@@ -382,3 +382,36 @@ def test_an_applied_file_keeps_each_positions_units_equal_to_its_lots(etfs):
     assert RealizedGain.objects.filter(instrument=a).values_list("units", flat=True).get() == Decimal("1")
     for position in Position.objects.all():
         assert Lot.objects.filter(position=position).aggregate(t=Sum("units"))["t"] == position.units
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["row-by-row", "keys-checked-once"])
+def test_units_added_become_one_lot_each_for_new_and_increased_positions_in_one_apply(etfs, settings, bulk):
+    """New positions and positions that grow in the same APPLY: each addition is one lot
+    of unknown cost dated today, of exactly the units added. With the foreign keys
+    checked once (PostgreSQL) the new positions' lots are written by the positions'
+    INSERT itself (RETURNING), the grown ones' by a join: both are checked here."""
+    from datetime import date  # noqa: PLC0415
+
+    from django.db.models import Sum  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    from portfolios.models import Lot  # noqa: PLC0415
+
+    if bulk:
+        settings.IMPORTS_BULK_FOREIGN_KEY_ROWS = 1
+    a, b = etfs
+    held, fresh = AccountFactory(), AccountFactory()
+    PositionFactory(account=held, instrument=a, units=Decimal("5"), lots=[(date(2024, 1, 2), Decimal("5"), Decimal("10"))])
+    job = run(csv_text(HEADER, (held.pk, a.isin, "7.5", "", ""), (held.pk, b.isin, "2", "", ""),
+                       (fresh.pk, a.isin, "3", "", ""), (fresh.pk, "", "", "EUR", "4")))
+    assert job.status == "DONE" and job.rows_changed == 4
+    today = timezone.localdate()
+    assert sorted(Lot.objects.values_list("position__account", "position__instrument", "acquired_on", "units",
+                                          "unit_cost", "cost_currency")) == sorted([
+        (held.pk, a.pk, date(2024, 1, 2), Decimal("5"), Decimal("10"), "EUR"),
+        (held.pk, a.pk, today, Decimal("2.5"), None, "EUR"),
+        (held.pk, b.pk, today, Decimal("2"), None, "USD"),
+        (fresh.pk, a.pk, today, Decimal("3"), None, "EUR"),
+    ])
+    for position in Position.objects.all():
+        assert Lot.objects.filter(position=position).aggregate(t=Sum("units"))["t"] == position.units
