@@ -415,3 +415,21 @@ def test_units_added_become_one_lot_each_for_new_and_increased_positions_in_one_
     ])
     for position in Position.objects.all():
         assert Lot.objects.filter(position=position).aggregate(t=Sum("units"))["t"] == position.units
+
+
+@pytest.mark.parametrize("first_load", [True, False], ids=["accounts-hold-nothing", "one-account-holds"])
+def test_zero_units_and_balances_of_accounts_without_holdings_write_nothing(etfs, first_load):
+    """When no account the file names holds anything (a first load), PostgreSQL applies
+    the staged file without the differences table: the outcome must be the same as
+    through it. Rows at 0 create no position and no cash account."""
+    a, b = etfs
+    fresh, other = AccountFactory(base_currency="EUR"), AccountFactory(base_currency="EUR")
+    if not first_load:
+        PositionFactory(account=other, instrument=a, units=Decimal("1"))
+    job = run(csv_text(HEADER, (fresh.pk, a.isin, "0", "", ""), (fresh.pk, b.isin, "2.5", "", ""),
+                       (fresh.pk, "", "", "EUR", "0"), (fresh.pk, "", "", "USD", "-5"),
+                       (other.pk, a.isin, "1", "", ""), (other.pk, "", "", "EUR", "3")))
+    assert job.status == "DONE"
+    assert job.rows_changed == (3 if first_load else 2) + 1 and job.accounts_changed == 2
+    assert book(fresh) == ({b.pk: Decimal("2.5")}, {("USD", "CASH"): (Decimal("-5"), False)})
+    assert book(other) == ({a.pk: Decimal("1")}, {("EUR", "CASH"): (Decimal("3"), True)})
