@@ -327,7 +327,9 @@ def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today:
     accounts go in by COPY and their configurations by one INSERT … SELECT; then their
     holdings go, as a custodian's file would, through the holdings import
     (`imports.services.holdings_snapshot_load`: staging table, one merge), recorded as
-    an import. Raises RuntimeError if that import refuses them (a bug of the demo)."""
+    an import; their lots get their demo cost and date as that load writes them
+    (PostgreSQL, `_demo_new_lots`) or by one UPDATE afterwards (SQLite). Raises
+    RuntimeError if that import refuses them (a bug of the demo)."""
     from imports.services import staging as db
     from imports.services.holdings import bulk_foreign_key_rows, holdings_snapshot_load
 
