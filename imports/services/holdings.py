@@ -17,6 +17,7 @@ The path of a file, whatever its size (docs/imports.md):
 import decimal
 import re
 import uuid
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
@@ -408,6 +409,28 @@ def _build_diff(job: ImportJob, shape: FileShape, tolerance: Decimal) -> None:
     db.analyze(DIFF)
 
 
+def _named_accounts_hold_nothing() -> bool:
+    """PostgreSQL: whether the accounts the file names have no position and no cash
+    account (a first load): then every row of the file is new and the differences are
+    the file itself, read from the staging table without building `imp_diff`."""
+    if not db.is_postgres():
+        return False
+    return not db.fetchone(
+        f"SELECT EXISTS (SELECT 1 FROM {_table(Position)} p JOIN {ACCOUNTS} m ON m.account_id = p.account_id) "
+        f"OR EXISTS (SELECT 1 FROM {_table(CashAccount)} c JOIN {ACCOUNTS} m ON m.account_id = c.account_id)")[0]
+
+
+def _first_load_source(job: ImportJob, shape: FileShape) -> str:
+    """The differences of a first load (`_named_accounts_hold_nothing`), as `_build_diff`
+    would have them: every position and balance of the file that is not 0, the book
+    side missing."""
+    file_positions, file_cash = _file_relations(job, shape)
+    return (f"SELECT 'P' AS kind, account_id, instrument_id, NULL AS currency, NULL AS cash_kind, "
+            f"CAST(NULL AS numeric) AS book, units AS file FROM ({file_positions}) f WHERE units <> 0 "
+            f"UNION ALL SELECT 'C', account_id, CAST(NULL AS uuid), currency, kind, NULL, balance "
+            f"FROM ({file_cash}) f WHERE balance <> 0")
+
+
 def _build_diff_exact(job: ImportJob, tolerance: Decimal) -> None:
     """`_build_diff` for SQLite (development, tests), whose numbers are floating point:
     the staged numbers are text and are summed and compared here as Decimals; the
@@ -461,7 +484,7 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
+def _apply(source: str, params: dict | None = None, new_lots: "NewLots | None" = None) -> tuple[int, int]:
     """Write the file's values of the differences in `source` (SQL yielding kind,
     account_id, instrument_id, currency, cash_kind, book, file) into the book; returns
     (rows written, accounts changed). A position whose file value is 0 or missing is
@@ -470,7 +493,8 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
     `bulk_foreign_key_rows()` new rows on, the foreign keys are checked once, set-based
     (`foreign_keys_checked_once`). Positions keep their lots (§12): units removed go
     through the lots' one writer (portfolios/services/lots.py), units added become one
-    lot of unknown cost dated today, written set-based on PostgreSQL."""
+    lot of unknown cost dated today (or as `new_lots` says), written set-based on
+    PostgreSQL."""
     params = dict(params or {}, now=timezone.now())
     positions, cash, lots = _table(Position), _table(CashAccount), _table(Lot)
     src = f"({source}) src"
@@ -486,7 +510,20 @@ def _apply(source: str, params: dict | None = None) -> tuple[int, int]:
         # indexes (and the lots') are built again once, sorted, rather than maintained row by row.
         rebuild = exclusive and new_positions >= held
         with db.indexes_rebuilt(positions, enabled=rebuild), db.indexes_rebuilt(lots, enabled=rebuild):
-            return _write_book(src, params, exclusive)
+            return _write_book(src, params, exclusive, new_lots)
+
+
+@dataclass(frozen=True)
+class NewLots:
+    """How an APPLY on PostgreSQL writes the lot of each addition of units: SQL
+    expressions of the lot's `unit_cost` and `acquired_on` over `n.position_id`,
+    `n.instrument_id` and `n.units`, with their `params` (pyformat; `%(today)s` is the
+    import's day). The default, for files: unknown cost, dated today. The demo book
+    gives its lots a cost and a date this way as they are written (docs/imports.md)."""
+
+    unit_cost: str = "NULL"
+    acquired_on: str = "%(today)s"
+    params: dict = field(default_factory=dict)
 
 
 def bulk_foreign_key_rows() -> int:
@@ -495,8 +532,9 @@ def bulk_foreign_key_rows() -> int:
     return int(getattr(settings, "IMPORTS_BULK_FOREIGN_KEY_ROWS", BULK_FOREIGN_KEY_ROWS))
 
 
-def _write_book(src: str, params: dict, exclusive: bool = False) -> tuple[int, int]:
-    """`exclusive`: the import holds the tables (foreign_keys_checked_once), so nobody
+def _write_book(src: str, params: dict, exclusive: bool = False, lots: "NewLots | None" = None) -> tuple[int, int]:
+    """The lots of units added get `lots`' cost and date (default: unknown cost, today).
+    `exclusive`: the import holds the tables (foreign_keys_checked_once), so nobody
     else inserts meanwhile and new rows (no `book` value) go in by a plain INSERT; a
     row there after all would be a unique violation that fails the import."""
     positions, cash, accounts = _table(Position), _table(CashAccount), _table(PortfolioAccount)
@@ -518,25 +556,33 @@ def _write_book(src: str, params: dict, exclusive: bool = False) -> tuple[int, i
         }, on_date=today)
         deleted += len(rows)
     upserted = 0
-    if postgres:  # units added: the positions set-based, then one unknown-cost lot for each addition
+    if postgres:  # units added: the positions set-based, and one lot for each addition
         added = "kind = 'P' AND file > coalesce(book, 0)"
-        for part, on_conflict in _parts(exclusive, "ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
-                                                   "units = excluded.units, updated_at = excluded.updated_at"):
+        lots = lots or NewLots()
+        lot_params = {**params, **lots.params, "today": today}
+        on_conflict = ("ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
+                       "units = excluded.units, updated_at = excluded.updated_at")
+        upsert = (f"INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
+                  f"SELECT account_id, instrument_id, file, %(now)s FROM {src} WHERE {added} {{part}}"
+                  f"ORDER BY account_id, instrument_id ")  # index pages and foreign-key lookups in order
+        if exclusive:
+            # New positions: a plain INSERT whose RETURNING feeds their lots, in the same
+            # statement (no second join of the file with the positions).
             upserted += db.execute(
-                f"INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
-                f"SELECT account_id, instrument_id, file, %(now)s FROM {src} WHERE {added} {part}"
-                f"ORDER BY account_id, instrument_id "  # index pages and foreign-key lookups in order, not at random
-                f"{on_conflict}", params,
+                f"WITH ins AS ({upsert.format(part='AND src.book IS NULL ')}RETURNING id, instrument_id, units) "
+                + _lots_insert(lots, "SELECT id AS position_id, instrument_id, units FROM ins"), lot_params,
             )
-        if upserted:
-            db.execute(
-                f"INSERT INTO {_table(Lot)} (id, position_id, acquired_on, units, unit_cost, cost_currency) "
-                f"SELECT gen_random_uuid(), p.id, %(today)s, src.file - coalesce(src.book, 0), NULL, i.currency "
-                f"FROM {src} JOIN {positions} p ON p.account_id = src.account_id AND p.instrument_id = src.instrument_id "
-                f"JOIN {_table(Instrument)} i ON i.id = src.instrument_id "
-                f"WHERE src.kind = 'P' AND src.file > coalesce(src.book, 0) "
-                f"ORDER BY p.id", {**params, "today": today},
-            )
+            part, conflict = "AND src.book IS NOT NULL ", on_conflict
+        else:
+            part, conflict = "", on_conflict
+        changed_rows = db.execute(upsert.format(part=part) + conflict, params)
+        upserted += changed_rows
+        if changed_rows:
+            db.execute(_lots_insert(lots, (
+                f"SELECT p.id AS position_id, src.instrument_id, src.file - coalesce(src.book, 0) AS units "
+                f"FROM {src} JOIN {positions} p ON p.account_id = src.account_id "
+                f"AND p.instrument_id = src.instrument_id WHERE src.kind = 'P' AND src.file > coalesce(src.book, 0) "
+                f"{part}ORDER BY p.id")), lot_params)
     # A new cash account is the default when it is in its account's base currency and
     # the account has no default yet; an existing one keeps its flag.
     balances = 0
@@ -554,6 +600,22 @@ def _write_book(src: str, params: dict, exclusive: bool = False) -> tuple[int, i
     # DISTINCT in a subquery may hash; count(DISTINCT …) always sorts.
     [(changed,)] = db.fetchall(f"SELECT count(*) FROM (SELECT DISTINCT account_id FROM {src}) changed", params)
     return deleted + upserted + balances, changed
+
+
+# A time-ordered UUID (version 7: 48 bits of Unix milliseconds, then random bits): the
+# lots of one load land at the right end of the primary key's index, page after page,
+# where random version-4 ids would touch (and log) a random page of it for every lot.
+LOT_ID = ("encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing "
+          "substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6), "
+          "52, 1), 53, 1), 'hex')::uuid")
+
+
+def _lots_insert(lots: "NewLots", new: str) -> str:
+    """INSERT of one lot per row of `new` (SQL yielding position_id, instrument_id,
+    units), its cost and date from `lots`, its id time-ordered (LOT_ID)."""
+    return (f"INSERT INTO {_table(Lot)} (id, position_id, acquired_on, units, unit_cost, cost_currency) "
+            f"SELECT {LOT_ID}, n.position_id, {lots.acquired_on}, n.units, {lots.unit_cost}, i.currency "
+            f"FROM ({new}) n JOIN {_table(Instrument)} i ON i.id = n.instrument_id")
 
 
 def _parts(exclusive: bool, on_conflict: str) -> list[tuple[str, str]]:
@@ -587,12 +649,13 @@ def _write_breaks(job: ImportJob) -> int:
     )
 
 
-def holdings_import_run(*, job: ImportJob, rows=None) -> ImportJob:
+def holdings_import_run(*, job: ImportJob, rows=None, lots: NewLots | None = None) -> ImportJob:
     """Run a claimed (RUNNING) holdings import to its end: FAILED with every error,
     DONE (APPLY: the snapshot written), or AWAITING_ACCEPTANCE (RECONCILE with breaks).
     Runs outside a transaction (progress is visible as it goes); the book is written in
     one transaction at the end. `rows` (an iterable of rows, header first, that runs no
-    query) replaces the stored file."""
+    query) replaces the stored file; `lots` (PostgreSQL) the cost and date of the lots
+    of units added."""
     errors = ErrorList()
     db.session_tune()
     try:
@@ -606,9 +669,13 @@ def holdings_import_run(*, job: ImportJob, rows=None) -> ImportJob:
         import_progress(job, 80)
         with transaction.atomic():
             tolerance = job.tolerance if job.mode == ImportMode.RECONCILE else Decimal(0)
-            _build_diff(job, shape, tolerance)
+            first_load = job.mode == ImportMode.APPLY and _named_accounts_hold_nothing()
+            if not first_load:
+                _build_diff(job, shape, tolerance)
             if job.mode == ImportMode.APPLY:
-                written, changed = _apply(f"SELECT kind, account_id, instrument_id, currency, cash_kind, book, file FROM {DIFF}")
+                source = (_first_load_source(job, shape) if first_load else
+                          f"SELECT kind, account_id, instrument_id, currency, cash_kind, book, file FROM {DIFF}")
+                written, changed = _apply(source, new_lots=lots)
                 import_finish(job, status=ImportStatus.DONE, rows=shape.rows, rows_changed=written,
                               accounts_changed=changed)
             else:
@@ -621,7 +688,7 @@ def holdings_import_run(*, job: ImportJob, rows=None) -> ImportJob:
         db.session_reset()
 
 
-def holdings_snapshot_load(*, rows, name: str, user=None) -> ImportJob:
+def holdings_snapshot_load(*, rows, name: str, user=None, lots: NewLots | None = None) -> ImportJob:
     """APPLY a holdings snapshot made inside Ballast (the demo book) through the path of
     a holdings file: `rows` are the file's rows as lists of strings, the header first,
     and their iteration must run no query (on PostgreSQL the staging COPY holds the
@@ -631,7 +698,7 @@ def holdings_snapshot_load(*, rows, name: str, user=None) -> ImportJob:
         created_by=user if getattr(user, "is_authenticated", False) else None, started_at=timezone.now(),
     )
     audit_record(job, "create", {"file": (None, f"{job.file_name} (generated)"), "mode": (None, job.mode)})
-    return holdings_import_run(job=job, rows=rows)
+    return holdings_import_run(job=job, rows=rows, lots=lots)
 
 
 @transaction.atomic

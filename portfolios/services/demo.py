@@ -269,9 +269,35 @@ def _write_accounts(accounts, allocations: list, now) -> int:
     return written
 
 
+LOT_DATES = 12  # a lot's date: one of 12 days, 30 + 130·k days ago
+
+
+def _lot_dates(today: date) -> list[date]:
+    return [today - timedelta(days=30 + 130 * k) for k in range(LOT_DATES)]
+
+
+def _demo_new_lots(latest: dict, today: date):
+    """Demo lots (§12) on PostgreSQL, given their cost and date as the holdings load
+    writes them (one INSERT, no second pass): see `_demo_lot_costs`, the same values."""
+    from imports.services.holdings import NewLots
+
+    params = {f"lot_i{k}": pk for k, pk in enumerate(latest)}
+    params.update({f"lot_p{k}": price for k, price in enumerate(latest.values())})
+    params.update({f"lot_d{k}": day for k, day in enumerate(_lot_dates(today))})
+    prices = " ".join(f"WHEN %(lot_i{k})s THEN %(lot_p{k})s" for k in range(len(latest)))
+    dates = " ".join(f"WHEN {k} THEN %(lot_d{k})s" for k in range(LOT_DATES))
+    return NewLots(
+        unit_cost=(f"CASE WHEN n.position_id %% 20 = 0 THEN NULL ELSE round(CASE n.instrument_id {prices} END "
+                   f"* (60 + n.position_id * 7919 %% 81) / 100.0, 4) END"),
+        acquired_on=f"CASE WHEN n.position_id %% 20 = 0 THEN %(today)s ELSE CASE n.position_id %% {LOT_DATES} {dates} END END",
+        params=params,
+    )
+
+
 def _demo_lot_costs(latest: dict, today: date) -> int:
-    """Demo lots (§12), set-based: the holdings load gave every position one lot of
-    unknown cost dated today; each gets a unit cost of 60 % to 140 % of the
+    """Demo lots (§12), set-based, after the load (SQLite, where the holdings load
+    writes lots through the lots' writer): the holdings load gave every position one
+    lot of unknown cost dated today; each gets a unit cost of 60 % to 140 % of the
     instrument's latest price and a date a month to four years ago, drawn from its
     position id, so a tax-aware preview finds gains and losses, short and long. One
     position in twenty keeps its unknown cost, as a transfer from another custodian
@@ -280,7 +306,7 @@ def _demo_lot_costs(latest: dict, today: date) -> int:
 
     ident = (lambda value: value) if db.is_postgres() else (lambda value: value.hex)
     prices = " ".join("WHEN %s THEN %s" for _ in latest)
-    dates = [today - timedelta(days=30 + 130 * k) for k in range(12)]
+    dates = _lot_dates(today)
     when_dates = " ".join(f"WHEN {k} THEN %s" for k in range(len(dates)))
     lot, position = Lot._meta.db_table, Position._meta.db_table
     return db.execute(
@@ -301,7 +327,9 @@ def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today:
     accounts go in by COPY and their configurations by one INSERT … SELECT; then their
     holdings go, as a custodian's file would, through the holdings import
     (`imports.services.holdings_snapshot_load`: staging table, one merge), recorded as
-    an import. Raises RuntimeError if that import refuses them (a bug of the demo)."""
+    an import; their lots get their demo cost and date as that load writes them
+    (PostgreSQL, `_demo_new_lots`) or by one UPDATE afterwards (SQLite). Raises
+    RuntimeError if that import refuses them (a bug of the demo)."""
     from imports.services import staging as db
     from imports.services.holdings import bulk_foreign_key_rows, holdings_snapshot_load
 
@@ -336,6 +364,7 @@ def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today:
     job = holdings_snapshot_load(
         rows=_holdings_rows(_demo_accounts(rng, accounts, allocations, lines, holdings=True), positions),
         name=f"demo book: {accounts} accounts, seed {seed}",
+        lots=_demo_new_lots(latest, today) if db.is_postgres() else None,
     )
     if job.status != "DONE":
         raise RuntimeError(f"the demo's holdings were refused: {job.errors[:5]}")
@@ -347,5 +376,6 @@ def demo_book_load(*, accounts: int = 300, days: int = 90, seed: int = 7, today:
         for pk in PortfolioAccount.objects.filter(cash_accounts__isnull=True).values_list("pk", flat=True).iterator()
     )
     CashAccount.objects.filter(kind=CashKind.MARGIN, account__parent__isnull=False).update(is_default=True)
-    _demo_lot_costs(latest, today)
+    if not db.is_postgres():
+        _demo_lot_costs(latest, today)
     return DemoSummary(len(instruments), price_count, fx_count, len(allocations), account_count, positions[0])

@@ -382,3 +382,54 @@ def test_an_applied_file_keeps_each_positions_units_equal_to_its_lots(etfs):
     assert RealizedGain.objects.filter(instrument=a).values_list("units", flat=True).get() == Decimal("1")
     for position in Position.objects.all():
         assert Lot.objects.filter(position=position).aggregate(t=Sum("units"))["t"] == position.units
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["row-by-row", "keys-checked-once"])
+def test_units_added_become_one_lot_each_for_new_and_increased_positions_in_one_apply(etfs, settings, bulk):
+    """New positions and positions that grow in the same APPLY: each addition is one lot
+    of unknown cost dated today, of exactly the units added. With the foreign keys
+    checked once (PostgreSQL) the new positions' lots are written by the positions'
+    INSERT itself (RETURNING), the grown ones' by a join: both are checked here."""
+    from datetime import date  # noqa: PLC0415
+
+    from django.db.models import Sum  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    from portfolios.models import Lot  # noqa: PLC0415
+
+    if bulk:
+        settings.IMPORTS_BULK_FOREIGN_KEY_ROWS = 1
+    a, b = etfs
+    held, fresh = AccountFactory(), AccountFactory()
+    PositionFactory(account=held, instrument=a, units=Decimal("5"), lots=[(date(2024, 1, 2), Decimal("5"), Decimal("10"))])
+    job = run(csv_text(HEADER, (held.pk, a.isin, "7.5", "", ""), (held.pk, b.isin, "2", "", ""),
+                       (fresh.pk, a.isin, "3", "", ""), (fresh.pk, "", "", "EUR", "4")))
+    assert job.status == "DONE" and job.rows_changed == 4
+    today = timezone.localdate()
+    assert sorted(Lot.objects.values_list("position__account", "position__instrument", "acquired_on", "units",
+                                          "unit_cost", "cost_currency")) == sorted([
+        (held.pk, a.pk, date(2024, 1, 2), Decimal("5"), Decimal("10"), "EUR"),
+        (held.pk, a.pk, today, Decimal("2.5"), None, "EUR"),
+        (held.pk, b.pk, today, Decimal("2"), None, "USD"),
+        (fresh.pk, a.pk, today, Decimal("3"), None, "EUR"),
+    ])
+    for position in Position.objects.all():
+        assert Lot.objects.filter(position=position).aggregate(t=Sum("units"))["t"] == position.units
+
+
+@pytest.mark.parametrize("first_load", [True, False], ids=["accounts-hold-nothing", "one-account-holds"])
+def test_zero_units_and_balances_of_accounts_without_holdings_write_nothing(etfs, first_load):
+    """When no account the file names holds anything (a first load), PostgreSQL applies
+    the staged file without the differences table: the outcome must be the same as
+    through it. Rows at 0 create no position and no cash account."""
+    a, b = etfs
+    fresh, other = AccountFactory(base_currency="EUR"), AccountFactory(base_currency="EUR")
+    if not first_load:
+        PositionFactory(account=other, instrument=a, units=Decimal("1"))
+    job = run(csv_text(HEADER, (fresh.pk, a.isin, "0", "", ""), (fresh.pk, b.isin, "2.5", "", ""),
+                       (fresh.pk, "", "", "EUR", "0"), (fresh.pk, "", "", "USD", "-5"),
+                       (other.pk, a.isin, "1", "", ""), (other.pk, "", "", "EUR", "3")))
+    assert job.status == "DONE"
+    assert job.rows_changed == (3 if first_load else 2) + 1 and job.accounts_changed == 2
+    assert book(fresh) == ({b.pk: Decimal("2.5")}, {("USD", "CASH"): (Decimal("-5"), False)})
+    assert book(other) == ({a.pk: Decimal("1")}, {("EUR", "CASH"): (Decimal("3"), True)})

@@ -81,3 +81,33 @@ def test_install_schedules_installs_each_declared_task_once_and_keeps_operator_c
     call_command("install_schedules")
     assert PeriodicTask.objects.filter(name__in=SCHEDULES).count() == len(SCHEDULES)
     assert not PeriodicTask.objects.get(pk=task.pk).enabled
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["row-by-row", "keys-checked-once"])
+def test_demo_lots_get_their_cost_and_date_from_the_position_id(settings, bulk):
+    """Every demo position has one lot: one in twenty (id divisible by 20) of unknown cost
+    dated the load's day (as a file's units added), the others at 60 %–140 % of today's price (60 + id·7919 mod 81 %) dated
+    30 + 130·(id mod 12) days ago. PostgreSQL writes them so as the holdings load inserts
+    them (both ways of that load: foreign keys checked row by row, or once), SQLite by an
+    UPDATE afterwards: the same values."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    from django.utils import timezone  # noqa: PLC0415
+
+    from portfolios.models import Lot  # noqa: PLC0415
+
+    if bulk:
+        settings.IMPORTS_BULK_FOREIGN_KEY_ROWS = 1
+    demo_book_load(accounts=30, days=5, seed=11, today=TODAY)
+    prices = {p.instrument_id: p.value for p in Price.objects.filter(effective_at=TODAY)}
+    lots = list(Lot.objects.select_related("position"))
+    assert len(lots) == Position.objects.count() > 100
+    for lot in lots:
+        position = lot.position
+        assert lot.units == position.units
+        if position.pk % 20 == 0:
+            assert (lot.unit_cost, lot.acquired_on) == (None, timezone.localdate())
+        else:
+            assert lot.unit_cost == prices[position.instrument_id] * (60 + position.pk * 7919 % 81) / 100
+            assert lot.acquired_on == TODAY - timedelta(days=30 + 130 * (position.pk % 12))
+    assert any(lot.position.pk % 20 == 0 for lot in lots)
