@@ -435,9 +435,15 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
     for account_id, effective, preferences, result in rebalanced:
         taxed = None
         if tax is not None and result.status in TAXED and effective.values["tax_aware"]:
-            taxed = tax_step(book=book, tax=tax, account_id=account_id, result=result, preferences=effective.for_tax(),
-                             default_decimals=preferences.default_decimals)
-            result = taxed.result
+            try:
+                taxed = tax_step(book=book, tax=tax, account_id=account_id, result=result,
+                                 preferences=effective.for_tax(), default_decimals=preferences.default_decimals)
+                result = taxed.result
+            except Exception as exc:  # as for the rebalance: one account's bug fails that account only
+                logger.exception("execution %s: the tax step of account %s failed", execution_id, account_id)
+                result = engine.RebalanceResult(
+                    account_id, engine.ResultStatus.FAILED, reason=f"internal error: {exc!r}"
+                )
         status = result.status
         if result.drift is not None:
             drifts[account_id] = result.drift

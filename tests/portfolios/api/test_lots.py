@@ -258,3 +258,24 @@ def test_the_tax_book_sums_this_years_gains_and_finds_the_recent_loss_sales(api_
     assert set(tax.substitutes) == {x}  # X's substitutes, for its wash-sale buys
     assert tax_book_load(book=book, account_ids=[account], wash_sale_days=30, gains=False).realized == {}
     assert tax_book_load(book=book, account_ids=[account], wash_sale_days=0).loss_sales == {}
+
+
+def test_a_tax_step_that_fails_fails_its_account_only(api_client, market, monkeypatch):
+    from rebalancing.services import executions
+
+    c = api_client
+    plain = account_with_lots(c, market, {"X": "0.5", "Z": "0.5"}, TWO_LOTS)
+    aware = account_with_lots(c, market, {"X": "0.5", "Z": "0.5"}, TWO_LOTS)
+    put(c, f"/api/v1/portfolios/accounts/{aware}/preferences/", {"tax_aware": True})
+
+    def broken(**kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(executions, "tax_step", broken)
+    started = post(c, "/api/v1/portfolios/rebalancings/executions/", {"accounts": [plain, aware]}, 202)
+    run_chunks(Execution.objects.get(pk=started["execution_id"]))
+    answer = c.get(f"/api/v1/portfolios/rebalancings/executions/{started['execution_id']}/").json()
+    by_account = {r["account_id"]: r for r in answer["results"]}
+    assert by_account[aware]["status"] == "FAILED" and "a bug" in by_account[aware]["error"]
+    assert by_account[plain]["status"] == "PROPOSED" and by_account[plain]["orders"]
+    assert answer["status"] == "PARTIALLY_FAILED"
