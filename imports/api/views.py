@@ -80,6 +80,10 @@ class UploadView(ImportsView):
         return {}
 
 
+# What every upload answers: the import to poll, or a problem.
+UPLOAD_RESPONSES = {202: s.ImportSerializer, **problems(400, 409, 415)}
+
+
 class HoldingsUploadView(UploadView):
     required_permissions = {"POST": ["imports.add_importjob", "portfolios.change_position", "portfolios.change_cashaccount"]}
 
@@ -92,7 +96,7 @@ class HoldingsUploadView(UploadView):
         ),
         parameters=[IDEMPOTENCY],
         request=UPLOAD_BODY,
-        responses={202: s.ImportSerializer, **problems(400, 409, 415)},
+        responses=UPLOAD_RESPONSES,
     )
     def post(self, request):
         return super().post(request)
@@ -111,7 +115,7 @@ class PricesUploadView(UploadView):
         summary="Import a prices file",
         description="Columns `instrument_id, effective_at, value, source?`; `effective_at` a date or an RFC 3339 date-time.",
         parameters=[IDEMPOTENCY], request=UPLOAD_BODY,
-        responses={202: s.ImportSerializer, **problems(400, 409, 415)},
+        responses=UPLOAD_RESPONSES,
     )
     def post(self, request):
         return super().post(request)
@@ -125,7 +129,7 @@ class FxRatesUploadView(UploadView):
         summary="Import an FX rates file",
         description="Columns `base, quote, rate, effective_at`; `effective_at` a date or an RFC 3339 date-time.",
         parameters=[IDEMPOTENCY], request=UPLOAD_BODY,
-        responses={202: s.ImportSerializer, **problems(400, 409, 415)},
+        responses=UPLOAD_RESPONSES,
     )
     def post(self, request):
         return super().post(request)
