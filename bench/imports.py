@@ -12,6 +12,9 @@
    - RECONCILE of the same file against the now unchanged book (no breaks);
    - APPLY of the same file again (nothing to write).
    Prints rows per second and the peak resident memory of each.
+`--lots N` gives every position in N rows, one per tax lot (`acquired_on`, `unit_cost`;
+domain.md §13): the file then has N × positions + 1 rows per account, and every
+position goes through the lots' writer (docs/imports.md, "Lots in a file").
 Drops the database unless `--keep`. Targets (issue #19): 1,000,000 accounts validated
 and loaded in ≤ 180 s under 1 GiB; the reconciliation in ≤ 180 s.
 
@@ -43,7 +46,8 @@ PYTHON = sys.executable
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=1_000_000, help="accounts in the file [1000000]")
-    parser.add_argument("--positions", type=int, default=8, help="position rows per account [8]")
+    parser.add_argument("--positions", type=int, default=8, help="positions per account [8]")
+    parser.add_argument("--lots", type=int, default=0, help="lot rows per position (0: no lot columns) [0]")
     parser.add_argument("--database", default="ballast_bench_imports")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="only passed on (no worker runs)")
@@ -104,7 +108,9 @@ def write_file(args, path: Path, isins: list[str]) -> int:
 
     rows = 0
     with psycopg.connect(f"{args.postgres}/{args.database}") as conn, path.open("w") as out:
-        out.write("account_id,instrument_id,units,currency,balance\n")
+        lots = args.lots
+        out.write("account_id,instrument_id,units,currency,balance" + (",acquired_on,unit_cost\n" if lots else "\n"))
+        cash_tail = ",," if lots else ""
         with conn.cursor(name="accounts") as cursor:
             cursor.itersize = 50_000
             cursor.execute("SELECT id FROM portfolios_portfolioaccount ORDER BY client_id")
@@ -112,9 +118,14 @@ def write_file(args, path: Path, isins: list[str]) -> int:
             for n, (account_id,) in enumerate(cursor):
                 account = str(account_id)
                 for k in range(args.positions):
-                    lines.append(f"{account},{isins[(n + k * 5) % len(isins)]},{(n % 97) + k + 1}.{k}5,,\n")
-                lines.append(f"{account},,,EUR,{(n % 1000) * 10 + 0.5:.2f}\n")
-                rows += args.positions + 1
+                    isin, units = isins[(n + k * 5) % len(isins)], f"{(n % 97) + k + 1}.{k}5"
+                    if not lots:
+                        lines.append(f"{account},{isin},{units},,\n")
+                    for j in range(lots):  # dated 60 to 2000 days back, costs 50 to 149.99
+                        day = f"20{21 + j % 5}-{(n + j) % 12 + 1:02d}-{(n + k) % 28 + 1:02d}"
+                        lines.append(f"{account},{isin},{units},,,{day},{50 + (n + j * 7 + k) % 100}.{j}{k}\n")
+                lines.append(f"{account},,,EUR,{(n % 1000) * 10 + 0.5:.2f}{cash_tail}\n")
+                rows += args.positions * max(lots, 1) + 1
                 if len(lines) > 100_000:
                     out.writelines(lines)
                     lines = []

@@ -91,7 +91,8 @@ class HoldingsUploadView(UploadView):
         summary="Import a holdings file",
         description=(
             "A full snapshot of every account the file names (docs/imports.md): columns `account_id, instrument_id, "
-            "units, currency, balance` and optional `kind`, `acquired_on`, `unit_cost` (lots are refused for now). "
+            "units, currency, balance` and optional `kind`, `acquired_on`, `unit_cost` (a row with `acquired_on` is one "
+            "tax lot of the position; its lot rows add up to its units). "
             "The file is checked whole in a worker; poll the import. APPLY writes it; RECONCILE lists the breaks."
         ),
         parameters=[IDEMPOTENCY],

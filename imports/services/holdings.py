@@ -17,6 +17,8 @@ The path of a file, whatever its size (docs/imports.md):
 import decimal
 import re
 import uuid
+from collections import Counter
+from datetime import date
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -30,8 +32,8 @@ from audit.services import audit_record
 from core.errors import Conflict, FieldError, InvalidInput
 
 from portfolios.models import CashAccount, CashKind, Instrument, InstrumentType, Lot, PortfolioAccount, Position
-from portfolios.models.fields import MONEY, UNITS, is_currency_code
-from portfolios.services.lots import positions_set
+from portfolios.models.fields import MONEY, PRICE, UNITS, is_currency_code
+from portfolios.services.lots import LotBook, LotInput, positions_set
 
 from ..models import AccountMatch, ImportBreak, ImportJob, ImportKind, ImportMode, ImportStatus
 from . import staging as db
@@ -39,8 +41,14 @@ from .jobs import MAX_ERRORS, ErrorList, FileRows, header_index, import_fail, im
 
 REQUIRED = ("account_id", "instrument_id", "units", "currency", "balance")
 OPTIONAL = ("kind", "acquired_on", "unit_cost")
-LOT_COLUMNS = ("acquired_on", "unit_cost")
 STAGE, NAMED, ACCOUNTS, DIFF = "imp_stage", "imp_named", "imp_accounts", "imp_diff"
+# The file's lots (account id resolved), their positions' keys, and the accounts whose
+# lots an APPLY replaced.
+LOTS, LOT_KEYS, LOT_ACCOUNTS = "imp_lots", "imp_lot_keys", "imp_lot_accounts"
+# The staged `kind` of a position's rows when the file gives its lots: the position
+# (the lots' units added up, on the first lot's line) and each lot on its own line.
+# A position without lots has no kind, a cash row its cash kind.
+KIND_LOTS_POSITION, KIND_LOT = "P", "LOT"
 PROGRESS_EVERY = 200_000
 # New positions and cash accounts from which an APPLY checks their foreign keys once,
 # set-based (about 17 µs a row checked one by one at COMMIT: four minutes for a
@@ -96,6 +104,7 @@ class InstrumentRefs:
 
 UNITS_TEXT = re.compile(r"\d{1,%d}(?:\.\d{0,%d})?" % (UNITS["max_digits"] - UNITS["decimal_places"], UNITS["decimal_places"]))
 BALANCE_TEXT = re.compile(r"-?\d{1,%d}(?:\.\d{0,%d})?" % (MONEY["max_digits"] - MONEY["decimal_places"], MONEY["decimal_places"]))
+DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 NULL = "\\N"
 UNITS_QUANTUM = Decimal(1).scaleb(-UNITS["decimal_places"])
 
@@ -108,6 +117,7 @@ class FileShape:
         self.header_ok = False
         self.grouped = True  # every account's rows are together (then duplicates were merged in Python)
         self.named: dict[str, int] = {}  # staged account reference → its first line
+        self.lots = 0  # lot rows staged (rows with acquired_on)
 
 
 class AccountBlock:
@@ -118,6 +128,7 @@ class AccountBlock:
         self.ref_column = ref_column  # "account_id\t\\N" or "\\N\tref"
         self.positions: dict[str, list] = {}  # instrument id → [first line, units text]
         self.cash: dict[tuple, list] = {}  # (currency, kind) → [line, balance text]
+        self.lots: dict[str, list] | None = None  # instrument id → [(line, acquired_on, units, unit_cost)]
 
     def position(self, line: int, instrument_id: str, units: str) -> None:
         known = self.positions.get(instrument_id)
@@ -125,6 +136,25 @@ class AccountBlock:
             self.positions[instrument_id] = [line, units]
         else:
             known[1] = str(Decimal(known[1]) + Decimal(units))
+
+    def lot(self, line: int, instrument_id: str, units: str, acquired_on: str, unit_cost: str,
+            errors: ErrorList) -> None:
+        """A row with lot columns: one lot of the position; the position is the sum of its
+        lots, and a position gives lots on all of its rows or on none."""
+        if self.lots is None:
+            self.lots = {}
+        lots = self.lots.get(instrument_id)
+        if lots is None:
+            plain = self.positions.get(instrument_id)
+            if plain is not None:
+                errors.add(line, "acquired_on", f"line {plain[0]} gives this position without lots: give "
+                                                "acquired_on on every row of a position, or on none")
+                return
+            self.lots[instrument_id] = [(line, acquired_on, units, unit_cost)]
+            self.positions[instrument_id] = [line, units]
+        else:
+            lots.append((line, acquired_on, units, unit_cost))
+            self.position(line, instrument_id, units)
 
     def cash_row(self, line: int, currency: str, kind: str, balance: str, errors: ErrorList) -> None:
         known = self.cash.get((currency, kind))
@@ -135,9 +165,18 @@ class AccountBlock:
 
     def emit(self, stager) -> None:
         head = self.ref_column
-        stager.extend([f"{line}\t{head}\t{instrument_id}\t{NULL}\t{NULL}\t{units}\t{NULL}\n"
-                       for instrument_id, (line, units) in self.positions.items()])
-        stager.extend([f"{line}\t{head}\t{NULL}\t{currency}\t{kind}\t{NULL}\t{balance}\n"
+        if self.lots:
+            lots = self.lots
+            stager.extend([f"{line}\t{head}\t{instrument_id}\t{NULL}\t"
+                           f"{KIND_LOTS_POSITION if instrument_id in lots else NULL}\t{units}\t{NULL}\t{NULL}\t{NULL}\n"
+                           for instrument_id, (line, units) in self.positions.items()])
+            stager.extend([f"{line}\t{head}\t{instrument_id}\t{NULL}\t{KIND_LOT}\t{units}\t{NULL}\t{acquired_on}\t"
+                           f"{unit_cost or NULL}\n"
+                           for instrument_id, rows in lots.items() for line, acquired_on, units, unit_cost in rows])
+        else:
+            stager.extend([f"{line}\t{head}\t{instrument_id}\t{NULL}\t{NULL}\t{units}\t{NULL}\t{NULL}\t{NULL}\n"
+                           for instrument_id, (line, units) in self.positions.items()])
+        stager.extend([f"{line}\t{head}\t{NULL}\t{currency}\t{kind}\t{NULL}\t{balance}\t{NULL}\t{NULL}\n"
                        for (currency, kind), (line, balance) in self.cash.items()])
 
 
@@ -165,9 +204,11 @@ def _stage_file(job: ImportJob, errors: ErrorList, rows=None) -> FileShape:
     merged when they come together). Progress goes to 70 % by the bytes read. `rows`
     replaces the stored file (holdings_snapshot_load)."""
     db.temp_table(STAGE, f"line bigint, account_id {db.uuid_type()}, ref text, instrument_id {db.uuid_type()}, "
-                         f"currency text, kind text, units {db.exact_type()}, balance {db.exact_type()}")
+                         f"currency text, kind text, units {db.exact_type()}, balance {db.exact_type()}, "
+                         f"acquired_on {'date' if db.is_postgres() else 'text'}, unit_cost {db.exact_type()}")
     shape = FileShape()
-    stager = db.Stager(STAGE, ("line", "account_id", "ref", "instrument_id", "currency", "kind", "units", "balance"))
+    stager = db.Stager(STAGE, ("line", "account_id", "ref", "instrument_id", "currency", "kind", "units", "balance",
+                               "acquired_on", "unit_cost"))
     instruments = InstrumentRefs()  # before the COPY: it holds the connection until it ends
     with (FileRows(job) if rows is None else RowSource(rows)) as source, stager:
         _stage_rows(job, source, stager, errors, shape, instruments)
@@ -190,7 +231,9 @@ def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: Err
     width = max(columns.values()) + 1
     i_acc, i_inst, i_units, i_cur, i_bal = (columns[c] for c in REQUIRED)
     i_kind = columns.get("kind")
-    lot_columns = [(name, columns[name]) for name in LOT_COLUMNS if name in columns]
+    i_acquired, i_cost = columns.get("acquired_on"), columns.get("unit_cost")
+    with_lots = i_acquired is not None or i_cost is not None
+    today = timezone.localdate()
     by_id = job.match == AccountMatch.ACCOUNT_ID
     kinds = set(CashKind.values)
     units_ok, balance_ok = UNITS_TEXT.fullmatch, BALANCE_TEXT.fullmatch
@@ -239,10 +282,10 @@ def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: Err
             else:
                 errors.add(line, "account_id", f"{ref!r} is not a UUID (use match=client_id for client references)")
             bad = True
-        for name, position in lot_columns:
-            if row[position].strip():
-                errors.add(line, name, "tax lots are not supported yet: leave the lot columns empty")
-                bad = True
+        acquired_on = unit_cost = ""
+        if with_lots:
+            acquired_on = row[i_acquired].strip() if i_acquired is not None else ""
+            unit_cost = row[i_cost].strip() if i_cost is not None else ""
         instrument_ref = row[i_inst].strip()
         units, currency, balance = row[i_units].strip(), row[i_cur].strip(), row[i_bal].strip()
         kind = row[i_kind].strip().upper() if i_kind is not None else ""
@@ -270,10 +313,19 @@ def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: Err
                     errors.add(line, "units", message)
                     continue
                 units = str(value)
-            if not bad:
+            if acquired_on or unit_cost:
+                acquired_on, unit_cost, lot_ok = _lot_cells(line, acquired_on, unit_cost, units, today, errors)
+                bad = bad or not lot_ok
+            if not bad and acquired_on:
+                block.lot(line, instrument_id, units, acquired_on, unit_cost, errors)
+                shape.lots += 1
+            elif not bad:
                 known = block.positions.get(instrument_id)
                 if known is None:
                     block.positions[instrument_id] = [line, units]
+                elif block.lots and instrument_id in block.lots:
+                    errors.add(line, "acquired_on", f"line {known[0]} gives this position's lots: give acquired_on "
+                                                    "on every row of a position, or on none")
                 else:
                     block.position(line, instrument_id, units)
         else:  # cash
@@ -288,6 +340,12 @@ def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: Err
                 bad = True
             if kind and kind not in kinds:
                 errors.add(line, "kind", f"must be one of {', '.join(CashKind.values)}")
+                bad = True
+            if acquired_on:
+                errors.add(line, "acquired_on", "a cash row has no lots (set instrument_id for a position's lot)")
+                bad = True
+            if unit_cost:
+                errors.add(line, "unit_cost", "a cash row has no lots (set instrument_id for a position's lot)")
                 bad = True
             if not balance_ok(balance):
                 if not balance:
@@ -306,6 +364,40 @@ def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: Err
     if block is not None:
         block.emit(stager)
     shape.rows = line
+
+
+def _lot_cells(line: int, acquired_on: str, unit_cost: str, units: str, today: date,
+               errors: ErrorList) -> tuple[str, str, bool]:
+    """A position row's lot columns (domain.md §12): `acquired_on` a date not in the
+    future (required once `unit_cost` is given), `unit_cost` ≥ 0 or empty (unknown),
+    and a lot's units above 0. Returns (date text, cost text, whether they are good)."""
+    ok = True
+    if not acquired_on:
+        errors.add(line, "acquired_on", "required for a lot (a row with unit_cost is one lot of the position)")
+        ok = False
+    else:
+        try:
+            day = date.fromisoformat(acquired_on) if DATE_TEXT.fullmatch(acquired_on) else None
+        except ValueError:
+            day = None
+        if day is None:
+            errors.add(line, "acquired_on", f"{acquired_on!r} is not a date (YYYY-MM-DD)")
+            ok = False
+        elif day > today:
+            errors.add(line, "acquired_on", "must not be in the future")
+            ok = False
+    if unit_cost:
+        value, message = db.decimal_of(unit_cost, places=PRICE["decimal_places"], max_digits=PRICE["max_digits"],
+                                       negative=False)
+        if message:
+            errors.add(line, "unit_cost", message)
+            ok = False
+        else:
+            unit_cost = str(value)
+    if not Decimal(units) > 0:
+        errors.add(line, "units", "a lot must hold more than 0 units")
+        ok = False
+    return acquired_on, unit_cost, ok
 
 
 def _resolve_accounts(job: ImportJob, errors: ErrorList, shape: FileShape) -> None:
@@ -333,7 +425,8 @@ def _resolve_accounts(job: ImportJob, errors: ErrorList, shape: FileShape) -> No
         column = "account_id" if by_id else "ref"
         cast = "::text" if by_id and pg else ""
         what = "account id" if by_id else "client_id"
-        unknown = f"SELECT s.line, s.{column}{cast} FROM {STAGE} s WHERE s.{column}{cast} IN ({missing})"
+        unknown = (f"SELECT s.line, s.{column}{cast} FROM {STAGE} s WHERE s.{column}{cast} IN ({missing}) "
+                   f"AND {_not_kind('s', KIND_LOTS_POSITION)}")
         for line, ref in db.fetchall(f"{unknown} ORDER BY s.line LIMIT {MAX_ERRORS}"):
             errors.add(line, "account_id", f"no account with {what} {_ref_text(ref)}")
         [(count,)] = db.fetchall(f"SELECT count(*) FROM ({unknown}) u")
@@ -341,7 +434,8 @@ def _resolve_accounts(job: ImportJob, errors: ErrorList, shape: FileShape) -> No
     if not by_id:
         for line, ref, n in db.fetchall(
             f"SELECT s.line, s.ref, m.n FROM {STAGE} s JOIN (SELECT ref, count(*) AS n FROM {ACCOUNTS} GROUP BY ref "
-            f"HAVING count(*) > 1) m ON m.ref = s.ref ORDER BY s.line LIMIT {MAX_ERRORS}"
+            f"HAVING count(*) > 1) m ON m.ref = s.ref WHERE {_not_kind('s', KIND_LOTS_POSITION)} "
+            f"ORDER BY s.line LIMIT {MAX_ERRORS}"
         ):
             errors.add(line, "account_id", f"client_id {ref} matches {n} accounts; use match=account_id")
     if not shape.grouped:
@@ -352,6 +446,19 @@ def _resolve_accounts(job: ImportJob, errors: ErrorList, shape: FileShape) -> No
             f"WHERE line > first ORDER BY line LIMIT {MAX_ERRORS}"
         ):
             errors.add(line, "currency", f"{currency} {kind} of this account is already on line {first}")
+        if shape.lots:  # a position with lots on some rows and without on others, in two blocks
+            for line, first in db.fetchall(
+                f"SELECT p.line, min(l.line) FROM {STAGE} p JOIN {STAGE} l ON l.{key} = p.{key} "
+                f"AND l.instrument_id = p.instrument_id AND l.kind = %(lots)s WHERE p.instrument_id IS NOT NULL "
+                f"AND p.kind IS NULL GROUP BY p.line ORDER BY p.line LIMIT {MAX_ERRORS}", {"lots": KIND_LOTS_POSITION},
+            ):
+                errors.add(line, "acquired_on", f"line {first} gives this position's lots: give acquired_on on every "
+                                                "row of a position, or on none")
+
+
+def _not_kind(alias: str, kind: str) -> str:
+    """SQL: the staged row `alias` is not of `kind` (a NULL kind is not)."""
+    return f"coalesce({alias}.kind, '') <> '{kind}'"
 
 
 def _ref_text(ref: str) -> str:
@@ -369,11 +476,12 @@ def _file_relations(job: ImportJob, shape: FileShape) -> tuple[str, str]:
     else:
         rows = (f"SELECT m.account_id, s.instrument_id, s.currency, s.kind, s.units, s.balance FROM {STAGE} s "
                 f"JOIN {ACCOUNTS} m ON m.ref = s.ref")
+    position_rows = f"instrument_id IS NOT NULL AND {_not_kind('r', KIND_LOT)}"
     if shape.grouped:
-        positions = f"SELECT account_id, instrument_id, units FROM ({rows}) r WHERE instrument_id IS NOT NULL"
+        positions = f"SELECT account_id, instrument_id, units FROM ({rows}) r WHERE {position_rows}"
     else:
         positions = (f"SELECT account_id, instrument_id, sum(units) AS units FROM ({rows}) r "
-                     f"WHERE instrument_id IS NOT NULL GROUP BY account_id, instrument_id")
+                     f"WHERE {position_rows} GROUP BY account_id, instrument_id")
     cash = f"SELECT account_id, currency, kind, balance FROM ({rows}) r WHERE instrument_id IS NULL"
     return positions, cash
 
@@ -444,6 +552,8 @@ def _build_diff_exact(job: ImportJob, tolerance: Decimal) -> None:
     for account_id, instrument_id, currency, kind, units, balance in db.fetchall(
         f"SELECT {account}, s.instrument_id, s.currency, s.kind, s.units, s.balance FROM {STAGE} s {join}"
     ):
+        if kind == KIND_LOT:
+            continue
         if instrument_id is not None:
             key = (account_id, instrument_id)
             file_positions[key] = file_positions.get(key, Decimal(0)) + Decimal(units)
@@ -484,7 +594,8 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def _apply(source: str, params: dict | None = None, new_lots: "NewLots | None" = None) -> tuple[int, int]:
+def _apply(source: str, params: dict | None = None, new_lots: "NewLots | None" = None,
+           file_lots: bool = False) -> tuple[int, int]:
     """Write the file's values of the differences in `source` (SQL yielding kind,
     account_id, instrument_id, currency, cash_kind, book, file) into the book; returns
     (rows written, accounts changed). A position whose file value is 0 or missing is
@@ -494,7 +605,8 @@ def _apply(source: str, params: dict | None = None, new_lots: "NewLots | None" =
     (`foreign_keys_checked_once`). Positions keep their lots (§12): units removed go
     through the lots' one writer (portfolios/services/lots.py), units added become one
     lot of unknown cost dated today (or as `new_lots` says), written set-based on
-    PostgreSQL."""
+    PostgreSQL. With `file_lots` (staged by `_stage_lots`), the positions the file gives
+    lots for become exactly those lots (`_write_file_lots`), whatever their units did."""
     params = dict(params or {}, now=timezone.now())
     positions, cash, lots = _table(Position), _table(CashAccount), _table(Lot)
     src = f"({source}) src"
@@ -510,7 +622,18 @@ def _apply(source: str, params: dict | None = None, new_lots: "NewLots | None" =
         # indexes (and the lots') are built again once, sorted, rather than maintained row by row.
         rebuild = exclusive and new_positions >= held
         with db.indexes_rebuilt(positions, enabled=rebuild), db.indexes_rebuilt(lots, enabled=rebuild):
-            return _write_book(src, params, exclusive, new_lots)
+            written = _write_book(src, params, exclusive, new_lots, file_lots)
+            if file_lots and db.is_postgres():
+                written += _write_file_lots_sql(params)
+    changed_accounts = f"SELECT account_id FROM {src}"
+    if file_lots:
+        if not db.is_postgres():
+            written += _write_file_lots()
+        changed_accounts += f" UNION SELECT account_id FROM {LOT_ACCOUNTS}"
+    else:  # DISTINCT in a subquery may hash; count(DISTINCT …) always sorts.
+        changed_accounts = f"SELECT DISTINCT account_id FROM {src}"
+    [(changed,)] = db.fetchall(f"SELECT count(*) FROM ({changed_accounts}) changed", params)
+    return written, changed
 
 
 @dataclass(frozen=True)
@@ -532,8 +655,11 @@ def bulk_foreign_key_rows() -> int:
     return int(getattr(settings, "IMPORTS_BULK_FOREIGN_KEY_ROWS", BULK_FOREIGN_KEY_ROWS))
 
 
-def _write_book(src: str, params: dict, exclusive: bool = False, lots: "NewLots | None" = None) -> tuple[int, int]:
-    """The lots of units added get `lots`' cost and date (default: unknown cost, today).
+def _write_book(src: str, params: dict, exclusive: bool = False, lots: "NewLots | None" = None,
+                file_lots: bool = False) -> int:
+    """Rows written. The lots of units added get `lots`' cost and date (default: unknown
+    cost, today); with `file_lots`, the positions the file gives lots for are left to
+    `_write_file_lots`.
     `exclusive`: the import holds the tables (foreign_keys_checked_once), so nobody
     else inserts meanwhile and new rows (no `book` value) go in by a plain INSERT; a
     row there after all would be a unique violation that fails the import."""
@@ -544,10 +670,12 @@ def _write_book(src: str, params: dict, exclusive: bool = False, lots: "NewLots 
     # records the gains (§12), a batch at a time from a server-side cursor, so a file
     # of millions of positions never sits in memory whole.
     through_lots = "coalesce(file, 0) < book" if postgres else "TRUE"
+    not_file_lots = (f"AND NOT EXISTS (SELECT 1 FROM {LOT_KEYS} k WHERE k.account_id = src.account_id "
+                     f"AND k.instrument_id = src.instrument_id) " if file_lots else "")
     deleted = 0
     today = timezone.localdate()
     for rows in db.fetch_batches(
-        f"SELECT account_id, instrument_id, file FROM {src} WHERE kind = 'P' AND {through_lots} "
+        f"SELECT account_id, instrument_id, file FROM {src} WHERE kind = 'P' AND {through_lots} {not_file_lots}"
         f"ORDER BY account_id, instrument_id", params, size=POSITION_BATCH,
     ):
         positions_set(units={
@@ -557,7 +685,7 @@ def _write_book(src: str, params: dict, exclusive: bool = False, lots: "NewLots 
         deleted += len(rows)
     upserted = 0
     if postgres:  # units added: the positions set-based, and one lot for each addition
-        added = "kind = 'P' AND file > coalesce(book, 0)"
+        added = f"kind = 'P' AND file > coalesce(book, 0) {not_file_lots}"
         lots = lots or NewLots()
         lot_params = {**params, **lots.params, "today": today}
         on_conflict = ("ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
@@ -582,7 +710,7 @@ def _write_book(src: str, params: dict, exclusive: bool = False, lots: "NewLots 
                 f"SELECT p.id AS position_id, src.instrument_id, src.file - coalesce(src.book, 0) AS units "
                 f"FROM {src} JOIN {positions} p ON p.account_id = src.account_id "
                 f"AND p.instrument_id = src.instrument_id WHERE src.kind = 'P' AND src.file > coalesce(src.book, 0) "
-                f"{part}ORDER BY p.id")), lot_params)
+                f"{not_file_lots}{part}ORDER BY p.id")), lot_params)
     # A new cash account is the default when it is in its account's base currency and
     # the account has no default yet; an existing one keeps its flag.
     balances = 0
@@ -597,9 +725,7 @@ def _write_book(src: str, params: dict, exclusive: bool = False, lots: "NewLots 
             f"ORDER BY src.account_id {on_conflict}",
             {**params, "cash_kind": CashKind.CASH.value},
         )
-    # DISTINCT in a subquery may hash; count(DISTINCT …) always sorts.
-    [(changed,)] = db.fetchall(f"SELECT count(*) FROM (SELECT DISTINCT account_id FROM {src}) changed", params)
-    return deleted + upserted + balances, changed
+    return deleted + upserted + balances
 
 
 # A time-ordered UUID (version 7: 48 bits of Unix milliseconds, then random bits): the
@@ -627,6 +753,119 @@ def _parts(exclusive: bool, on_conflict: str) -> list[tuple[str, str]]:
 
 
 POSITION_BATCH = 5000  # positions per LotBook in an APPLY
+
+
+def _stage_lots(job: ImportJob) -> None:
+    """The file's lots by account id (`LOTS`), the keys of their positions (`LOT_KEYS`)
+    and an empty `LOT_ACCOUNTS` for the accounts `_write_file_lots` changes."""
+    pg = db.is_postgres()
+    by_id = job.match == AccountMatch.ACCOUNT_ID
+    account, join = ("s.account_id", "") if by_id else ("m.account_id", f"JOIN {ACCOUNTS} m ON m.ref = s.ref")
+    db.temp_table(LOTS, f"account_id {db.uuid_type()}, instrument_id {db.uuid_type()}, line bigint, "
+                        f"acquired_on {'date' if pg else 'text'}, units {db.exact_type()}, unit_cost {db.exact_type()}")
+    db.execute(f"INSERT INTO {LOTS} SELECT {account}, s.instrument_id, s.line, s.acquired_on, s.units, s.unit_cost "
+               f"FROM {STAGE} s {join} WHERE s.kind = %(lot)s", {"lot": KIND_LOT})
+    db.execute(f"CREATE INDEX {LOTS}_key ON {LOTS} (account_id, instrument_id, line)")
+    db.temp_table(LOT_KEYS, f"account_id {db.uuid_type()}, instrument_id {db.uuid_type()}, "
+                            f"PRIMARY KEY (account_id, instrument_id)")
+    db.execute(f"INSERT INTO {LOT_KEYS} SELECT DISTINCT account_id, instrument_id FROM {LOTS}")
+    db.temp_table(LOT_ACCOUNTS, f"account_id {db.uuid_type()}")
+    db.analyze(LOTS, LOT_KEYS)
+
+
+def _file_lots():
+    """((account id, instrument id), [LotInput]) of every position the file gives lots
+    for, in key order, from a server-side cursor (never the whole file in memory)."""
+    key, lots = None, []
+    for rows in db.fetch_batches(f"SELECT account_id, instrument_id, acquired_on, units, unit_cost FROM {LOTS} "
+                                 f"ORDER BY account_id, instrument_id, line", size=POSITION_BATCH):
+        for account_id, instrument_id, acquired_on, units, unit_cost in rows:
+            here = (_uuid(account_id), _uuid(instrument_id))
+            if here != key:
+                if key is not None:
+                    yield key, lots
+                key, lots = here, []
+            lots.append(LotInput(
+                acquired_on=acquired_on if isinstance(acquired_on, date) else date.fromisoformat(acquired_on),
+                units=_units(units), unit_cost=None if unit_cost is None else Decimal(str(unit_cost)),
+            ))
+    if key is not None:
+        yield key, lots
+
+
+def _write_file_lots_sql(params: dict) -> int:
+    """`_write_file_lots` on PostgreSQL, set-based: the positions whose lots differ from
+    the file's (compared as multisets of date, units and cost) lose their lots, get the
+    file's units (a new position is inserted) and, from the same statement's RETURNING,
+    the file's lots. Returns the positions written."""
+    positions, lots, instruments = _table(Position), _table(Lot), _table(Instrument)
+    changed = "imp_lot_changed"
+    db.temp_table(changed, "account_id uuid, instrument_id uuid")
+    unknown = "coalesce(unit_cost, -1)"  # costs are ≥ 0: -1 stands for unknown, so NULLs compare
+    db.execute(
+        f"INSERT INTO {changed} SELECT DISTINCT coalesce(f.account_id, b.account_id), "
+        f"coalesce(f.instrument_id, b.instrument_id) FROM "
+        f"(SELECT account_id, instrument_id, acquired_on, units, {unknown} AS cost, count(*) AS n FROM {LOTS} "
+        f"GROUP BY 1, 2, 3, 4, 5) f FULL JOIN "
+        f"(SELECT p.account_id, p.instrument_id, l.acquired_on, l.units, coalesce(l.unit_cost, -1) AS cost, "
+        f"count(*) AS n FROM {lots} l JOIN {positions} p ON p.id = l.position_id JOIN {LOT_KEYS} k "
+        f"ON k.account_id = p.account_id AND k.instrument_id = p.instrument_id GROUP BY 1, 2, 3, 4, 5) b "
+        f"ON b.account_id = f.account_id AND b.instrument_id = f.instrument_id AND b.acquired_on = f.acquired_on "
+        f"AND b.units = f.units AND b.cost = f.cost WHERE f.n IS DISTINCT FROM b.n"
+    )
+    db.analyze(changed)
+    db.execute(f"DELETE FROM {lots} l USING {positions} p, {changed} c WHERE l.position_id = p.id "
+               f"AND p.account_id = c.account_id AND p.instrument_id = c.instrument_id")
+    db.execute(
+        f"WITH ins AS (INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
+        f"SELECT f.account_id, f.instrument_id, sum(f.units), %(now)s FROM {LOTS} f JOIN {changed} c "
+        f"ON c.account_id = f.account_id AND c.instrument_id = f.instrument_id GROUP BY f.account_id, f.instrument_id "
+        f"ORDER BY f.account_id, f.instrument_id ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
+        f"units = excluded.units, updated_at = excluded.updated_at RETURNING id, account_id, instrument_id) "
+        f"INSERT INTO {lots} (id, position_id, acquired_on, units, unit_cost, cost_currency) "
+        f"SELECT {LOT_ID}, ins.id, f.acquired_on, f.units, f.unit_cost, i.currency FROM ins JOIN {LOTS} f "
+        f"ON f.account_id = ins.account_id AND f.instrument_id = ins.instrument_id "
+        f"JOIN {instruments} i ON i.id = ins.instrument_id ORDER BY ins.id, f.line", params,
+    )
+    db.execute(f"INSERT INTO {LOT_ACCOUNTS} SELECT DISTINCT account_id FROM {changed}")
+    [(positions_written,)] = db.fetchall(f"SELECT count(*) FROM {changed}")
+    db.drop(changed)
+    return positions_written
+
+
+def _write_file_lots() -> int:
+    """Every position the file gives lots for becomes exactly those lots (nothing is
+    realized: the custodian's lots are the record), unless it holds them already;
+    POSITION_BATCH positions per LotBook. Returns the positions written; their
+    accounts go into LOT_ACCOUNTS."""
+    today = timezone.localdate()
+    written = 0
+    batch: dict = {}
+
+    def write() -> int:
+        book = LotBook(batch, on_date=today)
+        changed = {
+            key: lots for key, lots in batch.items()
+            if Counter((lot[1], lot[2], lot[3]) for lot in book.lots.get(key, ()))
+            != Counter((lot.acquired_on, lot.units, lot.unit_cost) for lot in lots)
+        }
+        if changed:
+            positions_set(units={key: sum((lot.units for lot in lots), Decimal(0)) for key, lots in changed.items()},
+                          lots=changed, on_date=today)
+            pg = db.is_postgres()
+            with db.connection.cursor() as cursor:
+                cursor.executemany(f"INSERT INTO {LOT_ACCOUNTS} (account_id) VALUES (%s)",
+                                   [(a if pg else a.hex,) for a in {a for a, _ in changed}])
+        batch.clear()
+        return len(changed)
+
+    for key, lots in _file_lots():
+        batch[key] = lots
+        if len(batch) >= POSITION_BATCH:
+            written += write()
+    if batch:
+        written += write()
+    return written
 
 
 def _units(value) -> Decimal:
@@ -675,7 +914,9 @@ def holdings_import_run(*, job: ImportJob, rows=None, lots: NewLots | None = Non
             if job.mode == ImportMode.APPLY:
                 source = (_first_load_source(job, shape) if first_load else
                           f"SELECT kind, account_id, instrument_id, currency, cash_kind, book, file FROM {DIFF}")
-                written, changed = _apply(source, new_lots=lots)
+                if shape.lots:
+                    _stage_lots(job)
+                written, changed = _apply(source, new_lots=lots, file_lots=bool(shape.lots))
                 import_finish(job, status=ImportStatus.DONE, rows=shape.rows, rows_changed=written,
                               accounts_changed=changed)
             else:
@@ -684,7 +925,7 @@ def holdings_import_run(*, job: ImportJob, rows=None, lots: NewLots | None = Non
                               rows=shape.rows, rows_changed=0, accounts_changed=0, break_count=breaks)
         return job
     finally:
-        db.drop(STAGE, NAMED, ACCOUNTS, DIFF)
+        db.drop(STAGE, NAMED, ACCOUNTS, DIFF, LOTS, LOT_KEYS, LOT_ACCOUNTS)
         db.session_reset()
 
 

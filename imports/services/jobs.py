@@ -1,6 +1,7 @@
 """Receiving a file, claiming and finishing an import: what every kind of import shares."""
 
 import csv
+import datetime
 import hashlib
 import io
 from collections.abc import Iterator
@@ -200,9 +201,21 @@ def _xlsx_rows(raw) -> Iterator[list[str]]:
     try:
         sheet = workbook.worksheets[0]
         for values in sheet.iter_rows(values_only=True):
-            yield ["" if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v)) for v in values]
+            yield ["" if v is None else _xlsx_text(v) for v in values]
     finally:
         workbook.close()
+
+
+def _xlsx_text(value) -> str:
+    """A cell as the CSV would have it. Excel keeps a date as a datetime at midnight
+    without a zone: that is the date (`2026-03-02`); other date-times keep their time."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None and value.time() == datetime.time():
+            return value.date().isoformat()
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def header_index(header: list[str], *, required: tuple, optional: tuple, errors: ErrorList) -> dict[str, int]:

@@ -98,3 +98,24 @@ def test_a_bad_check_digit_refuses_the_whole_file_then_the_corrected_file_loads_
 
     body = problem(api_client.post(f"/api/v1/imports/{job['import_id']}/accept/", {}, format="json"), 409)
     assert "DONE" in body["detail"]
+
+
+def test_a_file_with_lot_columns_gives_the_positions_their_lots_as_the_lots_endpoint_shows(api_client, book, worker):
+    """§13's optional lot columns, one row per lot, through the API door; the lots then
+    answer GET .../lots/ (§12) like lots sent with PUT .../holdings/."""
+    a, _, c, first, _ = book
+    header = HEADER + ("acquired_on", "unit_cost")
+    rows = [(first.pk, a.isin, "4", "", "", "2024-05-02", "10.5"), (first.pk, a.isin, "6", "", "", "2026-02-02", ""),
+            (first.pk, c.isin, "1", "", "", "", ""), (first.pk, "", "", "EUR", "100", "", "")]
+    with worker():
+        response = post_csv(api_client, csv_text(header, *rows))
+    job = api_client.get(f"/api/v1/imports/{response.json()['import_id']}/").json()
+    assert (job["status"], job["rows"], job["errors"]) == ("DONE", 4, [])
+    lots = api_client.get(f"/api/v1/portfolios/accounts/{first.pk}/lots/?limit=100").json()["data"]
+    found = sorted((lot["instrument_id"], lot["acquired_on"], lot["units"], lot["unit_cost"]) for lot in lots)
+    from django.utils import timezone  # noqa: PLC0415
+
+    assert found == sorted([
+        (str(a.pk), "2024-05-02", "4", "10.5"), (str(a.pk), "2026-02-02", "6", None),
+        (str(c.pk), timezone.localdate().isoformat(), "1", None),
+    ])

@@ -126,15 +126,165 @@ def test_the_header_must_name_the_columns():
     }
 
 
-def test_lot_columns_are_refused_while_tax_lots_do_not_exist(etfs):
+LOT_HEADER = HEADER + ("acquired_on", "unit_cost")
+
+
+def lots_of(account):
+    """{instrument id: sorted [(acquired_on, units, unit_cost, cost_currency)]} of an account."""
+    from portfolios.models import Lot  # noqa: PLC0415
+
+    found = {}
+    for row in Lot.objects.filter(position__account=account).values_list(
+        "position__instrument", "acquired_on", "units", "unit_cost", "cost_currency",
+    ):
+        found.setdefault(row[0], []).append(row[1:])
+    return {key: sorted(value, key=lambda lot: (lot[0], lot[1])) for key, value in found.items()}
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["row-by-row", "keys-checked-once"])
+@pytest.mark.parametrize("held", [False, True], ids=["first-load", "book-holds"])
+def test_lot_rows_become_exactly_the_positions_lots_and_realize_nothing(etfs, settings, bulk, held):
+    """§12/§13: one row per lot, the rows of a position add up to its units; a row
+    without unit_cost is a lot of unknown cost. Lots given replace the book's whatever
+    the units did (nothing is realized); positions without lot rows behave as before."""
+    from datetime import date  # noqa: PLC0415
+
+    from portfolios.models import RealizedGain  # noqa: PLC0415
+
+    if bulk:
+        settings.IMPORTS_BULK_FOREIGN_KEY_ROWS = 1
+    a, b = etfs
+    account, other = AccountFactory(), AccountFactory()
+    if held:
+        PositionFactory(account=account, instrument=a, units=Decimal("9"), lots=[
+            (date(2020, 1, 2), Decimal("9"), Decimal("5")),
+        ])
+    job = run(csv_text(
+        LOT_HEADER,
+        (account.pk, a.isin, "2", "", "", "2024-03-01", "10"),
+        (account.pk, a.isin, "3.5", "EUR", "", "2026-01-15", "30.125"),
+        (account.pk, b.isin, "4", "", "", "2025-06-30", ""),  # unknown cost
+        (account.pk, "", "", "EUR", "12", "", ""),
+        (other.pk, a.isin, "1", "", "", "", ""),  # no lots: one lot of unknown cost dated today
+    ))
+    assert job.status == "DONE", job.errors
+    assert (job.rows, job.rows_changed, job.accounts_changed) == (5, 4, 2)
+    assert book(account)[0] == {a.pk: Decimal("5.5"), b.pk: Decimal("4")}
+    assert lots_of(account) == {
+        a.pk: [(date(2024, 3, 1), Decimal("2"), Decimal("10"), "EUR"),
+               (date(2026, 1, 15), Decimal("3.5"), Decimal("30.125"), "EUR")],
+        b.pk: [(date(2025, 6, 30), Decimal("4"), None, "USD")],
+    }
+    from django.utils import timezone  # noqa: PLC0415
+
+    assert lots_of(other) == {a.pk: [(timezone.localdate(), Decimal("1"), None, "EUR")]}
+    assert not RealizedGain.objects.exists()
+
+
+def test_the_same_lots_again_write_nothing_and_other_lots_replace_them(etfs):
+    from datetime import date  # noqa: PLC0415
+
+    from portfolios.models import Lot, RealizedGain  # noqa: PLC0415
+
     a, _ = etfs
     account = AccountFactory()
-    text = csv_text(HEADER + ("acquired_on", "unit_cost"), (account.pk, a.isin, "1", "", "", "2025-01-02", "10"),
-                    (account.pk, a.isin, "1", "", "", "", ""))
-    job = run(text)
+    rows = [(account.pk, a.isin, "2", "", "", "2024-03-01", "10"), (account.pk, a.isin, "3", "", "", "2025-03-01", "20")]
+    assert run(csv_text(LOT_HEADER, *rows)).status == "DONE"
+    ids = set(Lot.objects.values_list("pk", flat=True))
+    again = run(csv_text(LOT_HEADER, *reversed(rows)))  # the order of the rows does not matter
+    assert (again.status, again.rows_changed, again.accounts_changed) == ("DONE", 0, 0)
+    assert set(Lot.objects.values_list("pk", flat=True)) == ids
+    moved = run(csv_text(LOT_HEADER, rows[0], (account.pk, a.isin, "3", "", "", "2025-03-02", "20")))
+    assert (moved.status, moved.rows_changed, moved.accounts_changed) == ("DONE", 1, 1)
+    assert lots_of(account)[a.pk] == [(date(2024, 3, 1), Decimal("2"), Decimal("10"), "EUR"),
+                                      (date(2025, 3, 2), Decimal("3"), Decimal("20"), "EUR")]
+    assert not RealizedGain.objects.exists()  # the custodian's lots are the record: nothing was sold
+
+
+def test_lot_rows_are_checked_like_every_row_and_a_bad_one_writes_nothing(etfs):
+    from datetime import timedelta  # noqa: PLC0415
+
+    from django.utils import timezone  # noqa: PLC0415
+
+    a, b = etfs
+    account = AccountFactory()
+    PositionFactory(account=account, instrument=a, units=Decimal("9"))
+    before, lots_before = book(account), lots_of(account)
+    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    job = run(csv_text(
+        LOT_HEADER,
+        (account.pk, a.isin, "1", "", "", "2024-02-30", "10"),  # 1: no such day
+        (account.pk, a.isin, "1", "", "", tomorrow, "10"),  # 2: future
+        (account.pk, a.isin, "1", "", "", "", "10"),  # 3: a cost without a date
+        (account.pk, a.isin, "1", "", "", "2024-01-02", "-1"),  # 4: negative cost
+        (account.pk, a.isin, "1", "", "", "2024-01-02", "1.12345678901"),  # 5: too many places
+        (account.pk, a.isin, "0", "", "", "2024-01-02", "1"),  # 6: a lot of 0 units
+        (account.pk, "", "", "EUR", "5", "2024-01-02", ""),  # 7: cash has no lots
+        (account.pk, b.isin, "1", "", "", "2024-01-02", "1"),  # 8: b's lot …
+        (account.pk, b.isin, "1", "", "", "", ""),  # 9: … then b without one
+        (account.pk, a.isin, "1", "", "", "02.01.2024", ""),  # 10: not ISO
+    ))
     assert job.status == "FAILED"
-    assert [(e["line"], e["field"]) for e in job.errors] == [(1, "acquired_on"), (1, "unit_cost")]
-    assert "tax lots are not supported yet" in job.errors[0]["message"]
+    assert [(e["line"], e["field"]) for e in job.errors] == [
+        (1, "acquired_on"), (2, "acquired_on"), (3, "acquired_on"), (4, "unit_cost"), (5, "unit_cost"), (6, "units"),
+        (7, "acquired_on"), (9, "acquired_on"), (10, "acquired_on"),
+    ]
+    messages = {e["line"]: e["message"] for e in job.errors}
+    assert messages[1] == "'2024-02-30' is not a date (YYYY-MM-DD)"
+    assert messages[2] == "must not be in the future"
+    assert messages[4] == "must not be negative"
+    assert messages[5] == "at most 10 decimal places"
+    assert messages[6] == "a lot must hold more than 0 units"
+    assert messages[9] == "line 8 gives this position's lots: give acquired_on on every row of a position, or on none"
+    assert (book(account), lots_of(account)) == (before, lots_before)
+
+
+def test_a_position_with_lots_in_one_block_and_without_in_another_is_refused(etfs):
+    """The rows of an account need not be together: the rule holds across blocks too."""
+    a, _ = etfs
+    first, second = AccountFactory(), AccountFactory()
+    job = run(csv_text(
+        LOT_HEADER,
+        (first.pk, a.isin, "1", "", "", "", ""),
+        (second.pk, a.isin, "1", "", "", "2024-01-02", "3"),
+        (first.pk, a.isin, "2", "", "", "2024-01-02", "3"),
+        (second.pk, a.isin, "2", "", "", "2024-01-03", "4"),  # second's lots apart: that is fine
+    ))
+    assert job.status == "FAILED"
+    assert job.errors == [{"line": 1, "field": "acquired_on", "message": (
+        "line 3 gives this position's lots: give acquired_on on every row of a position, or on none")}]
+    ok = run(csv_text(LOT_HEADER, (second.pk, a.isin, "1", "", "", "2024-01-02", "3"),
+                      (first.pk, a.isin, "1", "", "", "", ""), (second.pk, a.isin, "2", "", "", "2024-01-03", "4")))
+    assert ok.status == "DONE", ok.errors
+    assert book(second)[0] == {a.pk: Decimal("3")} and len(lots_of(second)[a.pk]) == 2
+
+
+def test_lots_of_accounts_matched_by_client_id_and_unknown_accounts_reported_once_per_row(etfs):
+    from datetime import date  # noqa: PLC0415
+
+    a, _ = etfs
+    account = AccountFactory(client_id="C-7")
+    rows = [("C-7", a.isin, "1", "", "", "2024-01-02", "3"), ("C-7", a.isin, "1", "", "", "2024-01-03", "")]
+    job = run(csv_text(LOT_HEADER, *rows), match="client_id")
+    assert job.status == "DONE", job.errors
+    assert lots_of(account) == {a.pk: [(date(2024, 1, 2), Decimal("1"), Decimal("3"), "EUR"),
+                                       (date(2024, 1, 3), Decimal("1"), None, "EUR")]}
+    missing = run(csv_text(LOT_HEADER, *rows, ("NOBODY", a.isin, "1", "", "", "2024-01-02", "3"),
+                           ("NOBODY", a.isin, "2", "", "", "2024-01-03", "3")), match="client_id")
+    assert missing.status == "FAILED"
+    assert [(e["line"], e["field"]) for e in missing.errors] == [(3, "account_id"), (4, "account_id")]
+
+
+def test_a_reconciliation_of_a_file_with_lots_compares_units(etfs):
+    a, b = etfs
+    account = AccountFactory()
+    PositionFactory(account=account, instrument=a, units=Decimal("3"))
+    job = run(csv_text(LOT_HEADER, (account.pk, a.isin, "1", "", "", "2024-01-02", "3"),
+                       (account.pk, a.isin, "2", "", "", "2024-01-03", "4"),
+                       (account.pk, b.isin, "2", "", "", "2024-01-03", "4")), mode="RECONCILE")
+    assert (job.status, job.break_count) == ("AWAITING_ACCEPTANCE", 1)
+    [the_break] = job.breaks.all()
+    assert (the_break.instrument_id, the_break.book, the_break.file) == (b.pk, None, Decimal("2"))
 
 
 def test_accounts_matched_by_client_id(etfs):
@@ -223,15 +373,20 @@ def test_the_same_idempotency_key_returns_the_first_import_and_another_file_is_a
 
 
 def test_an_xlsx_file(etfs):
+    """Numbers as Excel stores them; a date cell (Excel keeps a date as a datetime at
+    midnight) is the date."""
+    from datetime import date, datetime  # noqa: PLC0415
+
     from openpyxl import Workbook
 
-    a, _ = etfs
+    a, b = etfs
     account = AccountFactory()
     workbook = Workbook()
     sheet = workbook.active
-    sheet.append(list(HEADER))
-    sheet.append([str(account.pk), a.isin, 12.5, None, None])
-    sheet.append([str(account.pk), None, None, "EUR", "1000.10"])
+    sheet.append(list(LOT_HEADER))
+    sheet.append([str(account.pk), a.isin, 12.5, None, None, None, None])
+    sheet.append([str(account.pk), b.isin, 2, None, None, datetime(2024, 5, 2), 30.25])
+    sheet.append([str(account.pk), None, None, "EUR", "1000.10", None, None])
     data = io.BytesIO()
     workbook.save(data)
     job, _ = services.import_create(kind="HOLDINGS", upload=io.BytesIO(data.getvalue()), file_name="book.xlsx",
@@ -239,7 +394,8 @@ def test_an_xlsx_file(etfs):
     services.import_run(import_id=job.pk)
     job.refresh_from_db()
     assert job.status == "DONE", job.errors
-    assert book(account) == ({a.pk: Decimal("12.5")}, {("EUR", "CASH"): (Decimal("1000.1"), True)})
+    assert book(account) == ({a.pk: Decimal("12.5"), b.pk: Decimal("2")}, {("EUR", "CASH"): (Decimal("1000.1"), True)})
+    assert lots_of(account)[b.pk] == [(date(2024, 5, 2), Decimal("2"), Decimal("30.25"), "USD")]
 
 
 def test_sums_and_tolerances_are_exact_decimals_on_every_database(etfs):
