@@ -42,6 +42,15 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 
 
+def idempotency_key(request) -> str | None:
+    """The request's `Idempotency-Key`, or None without one; 400 naming the header
+    unless it is 1 to 255 characters, not all blank."""
+    key = request.headers.get(HEADER)
+    if key is not None and (not key.strip() or len(key) > MAX_KEY_LENGTH):
+        raise ValidationError({HEADER: [f"must be a non-blank string of at most {MAX_KEY_LENGTH} characters"]})
+    return key
+
+
 class IdempotentSchema(RequestRulesSchema):
     """Documents the `Idempotency-Key` header on every POST operation, and the answers
     it can cause there whatever the view declares: 400 (a malformed key) and 409 (a
@@ -83,11 +92,11 @@ class IdempotentMixin:
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication, permissions, throttling
         self._idempotency_record = None
-        key = request.headers.get(HEADER)
-        if request.method != "POST" or key is None:
+        if request.method != "POST":
             return
-        if not key.strip() or len(key) > MAX_KEY_LENGTH:
-            raise ValidationError({HEADER: [f"must be a non-blank string of at most {MAX_KEY_LENGTH} characters"]})
+        key = idempotency_key(request)
+        if key is None:
+            return
         claim = services.idempotency_claim(
             user=request.user, key=key, method=request.method, path=request.get_full_path(),
             request_hash=request_fingerprint(request),

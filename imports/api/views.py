@@ -15,7 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.exceptions import problems
-from config.api.idempotency import IdempotentMixin
+from config.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from config.api.idempotency import IDEMPOTENCY_PARAMETER, MAX_KEY_LENGTH, IdempotentMixin, idempotency_key
 from core.ids import parse_uuid
 
 from .. import services
@@ -56,8 +57,9 @@ class ImportsView(APIView):
 
 UPLOAD_BODY = {"text/csv": OpenApiTypes.BINARY, "multipart/form-data": s.UploadSerializer}
 IDEMPOTENCY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description="The same key with the same file returns the first import again (202); with another file, 409.",
+    IDEMPOTENCY_HEADER, IDEMPOTENCY_PARAMETER.type, OpenApiParameter.HEADER, required=False,
+    description=(f"At most {MAX_KEY_LENGTH} characters, not blank. The same key with the same file returns the first "
+                 "import again (202); with another file, 409."),
 )
 
 
@@ -72,7 +74,7 @@ class UploadView(ImportsView):
         options = self.options_of(request)
         job, _ = services.import_create(
             kind=self.kind, upload=upload, file_name=upload.name, user=request.user,
-            idempotency_key=request.headers.get("Idempotency-Key") or None, **options,
+            idempotency_key=idempotency_key(request), **options,
         )
         return Response(s.ImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

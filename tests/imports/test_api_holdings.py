@@ -119,3 +119,15 @@ def test_a_file_with_lot_columns_gives_the_positions_their_lots_as_the_lots_endp
         (str(a.pk), "2024-05-02", "4", "10.5"), (str(a.pk), "2026-02-02", "6", None),
         (str(c.pk), timezone.localdate().isoformat(), "1", None),
     ])
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "   "], ids=["too-long", "blank"])
+def test_an_upload_with_a_bad_idempotency_key_is_a_400_naming_the_header_and_creates_nothing(api_client, book, key):
+    from imports.models import ImportJob  # noqa: PLC0415
+
+    a, _, _, first, _ = book
+    response = api_client.generic("POST", URL, csv_text(HEADER, (first.pk, a.isin, "1", "", "")).encode(),
+                                  content_type="text/csv", HTTP_IDEMPOTENCY_KEY=key)
+    assert problem(response, 400)["errors"] == [{"field": "Idempotency-Key",
+                                            "message": "must be a non-blank string of at most 255 characters"}]
+    assert not ImportJob.objects.exists()
