@@ -765,10 +765,14 @@ def _stage_lots(job: ImportJob) -> None:
                         f"acquired_on {'date' if pg else 'text'}, units {db.exact_type()}, unit_cost {db.exact_type()}")
     db.execute(f"INSERT INTO {LOTS} SELECT {account}, s.instrument_id, s.line, s.acquired_on, s.units, s.unit_cost "
                f"FROM {STAGE} s {join} WHERE s.kind = %(lot)s", {"lot": KIND_LOT})
-    db.execute(f"CREATE INDEX {LOTS}_key ON {LOTS} (account_id, instrument_id, line)")
+    if not pg:  # SQLite's writer reads them in key order; PostgreSQL joins them whole (hash joins)
+        db.execute(f"CREATE INDEX {LOTS}_key ON {LOTS} (account_id, instrument_id, line)")
     db.temp_table(LOT_KEYS, f"account_id {db.uuid_type()}, instrument_id {db.uuid_type()}, "
                             f"PRIMARY KEY (account_id, instrument_id)")
-    db.execute(f"INSERT INTO {LOT_KEYS} SELECT DISTINCT account_id, instrument_id FROM {LOTS}")
+    # The positions staged from lot rows: a third of the lots' rows or fewer, one per
+    # position and block (DISTINCT for the accounts whose rows are apart).
+    db.execute(f"INSERT INTO {LOT_KEYS} SELECT DISTINCT {account}, s.instrument_id FROM {STAGE} s {join} "
+               f"WHERE s.kind = %(position)s", {"position": KIND_LOTS_POSITION})
     db.temp_table(LOT_ACCOUNTS, f"account_id {db.uuid_type()}")
     db.analyze(LOTS, LOT_KEYS)
 
@@ -794,43 +798,57 @@ def _file_lots():
 
 
 def _write_file_lots_sql(params: dict) -> int:
-    """`_write_file_lots` on PostgreSQL, set-based: the positions whose lots differ from
-    the file's (compared as multisets of date, units and cost) lose their lots, get the
-    file's units (a new position is inserted) and, from the same statement's RETURNING,
-    the file's lots. Returns the positions written."""
+    """`_write_file_lots` on PostgreSQL, set-based: the positions the file gives lots
+    for get their ids first (an existing position keeps its own, a new one takes the
+    next of the positions' sequence); those the book holds with the file's lots already
+    (compared as multisets of date, units and cost) are dropped from the set; the rest
+    are written from plain hash joins of the staged tables: old lots deleted, existing
+    positions updated to the sum of their lots, new ones inserted, lots inserted.
+    Returns the positions written."""
     positions, lots, instruments = _table(Position), _table(Lot), _table(Instrument)
-    changed = "imp_lot_changed"
-    db.temp_table(changed, "account_id uuid, instrument_id uuid")
-    unknown = "coalesce(unit_cost, -1)"  # costs are ≥ 0: -1 stands for unknown, so NULLs compare
-    db.execute(
-        f"INSERT INTO {changed} SELECT DISTINCT coalesce(f.account_id, b.account_id), "
-        f"coalesce(f.instrument_id, b.instrument_id) FROM "
-        f"(SELECT account_id, instrument_id, acquired_on, units, {unknown} AS cost, count(*) AS n FROM {LOTS} "
-        f"GROUP BY 1, 2, 3, 4, 5) f FULL JOIN "
-        f"(SELECT p.account_id, p.instrument_id, l.acquired_on, l.units, coalesce(l.unit_cost, -1) AS cost, "
-        f"count(*) AS n FROM {lots} l JOIN {positions} p ON p.id = l.position_id JOIN {LOT_KEYS} k "
-        f"ON k.account_id = p.account_id AND k.instrument_id = p.instrument_id GROUP BY 1, 2, 3, 4, 5) b "
-        f"ON b.account_id = f.account_id AND b.instrument_id = f.instrument_id AND b.acquired_on = f.acquired_on "
-        f"AND b.units = f.units AND b.cost = f.cost WHERE f.n IS DISTINCT FROM b.n"
+    changed = "imp_lot_positions"
+    db.temp_table(changed, "account_id uuid, instrument_id uuid, position_id bigint, is_new boolean, units numeric")
+    db.execute(  # every position the file gives lots for: its units, its id (COALESCE takes an id only for new ones)
+        f"INSERT INTO {changed} SELECT t.account_id, t.instrument_id, "
+        f"coalesce(p.id, nextval(pg_get_serial_sequence(%(positions)s, 'id'))), p.id IS NULL, t.units "
+        f"FROM (SELECT account_id, instrument_id, sum(units) AS units FROM {LOTS} GROUP BY 1, 2) t "
+        f"LEFT JOIN {positions} p ON p.account_id = t.account_id AND p.instrument_id = t.instrument_id",
+        {"positions": positions},
     )
     db.analyze(changed)
-    db.execute(f"DELETE FROM {lots} l USING {positions} p, {changed} c WHERE l.position_id = p.id "
-               f"AND p.account_id = c.account_id AND p.instrument_id = c.instrument_id")
+    # Of the positions the book holds, keep those whose lots differ (multisets of date,
+    # units and cost; costs are ≥ 0, so -1 stands for unknown and NULLs compare).
+    held = f"SELECT position_id, account_id, instrument_id FROM {changed} WHERE NOT is_new"
     db.execute(
-        f"WITH ins AS (INSERT INTO {positions} (account_id, instrument_id, units, updated_at) "
-        f"SELECT f.account_id, f.instrument_id, sum(f.units), %(now)s FROM {LOTS} f JOIN {changed} c "
-        f"ON c.account_id = f.account_id AND c.instrument_id = f.instrument_id GROUP BY f.account_id, f.instrument_id "
-        f"ORDER BY f.account_id, f.instrument_id ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
-        f"units = excluded.units, updated_at = excluded.updated_at RETURNING id, account_id, instrument_id) "
+        f"DELETE FROM {changed} c WHERE NOT c.is_new AND c.position_id NOT IN ("
+        f"SELECT coalesce(f.position_id, b.position_id) FROM "
+        f"(SELECT h.position_id, f.acquired_on, f.units, coalesce(f.unit_cost, -1) AS cost, count(*) AS n "
+        f"FROM {LOTS} f JOIN ({held}) h ON h.account_id = f.account_id AND h.instrument_id = f.instrument_id "
+        f"GROUP BY 1, 2, 3, 4) f FULL JOIN "
+        f"(SELECT l.position_id, l.acquired_on, l.units, coalesce(l.unit_cost, -1) AS cost, count(*) AS n "
+        f"FROM {lots} l JOIN ({held}) h ON h.position_id = l.position_id GROUP BY 1, 2, 3, 4) b "
+        f"ON b.position_id = f.position_id AND b.acquired_on = f.acquired_on AND b.units = f.units AND b.cost = f.cost "
+        f"WHERE f.n IS DISTINCT FROM b.n)"
+    )
+    db.analyze(changed)
+    db.execute(f"DELETE FROM {lots} l USING {changed} c WHERE l.position_id = c.position_id AND NOT c.is_new")
+    db.execute(f"UPDATE {positions} p SET units = c.units, updated_at = %(now)s FROM {changed} c "
+               f"WHERE p.id = c.position_id AND NOT c.is_new", params)
+    # A position inserted meanwhile by someone else (when the import does not hold the
+    # table) is a unique violation that fails the import: reconcile or apply again.
+    db.execute(f"INSERT INTO {positions} (id, account_id, instrument_id, units, updated_at) "
+               f"SELECT position_id, account_id, instrument_id, units, %(now)s FROM {changed} WHERE is_new "
+               f"ORDER BY account_id, instrument_id", params)
+    db.execute(
         f"INSERT INTO {lots} (id, position_id, acquired_on, units, unit_cost, cost_currency) "
-        f"SELECT {LOT_ID}, ins.id, f.acquired_on, f.units, f.unit_cost, i.currency FROM ins JOIN {LOTS} f "
-        f"ON f.account_id = ins.account_id AND f.instrument_id = ins.instrument_id "
-        f"JOIN {instruments} i ON i.id = ins.instrument_id ORDER BY ins.id, f.line", params,
+        f"SELECT {LOT_ID}, c.position_id, f.acquired_on, f.units, f.unit_cost, i.currency FROM {LOTS} f "
+        f"JOIN {changed} c ON c.account_id = f.account_id AND c.instrument_id = f.instrument_id "
+        f"JOIN {instruments} i ON i.id = f.instrument_id ORDER BY c.position_id, f.line"
     )
     db.execute(f"INSERT INTO {LOT_ACCOUNTS} SELECT DISTINCT account_id FROM {changed}")
-    [(positions_written,)] = db.fetchall(f"SELECT count(*) FROM {changed}")
+    [(written,)] = db.fetchall(f"SELECT count(*) FROM {changed}")
     db.drop(changed)
-    return positions_written
+    return written
 
 
 def _write_file_lots() -> int:
