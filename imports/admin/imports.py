@@ -35,7 +35,8 @@ KIND_PERMISSIONS = {
 
 class UploadForm(forms.Form):
     kind = forms.ChoiceField(choices=ImportKind.choices, initial=ImportKind.HOLDINGS)
-    file = forms.FileField(help_text="CSV (UTF-8, header row) or XLSX (first sheet); the columns are listed below, the rules in docs/imports.md.")
+    file = forms.FileField(help_text="CSV (UTF-8, header row) or XLSX (first sheet); the columns are listed below, "
+                                     "the rules in docs/imports.md.")
     mode = forms.ChoiceField(choices=ImportMode.choices, initial=ImportMode.APPLY,
                              help_text="Holdings only: RECONCILE lists the breaks and writes nothing until you accept them.")
     match = forms.ChoiceField(choices=AccountMatch.choices, initial=AccountMatch.ACCOUNT_ID,
