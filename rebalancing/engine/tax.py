@@ -18,7 +18,7 @@ its ``RebalanceResult`` and changes the orders, in this order (docs/tax.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
@@ -41,6 +41,18 @@ from .types import (
 Lot = tuple  # (lot_id, acquired_ordinal: int, units: Decimal, unit_cost: Decimal | None)
 _ACQUIRED = itemgetter(1)  # the selector passes lots sorted by (acquired, id): a stable sort keeps ties
 _ONE = Decimal(1)
+
+
+class AcquiredLots(Sequence):
+    """A position's lots known to be in (acquired, id) order, the order FIFO relieves
+    them, which may make each lot only when it is read (a lot source of the caller's,
+    e.g. one text per position from the database). Given as a value of
+    ``TaxData.lots``, it spares the common case its sort: a FIFO sell without kept
+    outstanding sells reads its lots in the order given and stops at its units, a LIFO
+    sell reads them reversed; every other use reads them all, as a tuple's. A tuple or
+    list may come in any order (the step sorts it)."""
+
+    __slots__ = ()
 
 
 class LotMethod(StrEnum):
@@ -91,6 +103,8 @@ def relief_order(lots, method: LotMethod, price: Decimal | None = None, on: int 
         return sorted(lots, key=_ACQUIRED)  # stable: lots of one day keep the order given (by id)
     if method == LotMethod.LIFO:
         return sorted(lots, key=_ACQUIRED, reverse=True)
+    if type(lots) is not tuple and type(lots) is not list:
+        lots = tuple(lots)  # read twice below
     known = [lot for lot in lots if lot[3] is not None]
     unknown = sorted((lot for lot in lots if lot[3] is None), key=_ACQUIRED)
     if method == LotMethod.HIFO:
@@ -128,7 +142,8 @@ def relieve(lots, units: Decimal, method: LotMethod, price: Decimal | None = Non
 class TaxData:
     """What the tax-aware step knows of one account group, as plain data.
 
-    ``lots``: (account id, instrument id) → lots, for the unlocked accounts.
+    ``lots``: (account id, instrument id) → lots (a tuple or list in any order, or an
+    ``AcquiredLots``), for the unlocked accounts.
     ``substitutes``, ``instruments``, ``prices``: the substitutes of the instruments
     held, and the instruments and prices of those the market does not have.
     ``realized_this_year``: the known net realized gain (base currency) of this
@@ -257,6 +272,7 @@ def _name_lots(result, market, prefs, data) -> TaxOutcome:
     on = data.on
     long_days = prefs.long_term_days
     method = prefs.lot_method
+    fifo = method == LotMethod.FIFO
     lots_of = data.lots
     pending_of = data.pending_sells
     fx_rates = market.fx_rates
@@ -271,6 +287,13 @@ def _name_lots(result, market, prefs, data) -> TaxOutcome:
         price = o.unit_price
         if pending:
             lots = _without(lots, pending, method, price, on, long_days)  # in relief order already
+        elif type(lots) is not tuple and isinstance(lots, AcquiredLots):
+            if fifo:
+                pass  # read in the order given, only as far as the units go
+            elif method == LotMethod.LIFO:
+                lots = reversed(lots)
+            else:
+                lots = relief_order(lots, method, price, on, long_days)
         elif len(lots) > 1:
             lots = relief_order(lots, method, price, on, long_days)
         left = o.units
@@ -278,22 +301,23 @@ def _name_lots(result, market, prefs, data) -> TaxOutcome:
         sell_short = sell_long = ZERO
         known = False
         sell_unknown = ZERO
-        for lot in lots:
-            if left <= ZERO:
-                break
-            units = lot[2]
-            take = units if units <= left else left
-            left -= take
-            named.append((lot[0], take))
-            cost = lot[3]
-            if cost is None:
-                sell_unknown += take
-            elif on - lot[1] > long_days:
-                sell_long += (price - cost) * take
-                known = True
-            else:
-                sell_short += (price - cost) * take
-                known = True
+        if left > ZERO:
+            for lot in lots:  # stops once the units are covered: a lazy source makes no lot beyond
+                units = lot[2]
+                take = units if units <= left else left
+                left -= take
+                named.append((lot[0], take))
+                cost = lot[3]
+                if cost is None:
+                    sell_unknown += take
+                elif on - lot[1] > long_days:
+                    sell_long += (price - cost) * take
+                    known = True
+                else:
+                    sell_short += (price - cost) * take
+                    known = True
+                if left <= ZERO:
+                    break
         unlotted = left if left > ZERO else ZERO
         sell_unknown += unlotted
         gain = None

@@ -34,13 +34,13 @@ def tax_book_for(*, book: Book, account_ids, default, per_account, results=None)
     sold = whole = None
     if results is not None:
         whole = [a for a in aware if per_account.get(a, default).values["harvest_losses"]]
-        sold = set()
+        sold = []  # account by account (tax_book_load looks each account up once)
         for result in results:
-            if result.status in TAXED and per_account.get(result.account_id, default).values["tax_aware"]:
-                sold.update(
+            if result.status in TAXED and result.orders and per_account.get(result.account_id, default).values["tax_aware"]:
+                sold.extend([
                     (o.account_id, o.instrument_id) for o in result.orders
                     if o.side == _SELL and o.transaction_type != _FX and o.instrument_id is not None
-                )
+                ])
     gains = any(per_account.get(a, default).values["max_realized_gain"] is not None for a in aware)
     tax = tax_book_load(
         book=book, account_ids=aware, wash_sale_days=days, price_source=book.price_source, sold=sold, whole=whole,
