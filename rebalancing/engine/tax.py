@@ -43,16 +43,21 @@ _ACQUIRED = itemgetter(1)  # the selector passes lots sorted by (acquired, id): 
 _ONE = Decimal(1)
 
 
-class AcquiredLots(Sequence):
+class AcquiredLots:
     """A position's lots known to be in (acquired, id) order, the order FIFO relieves
     them, which may make each lot only when it is read (a lot source of the caller's,
     e.g. one text per position from the database). Given as a value of
     ``TaxData.lots``, it spares the common case its sort: a FIFO sell without kept
-    outstanding sells reads its lots in the order given and stops at its units, a LIFO
-    sell reads them reversed; every other use reads them all, as a tuple's. A tuple or
-    list may come in any order (the step sorts it)."""
+    outstanding sells and without limits reads its lots in the order given and stops at
+    its units; every other use reads them all, as a tuple's. A tuple or list may come
+    in any order (the step sorts it). A subclass implements the sequence
+    methods (``__iter__``, ``__len__``, ``__getitem__``); it is no
+    ABC subclass, so telling it apart costs the hot path no ``__instancecheck__``."""
 
     __slots__ = ()
+
+
+Sequence.register(AcquiredLots)
 
 
 class LotMethod(StrEnum):
@@ -266,20 +271,17 @@ def _buy(account_id, iid, amount_base: Decimal, market: Market, rounder: UnitRou
     )
 
 
-def _name_lots(result, market, prefs, data) -> TaxOutcome:
+def _name_lots(result, fx_rates, prefs, lots_of, on, pending_of) -> TaxOutcome:
     """The common case, kept fast: no limit applies, so the orders stay as they are and
     each sell only names its lots (by lot_method) and its estimated gain."""
-    on = data.on
     long_days = prefs.long_term_days
     method = prefs.lot_method
     fifo = method == LotMethod.FIFO
-    lots_of = data.lots
-    pending_of = data.pending_sells
-    fx_rates = market.fx_rates
+    sell_side, fx_type = Side.SELL, TransactionType.FX
     short = long = unknown = ZERO
     out = []
     for o in result.orders:
-        if o.side != Side.SELL or o.transaction_type == TransactionType.FX:
+        if o.side != sell_side or o.transaction_type == fx_type:
             continue
         key = (o.account_id, o.instrument_id)
         lots = lots_of.get(key, ())
@@ -288,12 +290,9 @@ def _name_lots(result, market, prefs, data) -> TaxOutcome:
         if pending:
             lots = _without(lots, pending, method, price, on, long_days)  # in relief order already
         elif type(lots) is not tuple and isinstance(lots, AcquiredLots):
-            if fifo:
-                pass  # read in the order given, only as far as the units go
-            elif method == LotMethod.LIFO:
-                lots = reversed(lots)
-            else:
+            if not fifo:  # (LIFO keeps lots of one day in id order: not simply reversed)
                 lots = relief_order(lots, method, price, on, long_days)
+            # FIFO: read in the order given, only as far as the units go
         elif len(lots) > 1:
             lots = relief_order(lots, method, price, on, long_days)
         left = o.units
@@ -334,10 +333,30 @@ def _name_lots(result, market, prefs, data) -> TaxOutcome:
     return TaxOutcome(result, tuple(out), short.quantize(Q_MONEY, ROUND_FLOOR), long.quantize(Q_MONEY, ROUND_FLOOR), unknown)
 
 
+def only_names_lots(prefs: TaxPreferences, loss_sales) -> bool:
+    """True when no limit applies to an account with these preferences and recent loss
+    sales (no gain budget, no short-term avoidance, no harvest, no wash-sale window
+    with a loss sale in it to look at): ``tax_adjust`` then only names each sell's
+    lots, as ``lots_named`` does."""
+    return (prefs.max_realized_gain is None and not prefs.avoid_short_term_gains and not prefs.harvest_losses
+            and not (prefs.wash_sale_days and loss_sales))
+
+
+def lots_named(
+    result: RebalanceResult, market: Market, prefs: TaxPreferences, lots: Mapping, on: int,
+    pending_sells: Mapping | None = None,
+) -> TaxOutcome:
+    """``tax_adjust`` of an account to which no limit applies (``only_names_lots``): the
+    orders stay as they are and each sell names its lots by ``lot_method`` and its
+    estimated gain. Needs only the lots (as ``TaxData.lots``), the day and the units of
+    kept outstanding sells (as ``TaxData.pending_sells``)."""
+    with localcontext(ENGINE_CONTEXT):
+        return _name_lots(result, market.fx_rates, prefs, lots, on, pending_sells)
+
+
 def _tax_adjust(result, market, prefs, data, restrictions, decimals) -> TaxOutcome:
-    if (prefs.max_realized_gain is None and not prefs.avoid_short_term_gains and not prefs.harvest_losses
-            and not (prefs.wash_sale_days and data.loss_sales)):
-        return _name_lots(result, market, prefs, data)
+    if only_names_lots(prefs, data.loss_sales):
+        return _name_lots(result, market.fx_rates, prefs, data.lots, data.on, data.pending_sells)
     on = data.on
     long_days = prefs.long_term_days
     method = prefs.lot_method

@@ -25,6 +25,13 @@ from rebalancing.engine.tax import AcquiredLots
 from .book import Book, engine_instrument
 
 _BY_DATE_THEN_ID = itemgetter(1, 0)
+# A position's lots as one text "id ordinal units cost;…" in (acquired, id) order (a uuid
+# sorts as its text), cost "-" when unknown, the ordinal computed by the database: one
+# aggregate per position probed (no sort or grouping of the whole result), TextLots.
+_LOTS_TEXT = (
+    "SELECT string_agg(l.id::text || ' ' || ((l.acquired_on - DATE '0001-01-01') + 1)::text || ' ' || "
+    "l.units::text || ' ' || coalesce(l.unit_cost::text, '-'), ';' ORDER BY l.acquired_on, l.id) AS lots"
+)
 
 
 @dataclass
@@ -168,10 +175,6 @@ class TextLots(AcquiredLots):
         for part in self.text.split(";"):
             yield _lot(part)
 
-    def __reversed__(self):
-        for part in reversed(self.text.split(";")):
-            yield _lot(part)
-
     def __len__(self):
         return self.text.count(";") + 1
 
@@ -209,11 +212,9 @@ def _lots_by_position(account_ids: list, book: Book) -> dict:
         # id) order (a uuid sorts as its text), parsed only when the engine asks for that
         # position: three times fewer rows and objects.
         cursor.execute(
-            f"SELECT k.id::text, p.instrument_id::text, string_agg(l.id::text || ' ' || "
-            f"((l.acquired_on - DATE '0001-01-01') + 1)::text || ' ' || l.units::text || ' ' || "
-            f"coalesce(l.unit_cost::text, '-'), ';' ORDER BY l.acquired_on, l.id) FROM unnest(%s::uuid[]) AS k(id) CROSS JOIN LATERAL "
+            f"SELECT k.id::text, p.instrument_id::text, t.lots FROM unnest(%s::uuid[]) AS k(id) CROSS JOIN LATERAL "
             f"(SELECT p.id, p.instrument_id FROM {position} p WHERE p.account_id = k.id OFFSET 0) p "
-            f"JOIN {lot} l ON l.position_id = p.id GROUP BY k.id, p.id, p.instrument_id",
+            f"CROSS JOIN LATERAL ({_LOTS_TEXT} FROM {lot} l WHERE l.position_id = p.id) t WHERE t.lots IS NOT NULL",
             [uuid_array(account_ids)],
         )
         for account_id, instrument_id, text in cursor.fetchall():
@@ -248,12 +249,9 @@ def _lots_of_positions(pairs: list, book: Book) -> list:
     lot, position = (connection.ops.quote_name(m._meta.db_table) for m in (Lot, Position))
     with connection.cursor() as cursor:
         cursor.execute(  # a row names its pair by its place in the arrays: no id is parsed back
-            f"SELECT k.n, string_agg(l.id::text || ' ' || "
-            f"((l.acquired_on - DATE '0001-01-01') + 1)::text || ' ' || l.units::text || ' ' || "
-            f"coalesce(l.unit_cost::text, '-'), ';' ORDER BY l.acquired_on, l.id) "
-            f"FROM unnest(%s::uuid[], %s::uuid[]) WITH ORDINALITY AS k(a, i, n) CROSS JOIN LATERAL "
+            f"SELECT k.n, t.lots FROM unnest(%s::uuid[], %s::uuid[]) WITH ORDINALITY AS k(a, i, n) CROSS JOIN LATERAL "
             f"(SELECT p.id FROM {position} p WHERE p.account_id = k.a AND p.instrument_id = k.i OFFSET 0) p "
-            f"JOIN {lot} l ON l.position_id = p.id GROUP BY k.n, p.id",
+            f"CROSS JOIN LATERAL ({_LOTS_TEXT} FROM {lot} l WHERE l.position_id = p.id) t WHERE t.lots IS NOT NULL",
             ["{" + ",".join(accounts) + "}", "{" + ",".join(instruments) + "}"],
         )
         return [(n - 1, TextLots(text)) for n, text in cursor.fetchall()]

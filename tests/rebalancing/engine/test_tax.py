@@ -212,11 +212,6 @@ class CountedLots(AcquiredLots):
             self.made += 1
             yield lot
 
-    def __reversed__(self):
-        for lot in reversed(self.lots):
-            self.made += 1
-            yield lot
-
     def __len__(self):
         return len(self.lots)
 
@@ -229,12 +224,12 @@ def test_a_fifo_sell_reads_only_the_lots_it_reaches_from_an_ordered_source():
     lots = CountedLots([*TWO_LOTS, ("later", NEW + 1, D(10), D(40))])
     out = tax_adjust(result, m, TaxPreferences(tax_aware=True), TaxData(lots={("acc", X): lots}, on=ON))
     assert (out.sells[0].lots, lots.made) == ((("cheap", D(10)),), 1)
-    lifo = CountedLots(lots.lots)
+    lifo = CountedLots(lots.lots)  # every other method sorts: all lots are read
     out = tax_adjust(result, m, TaxPreferences(tax_aware=True, lot_method="LIFO"), TaxData(lots={("acc", X): lifo}, on=ON))
-    assert (out.sells[0].lots, lifo.made) == ((("later", D(10)),), 1)
+    assert (out.sells[0].lots, lifo.made) == ((("later", D(10)),), 3)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(scenario(), prefs_st)
 def test_lots_from_an_ordered_source_give_the_same_outcome_as_a_tuple(case, prefs):
     m, result, tax = case
