@@ -173,7 +173,8 @@ class TextLots(AcquiredLots):
 
     def __iter__(self):
         for part in self.text.split(";"):
-            yield _lot(part)
+            lot_id, acquired, units, cost = part.split(" ")
+            yield (lot_id, int(acquired), Decimal(units), None if cost == "-" else Decimal(cost))
 
     def __len__(self):
         return self.text.count(";") + 1
@@ -183,11 +184,6 @@ class TextLots(AcquiredLots):
 
     def __repr__(self):
         return f"TextLots({self.text!r})"
-
-
-def _lot(part: str) -> tuple:
-    lot_id, acquired, units, cost = part.split(" ")
-    return (lot_id, int(acquired), Decimal(units), None if cost == "-" else Decimal(cost))
 
 
 def _lots_by_position(account_ids: list, book: Book) -> dict:
@@ -232,27 +228,39 @@ def _lots_by_position(account_ids: list, book: Book) -> dict:
 
 def _lots_of_positions(pairs: list, book: Book) -> list:
     """(index in `pairs`, lots) of the positions (account id, instrument id) of `pairs`
-    that have lots, as _lots_by_position gives them: one query, the pairs sent as two
-    id arrays and each position probed by its unique (account, instrument) index."""
+    that have lots, as _lots_by_position gives them: one query, each position probed by
+    its unique (account, instrument) index."""
     if connection.vendor != "postgresql":
         grouped = _lots_by_position(list({account_id for account_id, _ in pairs}), book)
         return [(n, grouped[pair]) for n, pair in enumerate(pairs) if pair in grouped]
-    text_of = {}  # one str() per distinct id: a chunk's pairs share their accounts and instruments
+    # Each id is sent once, as text, and a pair as two 1-based places in those arrays:
+    # a tenth of the bytes of two id arrays of the pairs' length, and no hashing per
+    # pair for the accounts (an account's pairs come together: a new place when it changes).
     accounts, instruments = [], []
-    last = account = None
+    account_at, instrument_at = [], []
+    place_of = {}  # instrument id → its place
+    last = None
     for a, i in pairs:
-        if a is not last:  # an account's pairs come together
+        if a is not last:
             last = a
-            account = text_of.get(a) or text_of.setdefault(a, str(a))
-        accounts.append(account)
-        instruments.append(text_of.get(i) or text_of.setdefault(i, str(i)))
+            accounts.append(str(a))
+        account_at.append(len(accounts))
+        place = place_of.get(i)
+        if place is None:
+            instruments.append(str(i))
+            place = place_of[i] = len(instruments)
+        instrument_at.append(place)
     lot, position = (connection.ops.quote_name(m._meta.db_table) for m in (Lot, Position))
     with connection.cursor() as cursor:
         cursor.execute(  # a row names its pair by its place in the arrays: no id is parsed back
-            f"SELECT k.n, t.lots FROM unnest(%s::uuid[], %s::uuid[]) WITH ORDINALITY AS k(a, i, n) CROSS JOIN LATERAL "
-            f"(SELECT p.id FROM {position} p WHERE p.account_id = k.a AND p.instrument_id = k.i OFFSET 0) p "
+            f"SELECT k.n, t.lots FROM unnest(%s::int[], %s::int[]) WITH ORDINALITY AS k(a, i, n) CROSS JOIN LATERAL "
+            f"(SELECT p.id FROM {position} p WHERE p.account_id = (%s::uuid[])[k.a] "
+            f"AND p.instrument_id = (%s::uuid[])[k.i] OFFSET 0) p "
             f"CROSS JOIN LATERAL ({_LOTS_TEXT} FROM {lot} l WHERE l.position_id = p.id) t WHERE t.lots IS NOT NULL",
-            ["{" + ",".join(accounts) + "}", "{" + ",".join(instruments) + "}"],
+            [
+                "{" + ",".join(map(str, account_at)) + "}", "{" + ",".join(map(str, instrument_at)) + "}",
+                "{" + ",".join(accounts) + "}", "{" + ",".join(instruments) + "}",
+            ],
         )
         return [(n - 1, TextLots(text)) for n, text in cursor.fetchall()]
 

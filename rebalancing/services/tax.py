@@ -144,9 +144,14 @@ def tax_orders_text(outcome: TaxOutcome, texts: dict | None = None) -> JsonText:
             last = s.account_id
             account = texts.get(last) or texts.setdefault(last, str(last))
         instrument = texts.get(s.instrument_id) or texts.setdefault(s.instrument_id, str(s.instrument_id))
-        gain = "null" if s.estimated_gain is None else f'"{s.estimated_gain}"'
-        lots = ",".join([f'["{lot_id}","{units}"]' for lot_id, units in s.lots])
-        parts.append(f'["{account}","{instrument}",{gain},[{lots}]]')
+        # "!s": str() itself, the same text as a Decimal's format() at a third of the cost
+        gain = "null" if s.estimated_gain is None else f'"{s.estimated_gain!s}"'
+        if len(s.lots) == 1:  # the common case: no list built
+            (lot_id, units), = s.lots
+            parts.append(f'["{account}","{instrument}",{gain},[["{lot_id!s}","{units!s}"]]]')
+        else:
+            lots = ",".join([f'["{lot_id!s}","{units!s}"]' for lot_id, units in s.lots])
+            parts.append(f'["{account}","{instrument}",{gain},[{lots}]]')
     return JsonText("[" + ",".join(parts) + "]")
 
 
