@@ -17,7 +17,7 @@ from operator import itemgetter
 from django.db import connection
 from django.db.models import Max, Sum
 
-from core.ids import uuid_array
+from core.ids import IdTuple, uuid_array
 from portfolios.models import Instrument, Lot, Position, RealizedGain, Substitute
 from portfolios.selectors import latest_prices
 from rebalancing.engine.tax import AcquiredLots
@@ -63,9 +63,13 @@ def tax_book_load(
     them)."""
     tax = TaxBook(book.on_date)
     root_of = {}
+    subs = []  # the sub-portfolios among the members
+    sub_accounts = book.sub_accounts
     for root in account_ids:
-        for member in book.group_ids(root):
+        root_of[root] = root
+        for member in sub_accounts.get(root, ()):  # book.group_ids without a list per account
             root_of[member] = root
+            subs.append(member)
     if not root_of:
         return tax
     members = list(root_of)
@@ -98,7 +102,13 @@ def tax_book_load(
         held.add(instrument_id)
     tax.lots = {root: found for root, found in lots.items() if found}
     postgres = connection.vendor == "postgresql"
-    members_sent = uuid_array(members) if postgres else None  # one array literal for both queries
+    members_sent = None  # one array literal for both queries
+    if postgres:
+        # The chunk's own ids (an IdTuple: every account tax-aware) are formatted once per
+        # chunk already; the sub-portfolios are added to them (a repeated id is harmless).
+        members_sent = uuid_array(account_ids if type(account_ids) is IdTuple else [*account_ids, *subs])
+        if type(account_ids) is IdTuple and subs:
+            members_sent = members_sent[:-1] + "," + ",".join(map(str, subs)) + "}"
     gain_table = connection.ops.quote_name(RealizedGain._meta.db_table)
     if gains:
         realized = defaultdict(int)

@@ -49,14 +49,14 @@ def tax_book_for(*, book: Book, account_ids, default, per_account, results=None)
     if results is None:
         whole = None
     else:
-        sold = []  # account by account (tax_book_load looks each account up once)
         taxed = set(aware)
-        for result in results:
-            if result.orders and result.status in TAXED and result.account_id in taxed:
-                sold.extend([
-                    (o.account_id, o.instrument_id) for o in result.orders
-                    if o.side == _SELL and o.transaction_type != _FX and o.instrument_id is not None
-                ])
+        sold = (  # account by account (tax_book_load looks each account up once), read once
+            (o.account_id, o.instrument_id)
+            for result in results if result.orders and result.status in TAXED and result.account_id in taxed
+            for o in result.orders if o.side == _SELL and o.transaction_type != _FX and o.instrument_id is not None
+        )
+    if len(aware) == len(account_ids):
+        aware = account_ids  # every account: the same ids in the same order (an IdTuple keeps its text)
     tax = tax_book_load(
         book=book, account_ids=aware, wash_sale_days=days, price_source=book.price_source, sold=sold, whole=whole,
         gains=gains,
