@@ -50,9 +50,9 @@ class AcquiredLots:
     ``TaxData.lots``, it spares the common case its sort: a FIFO sell without kept
     outstanding sells and without limits reads its lots in the order given and stops at
     its units; every other use reads them all, as a tuple's. A tuple or list may come
-    in any order (the step sorts it). A subclass implements the sequence
-    methods (``__iter__``, ``__len__``, ``__getitem__``); it is no
-    ABC subclass, so telling it apart costs the hot path no ``__instancecheck__``."""
+    in any order (the step sorts it). Subclasses implement ``__iter__``, ``__len__`` and
+    ``__getitem__``; the class is registered as a Sequence rather than derived from the
+    ABC, so telling it apart costs the hot path no ``__instancecheck__``."""
 
     __slots__ = ()
 

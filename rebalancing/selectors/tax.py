@@ -37,7 +37,7 @@ _LOTS_TEXT = (
 @dataclass
 class TaxBook:
     on_date: date
-    lots: dict = field(default_factory=dict)  # root account id → {(account id, instrument id): lots in (acquired, id) order}
+    lots: dict = field(default_factory=dict)  # root account id → {(account id, instrument id): lots, (acquired, id) order}
     realized: dict = field(default_factory=dict)  # root account id → net known gain this year (base)
     loss_sales: dict = field(default_factory=dict)  # root account id → {instrument id: latest loss sale ordinal}
     substitutes: dict = field(default_factory=dict)  # instrument id → (substitute ids in order)

@@ -225,7 +225,8 @@ def test_a_fifo_sell_reads_only_the_lots_it_reaches_from_an_ordered_source():
     out = tax_adjust(result, m, TaxPreferences(tax_aware=True), TaxData(lots={("acc", X): lots}, on=ON))
     assert (out.sells[0].lots, lots.made) == ((("cheap", D(10)),), 1)
     lifo = CountedLots(lots.lots)  # every other method sorts: all lots are read
-    out = tax_adjust(result, m, TaxPreferences(tax_aware=True, lot_method="LIFO"), TaxData(lots={("acc", X): lifo}, on=ON))
+    lifo_prefs = TaxPreferences(tax_aware=True, lot_method="LIFO")
+    out = tax_adjust(result, m, lifo_prefs, TaxData(lots={("acc", X): lifo}, on=ON))
     assert (out.sells[0].lots, lifo.made) == ((("later", D(10)),), 3)
 
 
