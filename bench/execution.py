@@ -22,9 +22,9 @@
    their CPU time (since their start, and during the execution alone). Stops the
    workers and drops the database unless `--keep`.
 
-`--restricted N` and `--fx N` alternate two variants of the book N times each and print
-both rates, the workers' CPU per 1000 accounts and the ratios (docs/restrictions.md,
-docs/prices.md).
+`--restricted N`, `--fx N` and `--tax N` alternate two variants of the book N times each
+and print both rates, the workers' CPU per 1000 accounts and the ratios (docs/restrictions.md,
+docs/prices.md, docs/tax.md); `--tax` also prints them by the medians of the rounds.
 
 Needs PostgreSQL (`--postgres`, default postgres://postgres@127.0.0.1:5432) and Redis
 (`--redis`, default redis://127.0.0.1:6379/15: its queue is emptied first).
@@ -36,6 +36,7 @@ import argparse
 import multiprocessing
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -547,6 +548,12 @@ def main(args) -> None:
             plain_cpu, taxed_cpu = min(cpu_per_1000[False]), min(cpu_per_1000[True])
             print(f"workers' CPU per 1000 accounts (best of {args.tax}): lot-free {plain_cpu:.0f} ms, tax-aware "
                   f"{taxed_cpu:.0f} ms → throughput on CPU alone {100 * plain_cpu / taxed_cpu:.1f} %")
+            # The same rounds by their medians (one lucky or unlucky round moves a best-of less).
+            plain, taxed = statistics.median(rates[False]), statistics.median(rates[True])
+            plain_cpu, taxed_cpu = statistics.median(cpu_per_1000[False]), statistics.median(cpu_per_1000[True])
+            print(f"medians of {args.tax}: lot-free {plain:,.0f} accounts/s, tax-aware {taxed:,.0f} → "
+                  f"{100 * taxed / plain:.1f} %; workers' CPU {plain_cpu:.0f} vs {taxed_cpu:.0f} ms → "
+                  f"{100 * plain_cpu / taxed_cpu:.1f} %")
             tax_set(False)
             if not args.keep:
                 connection.close()

@@ -18,7 +18,7 @@ its ``RebalanceResult`` and changes the orders, in this order (docs/tax.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
@@ -41,6 +41,23 @@ from .types import (
 Lot = tuple  # (lot_id, acquired_ordinal: int, units: Decimal, unit_cost: Decimal | None)
 _ACQUIRED = itemgetter(1)  # the selector passes lots sorted by (acquired, id): a stable sort keeps ties
 _ONE = Decimal(1)
+
+
+class AcquiredLots:
+    """A position's lots known to be in (acquired, id) order, the order FIFO relieves
+    them, which may make each lot only when it is read (a lot source of the caller's,
+    e.g. one text per position from the database). Given as a value of
+    ``TaxData.lots``, it spares the common case its sort: a FIFO sell without kept
+    outstanding sells and without limits reads its lots in the order given and stops at
+    its units; every other use reads them all, as a tuple's. A tuple or list may come
+    in any order (the step sorts it). Subclasses implement ``__iter__``, ``__len__`` and
+    ``__getitem__``; the class is registered as a Sequence rather than derived from the
+    ABC, so telling it apart costs the hot path no ``__instancecheck__``."""
+
+    __slots__ = ()
+
+
+Sequence.register(AcquiredLots)
 
 
 class LotMethod(StrEnum):
@@ -91,6 +108,8 @@ def relief_order(lots, method: LotMethod, price: Decimal | None = None, on: int 
         return sorted(lots, key=_ACQUIRED)  # stable: lots of one day keep the order given (by id)
     if method == LotMethod.LIFO:
         return sorted(lots, key=_ACQUIRED, reverse=True)
+    if type(lots) is not tuple and type(lots) is not list:
+        lots = tuple(lots)  # read twice below
     known = [lot for lot in lots if lot[3] is not None]
     unknown = sorted((lot for lot in lots if lot[3] is None), key=_ACQUIRED)
     if method == LotMethod.HIFO:
@@ -128,7 +147,8 @@ def relieve(lots, units: Decimal, method: LotMethod, price: Decimal | None = Non
 class TaxData:
     """What the tax-aware step knows of one account group, as plain data.
 
-    ``lots``: (account id, instrument id) → lots, for the unlocked accounts.
+    ``lots``: (account id, instrument id) → lots (a tuple or list in any order, or an
+    ``AcquiredLots``), for the unlocked accounts.
     ``substitutes``, ``instruments``, ``prices``: the substitutes of the instruments
     held, and the instruments and prices of those the market does not have.
     ``realized_this_year``: the known net realized gain (base currency) of this
@@ -251,19 +271,17 @@ def _buy(account_id, iid, amount_base: Decimal, market: Market, rounder: UnitRou
     )
 
 
-def _name_lots(result, market, prefs, data) -> TaxOutcome:
+def _name_lots(result, fx_rates, prefs, lots_of, on, pending_of) -> TaxOutcome:
     """The common case, kept fast: no limit applies, so the orders stay as they are and
     each sell only names its lots (by lot_method) and its estimated gain."""
-    on = data.on
     long_days = prefs.long_term_days
     method = prefs.lot_method
-    lots_of = data.lots
-    pending_of = data.pending_sells
-    fx_rates = market.fx_rates
+    fifo = method == LotMethod.FIFO
+    sell_side, fx_type = Side.SELL, TransactionType.FX
     short = long = unknown = ZERO
     out = []
     for o in result.orders:
-        if o.side != Side.SELL or o.transaction_type == TransactionType.FX:
+        if o.side != sell_side or o.transaction_type == fx_type:
             continue
         key = (o.account_id, o.instrument_id)
         lots = lots_of.get(key, ())
@@ -271,6 +289,10 @@ def _name_lots(result, market, prefs, data) -> TaxOutcome:
         price = o.unit_price
         if pending:
             lots = _without(lots, pending, method, price, on, long_days)  # in relief order already
+        elif type(lots) is not tuple and isinstance(lots, AcquiredLots):
+            if not fifo:  # (LIFO keeps lots of one day in id order: not simply reversed)
+                lots = relief_order(lots, method, price, on, long_days)
+            # FIFO: read in the order given, only as far as the units go
         elif len(lots) > 1:
             lots = relief_order(lots, method, price, on, long_days)
         left = o.units
@@ -278,22 +300,23 @@ def _name_lots(result, market, prefs, data) -> TaxOutcome:
         sell_short = sell_long = ZERO
         known = False
         sell_unknown = ZERO
-        for lot in lots:
-            if left <= ZERO:
-                break
-            units = lot[2]
-            take = units if units <= left else left
-            left -= take
-            named.append((lot[0], take))
-            cost = lot[3]
-            if cost is None:
-                sell_unknown += take
-            elif on - lot[1] > long_days:
-                sell_long += (price - cost) * take
-                known = True
-            else:
-                sell_short += (price - cost) * take
-                known = True
+        if left > ZERO:
+            for lot in lots:  # stops once the units are covered: a lazy source makes no lot beyond
+                units = lot[2]
+                take = units if units <= left else left
+                left -= take
+                named.append((lot[0], take))
+                cost = lot[3]
+                if cost is None:
+                    sell_unknown += take
+                elif on - lot[1] > long_days:
+                    sell_long += (price - cost) * take
+                    known = True
+                else:
+                    sell_short += (price - cost) * take
+                    known = True
+                if left <= ZERO:
+                    break
         unlotted = left if left > ZERO else ZERO
         sell_unknown += unlotted
         gain = None
@@ -310,10 +333,30 @@ def _name_lots(result, market, prefs, data) -> TaxOutcome:
     return TaxOutcome(result, tuple(out), short.quantize(Q_MONEY, ROUND_FLOOR), long.quantize(Q_MONEY, ROUND_FLOOR), unknown)
 
 
+def only_names_lots(prefs: TaxPreferences, loss_sales) -> bool:
+    """True when no limit applies to an account with these preferences and recent loss
+    sales (no gain budget, no short-term avoidance, no harvest, no wash-sale window
+    with a loss sale in it to look at): ``tax_adjust`` then only names each sell's
+    lots, as ``lots_named`` does."""
+    return (prefs.max_realized_gain is None and not prefs.avoid_short_term_gains and not prefs.harvest_losses
+            and not (prefs.wash_sale_days and loss_sales))
+
+
+def lots_named(
+    result: RebalanceResult, market: Market, prefs: TaxPreferences, lots: Mapping, on: int,
+    pending_sells: Mapping | None = None,
+) -> TaxOutcome:
+    """``tax_adjust`` of an account to which no limit applies (``only_names_lots``): the
+    orders stay as they are and each sell names its lots by ``lot_method`` and its
+    estimated gain. Needs only the lots (as ``TaxData.lots``), the day and the units of
+    kept outstanding sells (as ``TaxData.pending_sells``)."""
+    with localcontext(ENGINE_CONTEXT):
+        return _name_lots(result, market.fx_rates, prefs, lots, on, pending_sells)
+
+
 def _tax_adjust(result, market, prefs, data, restrictions, decimals) -> TaxOutcome:
-    if (prefs.max_realized_gain is None and not prefs.avoid_short_term_gains and not prefs.harvest_losses
-            and not (prefs.wash_sale_days and data.loss_sales)):
-        return _name_lots(result, market, prefs, data)
+    if only_names_lots(prefs, data.loss_sales):
+        return _name_lots(result, market.fx_rates, prefs, data.lots, data.on, data.pending_sells)
     on = data.on
     long_days = prefs.long_term_days
     method = prefs.lot_method

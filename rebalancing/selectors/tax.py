@@ -3,12 +3,12 @@
 Loaded only for the accounts whose effective preferences have `tax_aware` on, in a
 fixed number of queries for the whole chunk or preview (lots; this year's realized
 gains; recent loss sales; substitutes; the substitutes' instruments and prices the
-book lacks). Lots are compact tuples `(lot_id, acquired_ordinal, units, unit_cost)`.
+book lacks). Lots are compact tuples `(lot_id, acquired_ordinal, units, unit_cost)`,
+on PostgreSQL made only when the engine reads them (TextLots).
 """
 
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from datetime import date, timedelta
@@ -17,19 +17,27 @@ from operator import itemgetter
 from django.db import connection
 from django.db.models import Max, Sum
 
-from core.ids import uuid_array
+from core.ids import IdTuple, uuid_array
 from portfolios.models import Instrument, Lot, Position, RealizedGain, Substitute
 from portfolios.selectors import latest_prices
+from rebalancing.engine.tax import AcquiredLots
 
 from .book import Book, engine_instrument
 
 _BY_DATE_THEN_ID = itemgetter(1, 0)
+# A position's lots as one text "id ordinal units cost;…" in (acquired, id) order (a uuid
+# sorts as its text), cost "-" when unknown, the ordinal computed by the database: one
+# aggregate per position probed (no sort or grouping of the whole result), TextLots.
+_LOTS_TEXT = (
+    "SELECT string_agg(l.id::text || ' ' || ((l.acquired_on - DATE '0001-01-01') + 1)::text || ' ' || "
+    "l.units::text || ' ' || coalesce(l.unit_cost::text, '-'), ';' ORDER BY l.acquired_on, l.id) AS lots"
+)
 
 
 @dataclass
 class TaxBook:
     on_date: date
-    lots: dict = field(default_factory=dict)  # root account id → {(account id, instrument id): (lot, ...)}
+    lots: dict = field(default_factory=dict)  # root account id → {(account id, instrument id): lots, (acquired, id) order}
     realized: dict = field(default_factory=dict)  # root account id → net known gain this year (base)
     loss_sales: dict = field(default_factory=dict)  # root account id → {instrument id: latest loss sale ordinal}
     substitutes: dict = field(default_factory=dict)  # instrument id → (substitute ids in order)
@@ -46,35 +54,61 @@ def tax_book_load(
     sub-portfolios. At most seven queries whatever the number of accounts; none when
     `account_ids` is empty.
 
-    Lots: of every position by default; with `sold` (a set of (account id, instrument
-    id), sub-portfolios' included) only of those positions, and of every position of
-    the groups of `whole` (roots). `gains` False: this year's realized gains are not
-    read (no account has a gain budget, the only rule that needs them)."""
+    Lots: of every position by default; with `sold` ((account id, instrument id) pairs,
+    sub-portfolios' included; fastest when an account's pairs come together) only of
+    those positions, and of every position of the groups of `whole` (roots). The
+    substitutes are read for the instruments a wash-sale buy or a harvest may replace:
+    those of the loss sales and of the positions read whole. `gains` False: this year's
+    realized gains are not read (no account has a gain budget, the only rule that needs
+    them)."""
     tax = TaxBook(book.on_date)
     root_of = {}
+    subs = []  # the sub-portfolios among the members
+    sub_accounts = book.sub_accounts
     for root in account_ids:
-        for member in book.group_ids(root):
+        root_of[root] = root
+        for member in sub_accounts.get(root, ()):  # book.group_ids without a list per account
             root_of[member] = root
+            subs.append(member)
     if not root_of:
         return tax
     members = list(root_of)
     lots = defaultdict(dict)
-    held = set()
+    held = set()  # the instruments whose substitutes a wash-sale buy or a harvest may need
     if sold is None:
         read = _lots_by_position(members, book)
     else:
-        everything = [member for root in whole or () for member in book.group_ids(root) if member in root_of]
+        whole_roots = set(whole or ())
+        everything = [member for root in whole_roots for member in book.group_ids(root) if member in root_of]
         read = _lots_by_position(everything, book) if everything else {}
-        everything = set(everything)
-        pairs = [pair for pair in sold if pair[0] in root_of and pair[0] not in everything]
+        # The sold positions of the other accounts: a sell only names lots (its
+        # instrument's substitutes serve no rule), so `held` is not extended.
+        pairs, owners = [], []
+        last = owner = None
+        for pair in sold:  # a chunk's sells come account by account: one lookup per account
+            account_id = pair[0]
+            if account_id is not last:
+                last = account_id
+                root = root_of.get(account_id)
+                owner = None if root is None or root in whole_roots else lots[root]
+            if owner is not None:
+                pairs.append(pair)
+                owners.append(owner)
         if pairs:
-            read.update(_lots_of_positions(pairs, book))
+            for n, rows in _lots_of_positions(pairs, book):
+                owners[n][pairs[n]] = rows
     for (account_id, instrument_id), rows in read.items():
         lots[root_of[account_id]][(account_id, instrument_id)] = rows
         held.add(instrument_id)
-    tax.lots = {root: LazyLots(raw) for root, raw in lots.items()}
+    tax.lots = {root: found for root, found in lots.items() if found}
     postgres = connection.vendor == "postgresql"
-    members_sent = uuid_array(members) if postgres else None  # one array literal for both queries
+    members_sent = None  # one array literal for both queries
+    if postgres:
+        # The chunk's own ids (an IdTuple: every account tax-aware) are formatted once per
+        # chunk already; the sub-portfolios are added to them (a repeated id is harmless).
+        members_sent = uuid_array(account_ids if type(account_ids) is IdTuple else [*account_ids, *subs])
+        if type(account_ids) is IdTuple and subs:
+            members_sent = members_sent[:-1] + "," + ",".join(map(str, subs)) + "}"
     gain_table = connection.ops.quote_name(RealizedGain._meta.db_table)
     if gains:
         realized = defaultdict(int)
@@ -137,46 +171,34 @@ def _fetch(sql: str, params: list) -> list:
         return cursor.fetchall()
 
 
-class LazyLots(Mapping):
-    """(account id, instrument id) → lots as the engine takes them, sorted by (acquired,
-    id), their numbers made Decimals on first use (in place: one dict lookup a read):
-    the engine looks at the positions sold (and, when harvesting, at all of them)."""
+class TextLots(AcquiredLots):
+    """A position's lots as PostgreSQL sends them: one text "id ordinal units cost;…" in
+    (acquired, id) order, cost "-" when unknown. A lot (its int and Decimals) is made
+    only when the engine reads it: a FIFO sell reads the lots it reaches, no more."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("text",)
 
-    def __init__(self, raw: dict):
-        self.raw = raw
-
-    def __getitem__(self, key):
-        rows = self.raw[key]
-        if type(rows) is tuple:  # done
-            return rows
-        if type(rows) is str:  # PostgreSQL: "id ordinal units cost;…" in (acquired, id) order, cost "-" when unknown
-            found = tuple([
-                (lot_id, int(acquired), Decimal(units), None if cost == "-" else Decimal(cost))
-                for lot_id, acquired, units, cost in (part.split(" ") for part in rows.split(";"))
-            ])
-        else:
-            found = tuple(sorted(rows, key=_BY_DATE_THEN_ID))
-        self.raw[key] = found
-        return found
-
-    def get(self, key, default=None):  # the engine's one read per sell: no KeyError raised and caught
-        return self[key] if key in self.raw else default
+    def __init__(self, text: str):
+        self.text = text
 
     def __iter__(self):
-        return iter(self.raw)
+        for part in self.text.split(";"):
+            lot_id, acquired, units, cost = part.split(" ")
+            yield (lot_id, int(acquired), Decimal(units), None if cost == "-" else Decimal(cost))
 
     def __len__(self):
-        return len(self.raw)
+        return self.text.count(";") + 1
 
-    def __contains__(self, key):
-        return key in self.raw
+    def __getitem__(self, index):
+        return tuple(self)[index]
+
+    def __repr__(self):
+        return f"TextLots({self.text!r})"
 
 
 def _lots_by_position(account_ids: list, book: Book) -> dict:
-    """(account id, instrument id) → the position's lots as read: [(lot id, acquired
-    ordinal, units, unit cost)], or on PostgreSQL one text that LazyLots parses; one
+    """(account id, instrument id) → the position's lots in (acquired, id) order: a tuple
+    of (lot id, acquired ordinal, units, unit cost), or on PostgreSQL a TextLots; one
     query. On PostgreSQL the ids come as text (mapped once per position to the book's
     UUID objects), the ordinal is computed by the database, and the positions are
     probed by account (a LATERAL join: the planner would otherwise hash the whole
@@ -189,22 +211,20 @@ def _lots_by_position(account_ids: list, book: Book) -> dict:
             .values_list("position__account_id", "position__instrument_id", "id", "acquired_on", "units", "unit_cost")
         ):
             grouped[(account_id, instrument_id)].append((lot_id, acquired_on.toordinal(), units, cost))
-        return grouped
+        return {key: tuple(sorted(rows, key=_BY_DATE_THEN_ID)) for key, rows in grouped.items()}
     lot, position = (connection.ops.quote_name(m._meta.db_table) for m in (Lot, Position))
     with connection.cursor() as cursor:
         # One row per position, its lots as one text "id ordinal units cost;…" in (acquired,
         # id) order (a uuid sorts as its text), parsed only when the engine asks for that
         # position: three times fewer rows and objects.
         cursor.execute(
-            f"SELECT k.id::text, p.instrument_id::text, string_agg(l.id::text || ' ' || "
-            f"((l.acquired_on - DATE '0001-01-01') + 1)::text || ' ' || l.units::text || ' ' || "
-            f"coalesce(l.unit_cost::text, '-'), ';' ORDER BY l.acquired_on, l.id) FROM unnest(%s::uuid[]) AS k(id) CROSS JOIN LATERAL "
+            f"SELECT k.id::text, p.instrument_id::text, t.lots FROM unnest(%s::uuid[]) AS k(id) CROSS JOIN LATERAL "
             f"(SELECT p.id, p.instrument_id FROM {position} p WHERE p.account_id = k.id OFFSET 0) p "
-            f"JOIN {lot} l ON l.position_id = p.id GROUP BY k.id, p.id, p.instrument_id",
+            f"CROSS JOIN LATERAL ({_LOTS_TEXT} FROM {lot} l WHERE l.position_id = p.id) t WHERE t.lots IS NOT NULL",
             [uuid_array(account_ids)],
         )
         for account_id, instrument_id, text in cursor.fetchall():
-            grouped[(account_id, instrument_id)] = text
+            grouped[(account_id, instrument_id)] = TextLots(text)
     accounts = {str(a): a for a in account_ids}
     instruments = {str(i): i for i in book.instruments}
     out = {}
@@ -216,31 +236,43 @@ def _lots_by_position(account_ids: list, book: Book) -> dict:
     return out
 
 
-def _lots_of_positions(pairs: list, book: Book) -> dict:
-    """As _lots_by_position, for the positions (account id, instrument id) of `pairs`
-    only: one query, the pairs sent as two id arrays and each position probed by its
-    unique (account, instrument) index."""
+def _lots_of_positions(pairs: list, book: Book) -> list:
+    """(index in `pairs`, lots) of the positions (account id, instrument id) of `pairs`
+    that have lots, as _lots_by_position gives them: one query, each position probed by
+    its unique (account, instrument) index."""
     if connection.vendor != "postgresql":
-        wanted = set(pairs)
         grouped = _lots_by_position(list({account_id for account_id, _ in pairs}), book)
-        return {key: rows for key, rows in grouped.items() if key in wanted}
-    text_of = {}  # one str() per distinct id: a chunk's pairs share their accounts and instruments
+        return [(n, grouped[pair]) for n, pair in enumerate(pairs) if pair in grouped]
+    # Each id is sent once, as text, and a pair as two 1-based places in those arrays:
+    # a tenth of the bytes of two id arrays of the pairs' length, and no hashing per
+    # pair for the accounts (an account's pairs come together: a new place when it changes).
     accounts, instruments = [], []
+    account_at, instrument_at = [], []
+    place_of = {}  # instrument id → its place
+    last = None
     for a, i in pairs:
-        accounts.append(text_of.get(a) or text_of.setdefault(a, str(a)))
-        instruments.append(text_of.get(i) or text_of.setdefault(i, str(i)))
+        if a is not last:
+            last = a
+            accounts.append(str(a))
+        account_at.append(len(accounts))
+        place = place_of.get(i)
+        if place is None:
+            instruments.append(str(i))
+            place = place_of[i] = len(instruments)
+        instrument_at.append(place)
     lot, position = (connection.ops.quote_name(m._meta.db_table) for m in (Lot, Position))
     with connection.cursor() as cursor:
         cursor.execute(  # a row names its pair by its place in the arrays: no id is parsed back
-            f"SELECT k.n, string_agg(l.id::text || ' ' || "
-            f"((l.acquired_on - DATE '0001-01-01') + 1)::text || ' ' || l.units::text || ' ' || "
-            f"coalesce(l.unit_cost::text, '-'), ';' ORDER BY l.acquired_on, l.id) "
-            f"FROM unnest(%s::uuid[], %s::uuid[]) WITH ORDINALITY AS k(a, i, n) CROSS JOIN LATERAL "
-            f"(SELECT p.id FROM {position} p WHERE p.account_id = k.a AND p.instrument_id = k.i OFFSET 0) p "
-            f"JOIN {lot} l ON l.position_id = p.id GROUP BY k.n, p.id",
-            ["{" + ",".join(accounts) + "}", "{" + ",".join(instruments) + "}"],
+            f"SELECT k.n, t.lots FROM unnest(%s::int[], %s::int[]) WITH ORDINALITY AS k(a, i, n) CROSS JOIN LATERAL "
+            f"(SELECT p.id FROM {position} p WHERE p.account_id = (%s::uuid[])[k.a] "
+            f"AND p.instrument_id = (%s::uuid[])[k.i] OFFSET 0) p "
+            f"CROSS JOIN LATERAL ({_LOTS_TEXT} FROM {lot} l WHERE l.position_id = p.id) t WHERE t.lots IS NOT NULL",
+            [
+                "{" + ",".join(map(str, account_at)) + "}", "{" + ",".join(map(str, instrument_at)) + "}",
+                "{" + ",".join(accounts) + "}", "{" + ",".join(instruments) + "}",
+            ],
         )
-        return {pairs[n - 1]: text for n, text in cursor.fetchall()}
+        return [(n - 1, TextLots(text)) for n, text in cursor.fetchall()]
 
 
 __all__ = ["TaxBook", "tax_book_load"]

@@ -243,12 +243,16 @@ def results_write(rows: Sequence[tuple]) -> int:
             f"{NULL if after is None else str(after)}\t{count}{head[1]}"
             f"{_text(json.dumps(adjustments, separators=(',', ':'))) if adjustments else '[]'}\t"
             f"{_text(json.dumps(fallbacks, separators=(',', ':'))) if fallbacks else '[]'}"
-            + "".join(
-                f"\t{NULL if value is None else value if type(value) is JsonText else _text(json.dumps(value, separators=(',', ':')))}"
-                for value in tax
-            )
+            + (f"\t{_json_text(tax[0])}\t{_json_text(tax[1])}" if tax else "")
         )
     return copy_text(ExecutionResult._meta.db_table, columns, lines)
+
+
+def _json_text(value) -> str:
+    """A JSON column's value in COPY's text format: JsonText as it is."""
+    if type(value) is JsonText:
+        return value
+    return NULL if value is None else _text(json.dumps(value, separators=(",", ":")))
 
 
 def trade_orders_replace(*, order_ids: Sequence, now: datetime) -> int:

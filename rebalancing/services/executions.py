@@ -432,12 +432,17 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
         book=book, account_ids=account_ids, default=default, per_account=per_account,
         results=[r for _, _, _, r in rebalanced],
     )
+    for_tax = {}  # engine preferences → their tax preferences (equal engine preferences: equal values)
+    texts = {}  # id → text, for the tax JSON of the chunk's results
     for account_id, effective, preferences, result in rebalanced:
         taxed = None
         if tax is not None and result.status in TAXED and effective.values["tax_aware"]:
             try:
+                tax_preferences = for_tax.get(id(preferences))
+                if tax_preferences is None:
+                    tax_preferences = for_tax[id(preferences)] = effective.for_tax()
                 taxed = tax_step(book=book, tax=tax, account_id=account_id, result=result,
-                                 preferences=effective.for_tax(), default_decimals=preferences.default_decimals)
+                                 preferences=tax_preferences, default_decimals=preferences.default_decimals)
                 result = taxed.result
             except Exception as exc:  # as for the rebalance: one account's bug fails that account only
                 logger.exception("execution %s: the tax step of account %s failed", execution_id, account_id)
@@ -469,7 +474,7 @@ def _chunk_run(chunk: ExecutionChunk, execution: Execution) -> ChunkOutcome:
             result.cash_after, len(result.orders), now,
             adjustments_json(result.adjustments) if result.adjustments else [],
             account_price_fallbacks(book, account_id) if book.price_fallbacks else [],
-            *((estimated_gain_text(taxed), tax_orders_text(taxed)) if taxed is not None else ()),
+            *((estimated_gain_text(taxed), tax_orders_text(taxed, texts)) if taxed is not None else ()),
         ))
 
     held = execution.held

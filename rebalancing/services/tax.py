@@ -6,13 +6,14 @@ from the plain data of selectors/tax.py."""
 from decimal import Decimal
 
 from rebalancing import engine
-from rebalancing.engine.tax import TaxData, TaxOutcome, TaxPreferences, tax_adjust
+from rebalancing.engine.tax import TaxData, TaxOutcome, TaxPreferences, lots_named, only_names_lots, tax_adjust
 
 from ..selectors.book import Book
 from ..selectors.tax import TaxBook, tax_book_load
 from .bulk import JsonText
 
 _SELL = engine.Side.SELL
+_NONE: dict = {}  # an account without lots or loss sales (never changed)
 _FX = engine.TransactionType.FX
 # Results the tax-aware step looks at (a harvest may turn NO_TRADES into PROPOSED).
 TAXED = frozenset({engine.ResultStatus.PROPOSED, engine.ResultStatus.NO_TRADES})
@@ -27,21 +28,35 @@ def tax_book_for(*, book: Book, account_ids, default, per_account, results=None)
     accounts that harvest losses (a harvest looks for loss lots in positions the run
     does not trade). The gain budget, short-term avoidance and the lots named only
     concern the sells; a wash-sale buy needs no lot. Without `results`, every lot."""
-    aware = [a for a in account_ids if a in book.accounts and per_account.get(a, default).values["tax_aware"]]
+    aware, whole = [], []  # one pass over the accounts: this is per chunk, for a thousand of them
+    days, gains = 0, False
+    accounts = book.accounts
+    for a in account_ids:
+        if a not in accounts:
+            continue
+        values = per_account.get(a, default).values
+        if values["tax_aware"]:
+            aware.append(a)
+            if values["wash_sale_days"] > days:
+                days = values["wash_sale_days"]
+            if values["harvest_losses"]:
+                whole.append(a)
+            if values["max_realized_gain"] is not None:
+                gains = True
     if not aware:
         return None
-    days = max(per_account.get(a, default).values["wash_sale_days"] for a in aware)
-    sold = whole = None
-    if results is not None:
-        whole = [a for a in aware if per_account.get(a, default).values["harvest_losses"]]
-        sold = set()
-        for result in results:
-            if result.status in TAXED and per_account.get(result.account_id, default).values["tax_aware"]:
-                sold.update(
-                    (o.account_id, o.instrument_id) for o in result.orders
-                    if o.side == _SELL and o.transaction_type != _FX and o.instrument_id is not None
-                )
-    gains = any(per_account.get(a, default).values["max_realized_gain"] is not None for a in aware)
+    sold = None
+    if results is None:
+        whole = None
+    else:
+        taxed = set(aware)
+        sold = (  # account by account (tax_book_load looks each account up once), read once
+            (o.account_id, o.instrument_id)
+            for result in results if result.orders and result.status in TAXED and result.account_id in taxed
+            for o in result.orders if o.side == _SELL and o.transaction_type != _FX and o.instrument_id is not None
+        )
+    if len(aware) == len(account_ids):
+        aware = account_ids  # every account: the same ids in the same order (an IdTuple keeps its text)
     tax = tax_book_load(
         book=book, account_ids=aware, wash_sale_days=days, price_source=book.price_source, sold=sold, whole=whole,
         gains=gains,
@@ -71,18 +86,23 @@ def tax_step(
 ) -> TaxOutcome:
     """Reshape `result` by the account's tax preferences. Cheap when nothing applies: an
     account without sells, harvest or a wash-sale buy is returned as it is, with no lots."""
-    lots = tax.lots.get(account_id, {})
-    losses = tax.loss_sales.get(account_id, {})
+    lots = tax.lots.get(account_id, _NONE)
+    losses = tax.loss_sales.get(account_id, _NONE) if tax.loss_sales else _NONE
     orders = result.orders
-    has_sells = any(o.side == _SELL for o in orders)
-    if not has_sells and not preferences.harvest_losses and not (losses and orders):
-        return TaxOutcome(result)
-    restrictions = book.restrictions.get(account_id)
+    for o in orders:
+        if o.side == _SELL:
+            break
+    else:  # no sell
+        if not preferences.harvest_losses and not (losses and orders):
+            return TaxOutcome(result)
     pending = {}
     for o in book.outstanding.get(account_id) or ():
         if o.side == _SELL and o.units and o.instrument_id is not None:
             key = (o.account_id, o.instrument_id)
             pending[key] = pending.get(key, Decimal(0)) + o.units
+    if only_names_lots(preferences, losses):  # the common case: no TaxData, no restrictions
+        return lots_named(result, book.market_of(account_id), preferences, lots, book.on_date.toordinal(), pending)
+    restrictions = book.restrictions.get(account_id)
     limits = preferences.avoid_short_term_gains or preferences.max_realized_gain is not None  # must_sell matters
     data = TaxData(
         lots=lots, on=book.on_date.toordinal(), realized_this_year=tax.realized.get(account_id, Decimal(0)),
@@ -111,18 +131,27 @@ def estimated_gain_text(outcome: TaxOutcome) -> JsonText:
     )
 
 
-def tax_orders_text(outcome: TaxOutcome) -> JsonText:
+def tax_orders_text(outcome: TaxOutcome, texts: dict | None = None) -> JsonText:
     """tax_orders_json as the JSON text itself, written straight by the chunk. Ids and
-    Decimals print without any character that JSON or COPY would escape."""
-    texts = {}  # an account's sells share its id (and sub-portfolios theirs)
+    Decimals print without any character that JSON or COPY would escape. `texts`: id →
+    its text, kept by the caller across outcomes (a chunk's sells share instruments)."""
+    if texts is None:
+        texts = {}
     parts = []
+    last = account = None
     for s in outcome.sells:
-        account = texts.get(s.account_id)
-        if account is None:
-            account = texts[s.account_id] = str(s.account_id)
-        gain = "null" if s.estimated_gain is None else f'"{s.estimated_gain}"'
-        lots = ",".join([f'["{lot_id}","{units}"]' for lot_id, units in s.lots])
-        parts.append(f'["{account}","{s.instrument_id}",{gain},[{lots}]]')
+        if s.account_id is not last:  # an account's sells share its id (and sub-portfolios theirs)
+            last = s.account_id
+            account = texts.get(last) or texts.setdefault(last, str(last))
+        instrument = texts.get(s.instrument_id) or texts.setdefault(s.instrument_id, str(s.instrument_id))
+        # "!s": str() itself, the same text as a Decimal's format() at a third of the cost
+        gain = "null" if s.estimated_gain is None else f'"{s.estimated_gain!s}"'
+        if len(s.lots) == 1:  # the common case: no list built
+            (lot_id, units), = s.lots
+            parts.append(f'["{account}","{instrument}",{gain},[["{lot_id!s}","{units!s}"]]]')
+        else:
+            lots = ",".join([f'["{lot_id!s}","{units!s}"]' for lot_id, units in s.lots])
+            parts.append(f'["{account}","{instrument}",{gain},[{lots}]]')
     return JsonText("[" + ",".join(parts) + "]")
 
 

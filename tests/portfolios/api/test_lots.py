@@ -260,6 +260,34 @@ def test_the_tax_book_sums_this_years_gains_and_finds_the_recent_loss_sales(api_
     assert tax_book_load(book=book, account_ids=[account], wash_sale_days=0).loss_sales == {}
 
 
+def test_the_tax_book_finds_a_sub_portfolios_loss_sales_from_a_chunks_own_ids(api_client, market):
+    """A chunk passes its own ids (an IdTuple, formatted once) when every account is
+    tax-aware: the sub-portfolios are added to them, and their loss sales count for the root."""
+    from portfolios.models import RealizedGain
+    from core.ids import IdTuple
+    from rebalancing.selectors.book import book_load
+    from rebalancing.selectors.tax import tax_book_load
+
+    c = api_client
+    roots = [uuid.UUID(account_with_lots(c, market, {"X": "1"}, TWO_LOTS, client_id=f"C-TAX-{n}")) for n in (1, 2)]
+    sub = uuid.UUID(post(c, "/api/v1/portfolios/accounts/", {
+        "client_id": "C-TAX-SUB", "base_currency": "EUR", "parent_id": str(roots[1]),
+    })["account_id"])
+    today = timezone.localdate()
+    x, z = uuid.UUID(market["X"]), uuid.UUID(market["Z"])
+    for account, instrument in ((sub, z), (roots[0], x)):
+        RealizedGain.objects.create(
+            account_id=account, instrument_id=instrument, lot_id=uuid.uuid4(), acquired_on=today - timedelta(days=9),
+            units=1, realized_on=today, term="SHORT", currency="EUR", gain=Decimal("-3"), base_currency="EUR",
+            gain_base=Decimal("-3"),
+        )
+    for ids in (IdTuple(roots), list(roots)):
+        book = book_load(account_ids=ids, on_date=today)
+        tax = tax_book_load(book=book, account_ids=ids, wash_sale_days=30, sold=[], whole=[])
+        assert tax.loss_sales == {roots[0]: {x: today.toordinal()}, roots[1]: {z: today.toordinal()}}
+        assert tax.realized == {roots[0]: Decimal("-3"), roots[1]: Decimal("-3")}
+
+
 def test_a_tax_step_that_fails_fails_its_account_only(api_client, market, monkeypatch):
     from rebalancing.services import executions
 

@@ -4,13 +4,14 @@ Lots are (lot_id, acquired ordinal, units, unit cost). The rebalance date is day
 ON = 10_000; a lot from day 9_000 is long-term (held > 365 days), from day 9_900 short.
 """
 
+from dataclasses import replace
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rebalancing.engine import Restriction, Restrictions, Rule, Side, rebalance
-from rebalancing.engine.tax import TaxData, TaxPreferences, tax_adjust
+from rebalancing.engine.tax import AcquiredLots, TaxData, TaxPreferences, tax_adjust
 
 from .factories import D, account, market, stock, targets
 
@@ -198,3 +199,40 @@ def test_tax_aware_with_every_limit_off_proposes_the_plain_orders(case, method):
     off = TaxPreferences(tax_aware=True, lot_method=method, wash_sale_days=0)
     out = tax_adjust(result, m, off, tax)
     assert out.result == result
+
+
+class CountedLots(AcquiredLots):
+    """Lots in (acquired, id) order, counting the lots made (as a lazy source would)."""
+
+    def __init__(self, lots):
+        self.lots, self.made = tuple(lots), 0
+
+    def __iter__(self):
+        for lot in self.lots:
+            self.made += 1
+            yield lot
+
+    def __len__(self):
+        return len(self.lots)
+
+    def __getitem__(self, index):
+        return tuple(self)[index]
+
+
+def test_a_fifo_sell_reads_only_the_lots_it_reaches_from_an_ordered_source():
+    m, result = plain({X: "0.5", Z: "0.5"})  # sell 10 X: the first lot holds 10
+    lots = CountedLots([*TWO_LOTS, ("later", NEW + 1, D(10), D(40))])
+    out = tax_adjust(result, m, TaxPreferences(tax_aware=True), TaxData(lots={("acc", X): lots}, on=ON))
+    assert (out.sells[0].lots, lots.made) == ((("cheap", D(10)),), 1)
+    lifo = CountedLots(lots.lots)  # every other method sorts: all lots are read
+    lifo_prefs = TaxPreferences(tax_aware=True, lot_method="LIFO")
+    out = tax_adjust(result, m, lifo_prefs, TaxData(lots={("acc", X): lifo}, on=ON))
+    assert (out.sells[0].lots, lifo.made) == ((("later", D(10)),), 3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenario(), prefs_st)
+def test_lots_from_an_ordered_source_give_the_same_outcome_as_a_tuple(case, prefs):
+    m, result, tax = case
+    ordered = {key: CountedLots(sorted(lots, key=lambda lot: (lot[1], lot[0]))) for key, lots in tax.lots.items()}
+    assert tax_adjust(result, m, prefs, replace(tax, lots=ordered)) == tax_adjust(result, m, prefs, tax)
