@@ -341,11 +341,10 @@ def _stage_rows(job: ImportJob, source: FileRows, stager: db.Stager, errors: Err
             if kind and kind not in kinds:
                 errors.add(line, "kind", f"must be one of {', '.join(CashKind.values)}")
                 bad = True
-            if acquired_on:
-                errors.add(line, "acquired_on", "a cash row has no lots (set instrument_id for a position's lot)")
-                bad = True
-            if unit_cost:
-                errors.add(line, "unit_cost", "a cash row has no lots (set instrument_id for a position's lot)")
+            if acquired_on or unit_cost:
+                for name, value in (("acquired_on", acquired_on), ("unit_cost", unit_cost)):
+                    if value:
+                        errors.add(line, name, "a cash row has no lots (set instrument_id for a position's lot)")
                 bad = True
             if not balance_ok(balance):
                 if not balance:
