@@ -80,8 +80,10 @@ def audit_record(instance, action: str, changes: dict | None = None, *, actor=No
 
 
 def audit_records(items: Iterable[tuple], action: str, *, actor=None, **extra) -> int:
-    """Record many changes in one INSERT: `items` are (instance, changes) pairs."""
-    entries = [_entry(instance, action, changes, actor, None, extra) for instance, changes in items]
+    """Record many changes in one INSERT: `items` are (instance, changes) pairs, or
+    (instance, changes, object_repr) when the entry must show the instance as it was
+    then (several changes of one instance)."""
+    entries = [_entry(item[0], action, item[1], actor, item[2] if len(item) > 2 else None, extra) for item in items]
     LogEntry.objects.bulk_create(entries)
     return len(entries)
 

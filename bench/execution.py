@@ -26,6 +26,9 @@
 and print both rates, the workers' CPU per 1000 accounts and the ratios (docs/restrictions.md,
 docs/prices.md, docs/tax.md); `--tax` also prints them by the medians of the rounds.
 
+`--fills` then sends the execution's fills back as a file through `manage.py import_fills`
+and prints its time, orders per second and peak memory (docs/imports.md "Fills file").
+
 Needs PostgreSQL (`--postgres`, default postgres://postgres@127.0.0.1:5432) and Redis
 (`--redis`, default redis://127.0.0.1:6379/15: its queue is emptied first).
 """
@@ -76,6 +79,11 @@ def parse_args():
         help="give every position 3 lots (costs at 70/100/130 %% of today's price, bought 800/300/60 days ago) and "
         "measure tax_aware off (lot-free: no lot is read) and on for every account alternately, ROUNDS times each",
     )
+    parser.add_argument(
+        "--fills", action="store_true",
+        help="after the execution, mark its orders (FX ones aside) SENT_TO_EXECUTION, write a fills file of one line "
+        "per instrument and side filling them whole, and time `manage.py import_fills` on it (docs/imports.md)",
+    )
     return parser.parse_args()
 
 
@@ -91,6 +99,41 @@ def environment(args) -> dict:
         "DJANGO_DEBUG": "false",  # DEBUG would keep every query in memory
         "LOG_LEVEL": "WARNING",
     }
+
+
+def fills_measure(args, execution_id) -> None:
+    """The desk's fills of a whole execution back through `manage.py import_fills` (its
+    own process, DEBUG off as in production): the orders (FX ones aside) marked
+    SENT_TO_EXECUTION with one UPDATE, one line per instrument and side for all their
+    units at their average price. Prints the time, orders per second and peak memory."""
+    import tempfile
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE rebalancing_tradeorder SET status = 'SENT_TO_EXECUTION', executed_units = 0, "
+                       "executed_amount = 0 WHERE execution_id = %s AND transaction_type <> 'FX'", [execution_id])
+        orders = cursor.rowcount
+        cursor.execute("SELECT instrument_id, side, sum(units), round(avg(unit_price), 4) FROM rebalancing_tradeorder "
+                       "WHERE execution_id = %s AND status = 'SENT_TO_EXECUTION' GROUP BY instrument_id, side "
+                       "ORDER BY instrument_id, side", [execution_id])
+        lines = cursor.fetchall()
+    connection.close()
+    with tempfile.TemporaryDirectory(prefix="ballast-bench-fills-") as folder:
+        path = Path(folder) / "fills.csv"
+        path.write_text("execution_id,instrument_id,side,units,price\n" + "".join(
+            f"{execution_id},{instrument_id},{side},{units},{price}\n" for instrument_id, side, units, price in lines))
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "manage.py", "import_fills", str(path)], cwd=ROOT,
+                                   env={**environment(args), "IMPORTS_ROOT": folder},
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        output = process.stdout.read().strip().splitlines()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("import_fills failed:\n" + "\n".join(output))
+    print(f"fills: {len(lines)} lines filling {orders:,} orders in {seconds:.1f} s = {orders / seconds:,.0f} orders/s, "
+          f"peak {usage.ru_maxrss // 1024:,} MiB | {output[-1] if output else ''}")
 
 
 def database_prepare(args) -> bool:
@@ -609,6 +652,8 @@ def main(args) -> None:
           f"(the line above counts the workers' start too)")
     if naive_rate:
         print(f"naive: {naive_rate:,.0f} accounts/s → executions are {rate / naive_rate:.1f}× faster")
+    if args.fills:
+        fills_measure(args, execution_id)
     if not args.keep:
         connection.close()
         database_drop(args)

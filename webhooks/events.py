@@ -65,14 +65,7 @@ def record(event_type: str, payload: dict | Callable[[], dict]) -> Event | None:
     """Record `event_type` with `payload` (JSON-able; Decimals, dates and UUIDs become
     strings) for every active subscription that wants it; return the event, or None
     when nobody wants it. Queries: none then, else three."""
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type}")
-    wanted = [pk for pk, types in _active_subscriptions() if "*" in types or event_type in types]
-    if not wanted:
-        return None
-    subscriptions = [
-        s for s in Subscription.objects.filter(pk__in=wanted, active=True).only("pk", "event_types") if s.wants(event_type)
-    ]
+    subscriptions = _subscriptions_wanting(event_type)
     if not subscriptions:
         return None
     now = timezone.now()
@@ -83,6 +76,45 @@ def record(event_type: str, payload: dict | Callable[[], dict]) -> Event | None:
     subscription_ids = [s.pk for s in subscriptions]
     transaction.on_commit(lambda: enqueue(subscription_ids))
     return event
+
+
+def _subscriptions_wanting(event_type: str) -> list:
+    """The active subscriptions that want `event_type`: no query when the cache says
+    none may, else one."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type}")
+    if not wanted(event_type):
+        return []
+    return [
+        s for s in Subscription.objects.filter(
+            pk__in=[pk for pk, types in _active_subscriptions() if "*" in types or event_type in types], active=True,
+        ).only("pk", "event_types") if s.wants(event_type)
+    ]
+
+
+def wanted(event_type: str) -> bool:
+    """Whether an active subscription may want `event_type` (no query: the cache), so a
+    caller of `record_many` makes the payloads only then."""
+    return any("*" in types or event_type in types for _, types in _active_subscriptions())
+
+
+def record_many(event_type: str, payloads: list[dict]) -> int:
+    """`record` of many events of one type at once (a bulk change): one INSERT of the
+    events and one of their deliveries, whatever their number; returns the events
+    written (0 when nobody wants them)."""
+    subscriptions = _subscriptions_wanting(event_type) if payloads else []
+    if not subscriptions:
+        return 0
+    now = timezone.now()
+    written = Event.objects.bulk_create([Event(type=event_type, payload=payload, created_at=now) for payload in payloads],
+                                        batch_size=1000)
+    Delivery.objects.bulk_create(
+        [Delivery(event=event, subscription=s, next_attempt_at=now, created_at=now) for event in written for s in subscriptions],
+        batch_size=1000,
+    )
+    subscription_ids = [s.pk for s in subscriptions]
+    transaction.on_commit(lambda: enqueue(subscription_ids))
+    return len(written)
 
 
 def enqueue(subscription_ids) -> None:

@@ -8,11 +8,13 @@ cannot name the orders back). Its units are shared between the orders still open
 each share rounded down to the instrument's block size; the remainder goes to the
 largest order (by ordered units), then, when that one is full, to the next largest.
 
-The file is read whole and every line checked, with the orders locked, before the
-first transition; any error refuses the file and nothing is written. Then every share
-is one `trade_order_transition` (PARTIALLY_EXECUTED, or EXECUTED_IN_MARKET when it
-completes the order; a SENT_TO_EXECUTION order first goes to IN_EXECUTION), all in one
-transaction.
+The file is read whole and every line checked on its own; then, in one transaction,
+the aggregated orders one after the other: its orders locked, its lines shared and
+checked against them, and (while no line has failed) every share applied by
+`trade_orders_fill`, the order transitions' rules and records written in bulk
+(PARTIALLY_EXECUTED, or EXECUTED_IN_MARKET when it completes the order; a
+SENT_TO_EXECUTION order first goes to IN_EXECUTION). Any error refuses the file: the
+rest is still checked, and the transaction's rollback leaves every order as it was.
 """
 
 import uuid
@@ -26,7 +28,7 @@ from core.errors import DomainError
 from portfolios.models import Instrument
 from portfolios.models.fields import MONEY, PRICE, UNITS, is_currency_code
 from rebalancing.models import Side, TradeOrder, TradeOrderStatus
-from rebalancing.services.orders import trade_order_transition
+from rebalancing.services.orders import trade_orders_fill
 
 from ..models import ImportJob, ImportStatus
 from . import staging as db
@@ -162,22 +164,20 @@ def _read_lines(job: ImportJob, errors: ErrorList) -> tuple[list[FillLine], int]
     return lines, count
 
 
-def _plan(lines: list[FillLine], errors: ErrorList) -> list[OrderState]:
-    """Lock the orders the lines name and share every line between them; errors for
-    lines that name no open order, exceed the open units or do not fit the orders."""
-    keys = {(fill.execution_id, fill.instrument.pk, fill.side) for fill in lines}
-    orders: dict[tuple, list[OrderState]] = defaultdict(list)
-    if keys:
-        query = TradeOrder.objects.none()
-        for execution_id, instrument_id, side in keys:
-            query = query | TradeOrder.objects.filter(execution_id=execution_id, instrument_id=instrument_id, side=side,
-                                                      status__in=FILLABLE)
-        # Locked in a fixed order: two imports of one execution wait for each other.
-        for order in query.select_for_update(of=("self",)).order_by("pk"):
-            orders[(order.execution_id, order.instrument_id, order.side)].append(
-                OrderState(order=order, open=order.units - order.executed_units, status=order.status))
+def _plan(key: tuple, lines: list[FillLine], errors: ErrorList) -> list[OrderState]:
+    """Lock the orders of one aggregated order (execution, instrument id, side) and share
+    its lines between them, in file order; errors for lines that name no open order,
+    exceed the open units or do not fit the orders."""
+    execution_id, instrument_id, side = key
+    instrument = lines[0].instrument
+    cache_instrument = TradeOrder.instrument.field.set_cached_value
+    states = []
+    for order in (TradeOrder.objects.filter(execution_id=execution_id, instrument_id=instrument_id, side=side,
+                                            status__in=FILLABLE)
+                  .select_for_update(of=("self",)).order_by("pk")):
+        cache_instrument(order, instrument)  # one object for all its orders
+        states.append(OrderState(order=order, open=order.units - order.executed_units, status=order.status))
     for fill in lines:
-        states = orders.get((fill.execution_id, fill.instrument.pk, fill.side))
         what = f"{fill.side} {fill.instrument.isin or fill.instrument.pk} in execution {fill.execution_id}"
         if not states:
             errors.add(fill.line, "instrument_id",
@@ -208,7 +208,7 @@ def _plan(lines: list[FillLine], errors: ErrorList) -> list[OrderState]:
             state.open -= share
             state.steps.append((fill.line, S.EXECUTED_IN_MARKET if state.open == 0 else S.PARTIALLY_EXECUTED,
                                 share, fill.price))
-    return [state for states in orders.values() for state in states if state.steps]
+    return [state for state in states if state.steps]
 
 
 class _Refused(Exception):
@@ -217,30 +217,42 @@ class _Refused(Exception):
 
 def fills_import_run(*, job: ImportJob) -> ImportJob:
     """Run a claimed fills import: FAILED with every error (nothing written), or DONE
-    with every fill applied through `trade_order_transition`, in one transaction."""
+    with every fill applied, in one transaction. The aggregated orders are taken one
+    after the other (in a fixed order: two imports of one execution wait for each
+    other), each planned and, while no line of the file has failed, applied at once by
+    `trade_orders_fill` (the order transitions' rules and records, written in bulk), so
+    memory holds one aggregated order's trade orders. After a bad line the rest is only
+    checked, every error is reported, and the transaction rolls back whatever was applied."""
     errors = ErrorList()
     lines, rows = _read_lines(job, errors)
     import_progress(job, 30)
     user = job.created_by
+    by_key: dict[tuple, list[FillLine]] = defaultdict(list)
+    for fill in lines:
+        by_key[(fill.execution_id, fill.instrument.pk, fill.side)].append(fill)
+    fills = orders_filled = 0
+    accounts = set()
     try:
         with transaction.atomic():
-            planned = _plan(lines, errors)
+            for done, key in enumerate(sorted(by_key, key=lambda k: (str(k[0]), str(k[1]), k[2])), start=1):
+                planned = _plan(key, by_key[key], errors)
+                if errors:
+                    continue
+                try:
+                    fills += trade_orders_fill(fills=[
+                        (state.order, [(status, units, price) for _, status, units, price in state.steps])
+                        for state in planned
+                    ], user=user)
+                except DomainError as exc:  # the plan checked the rules: a bug or a race, named
+                    errors.add(by_key[key][0].line, "units", str(exc.detail))
+                    continue
+                orders_filled += len(planned)
+                accounts.update(state.order.account_id for state in planned)
+                import_progress(job, 30 + 70 * done / len(by_key), live=True)  # the row waits for the commit
             if errors:
                 raise _Refused
-            for state in planned:
-                if state.status == S.SENT_TO_EXECUTION:
-                    trade_order_transition(order=state.order, status=S.IN_EXECUTION, user=user)
-                for line, status, units, price in state.steps:
-                    try:
-                        trade_order_transition(order=state.order, status=status, executed_units=units,
-                                               executed_price=price, user=user)
-                    except DomainError as exc:  # the plan checked the rules: a bug or a race, named
-                        errors.add(line, "units", f"trade order {state.order.pk}: {exc.detail}")
-                        raise _Refused from exc
-            fills = sum(len(state.steps) for state in planned)
-            import_finish(job, status=ImportStatus.DONE, rows=rows, rows_changed=fills,
-                          accounts_changed=len({state.order.account_id for state in planned}),
-                          orders_filled=len(planned))
+            import_finish(job, status=ImportStatus.DONE, rows=rows, rows_changed=fills, accounts_changed=len(accounts),
+                          orders_filled=orders_filled)
     except _Refused:
         import_fail(job, errors=errors.sorted(), error_count=errors.count, rows=rows)
     return job

@@ -4,6 +4,7 @@ shared pro rata, rounded to the block size, the remainder to the largest order
 and the management command."""
 
 import io
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -93,7 +94,12 @@ def test_a_partial_fill_is_shared_pro_rata_rounded_to_the_block_size_with_the_re
     assert Position.objects.get(account=b.account, instrument=etf).units == Decimal("50")
 
 
-def test_lines_of_one_order_in_one_file_are_fills_one_after_the_other(blotter_order):
+@pytest.mark.parametrize("batch", [None, 2], ids=["one-batch", "batches-of-2"])
+def test_lines_of_one_order_in_one_file_are_fills_one_after_the_other(blotter_order, monkeypatch, batch):
+    from rebalancing.services.orders import trade_orders  # noqa: PLC0415
+
+    if batch:  # the orders are written a batch at a time (trade_orders_fill)
+        monkeypatch.setattr(trade_orders, "FILL_BATCH", batch)
     execution, etf, (a, b, c) = blotter_order
     job = run(csv_text(HEADER, (execution.pk, etf.pk, "BUY", "10", "10"), (execution.pk, etf.isin, "BUY", "90", "10.2")))
     assert (job.status, job.rows_changed) == ("DONE", 6)
@@ -224,3 +230,78 @@ def test_fills_need_the_trade_order_permission(client, user_with_perms, blotter_
         "file": SimpleUploadedFile("fills.csv", csv_text(HEADER, (execution.pk, etf.isin, "BUY", "1", "1")).encode()),
     })
     assert response.status_code == 403 and not ImportJob.objects.exists()
+
+
+def test_a_fills_file_leaves_the_same_audit_entries_and_events_as_the_transitions_one_by_one(db):
+    """The file's fills are written in bulk (trade_orders_fill); each move must leave what
+    trade_order_transition leaves: the order's audit entry (changes and how the order
+    read then) and its `trade_order.status_changed` event with the order as it was at
+    that step; a portfolio order takes its status from its trade orders."""
+    from webhooks.models import Event, Subscription  # noqa: PLC0415
+
+    from rebalancing.models import PortfolioOrder  # noqa: PLC0415
+
+    Subscription.objects.create(url="https://example.com/hook", event_types=["*"], secret="s")
+    etf = InstrumentFactory(block_size=None)
+    by_file, by_hand = (Execution.objects.create(rebalance_date=D) for _ in range(2))
+    filed = order(by_file, etf, "10", status="SENT_TO_EXECUTION")
+    handled = order(by_hand, etf, "10", status="SENT_TO_EXECUTION")
+    parent = PortfolioOrder.objects.create(account=filed.account, side=Side.BUY, cash_amount=Decimal("100"),
+                                           currency=etf.currency, status="OPEN")
+    TradeOrder.objects.filter(pk=filed.pk).update(portfolio_order=parent)
+
+    job = run(csv_text(HEADER, (by_file.pk, etf.isin, "BUY", "4", "9.5"), (by_file.pk, etf.isin, "BUY", "6", "10.25")))
+    assert (job.status, job.rows_changed) == ("DONE", 2)
+    handled.refresh_from_db()
+    trade_order_transition(order=handled, status="IN_EXECUTION")
+    trade_order_transition(order=handled, status="PARTIALLY_EXECUTED", executed_units=Decimal("4"),
+                           executed_price=Decimal("9.5"))
+    trade_order_transition(order=handled, status="EXECUTED_IN_MARKET", executed_units=Decimal("6"),
+                           executed_price=Decimal("10.25"))
+    assert state(filed) == state(handled) == [("EXECUTED_IN_MARKET", Decimal("10"), Decimal("99.5"))]
+
+    def trail(trade_order):
+        entries = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(TradeOrder),
+                                          object_pk=str(trade_order.pk)).order_by("timestamp", "pk")
+        return [(e.action, e.changes, re.sub(r"…[0-9a-f]+", "…ID", e.object_repr)) for e in entries]
+
+    def sent(trade_order):
+        found = [e.payload for e in Event.objects.filter(type="trade_order.status_changed")
+                 if e.payload["order_id"] == str(trade_order.pk)]
+        keep = ("previous_status", "status", "units", "executed_units", "executed_amount", "currency")
+        return sorted(({k: p[k] for k in keep} for p in found), key=lambda p: p["executed_units"] + p["status"])
+
+    assert len(trail(filed)) == 3 and trail(filed) == trail(handled)
+    assert len(sent(filed)) == 3 and sent(filed) == sent(handled)
+    parent.refresh_from_db()
+    assert parent.status == "IN_PROGRESS"  # from its one trade order, refreshed once after the bulk write
+    assert Event.objects.filter(type="portfolio_order.status_changed").count() == 1
+
+
+def test_a_filled_order_reads_back_its_time_and_amounts_as_written(blotter_order):
+    """The bulk write of a fills file (raw SQL) stores what the ORM reads back."""
+    from django.utils import timezone  # noqa: PLC0415
+
+    execution, etf, (a, b, c) = blotter_order
+    before = timezone.now()
+    assert run(csv_text(HEADER, (execution.pk, etf.isin, "BUY", "100", "10.125"))).status == "DONE"
+    for o in (a, b, c):
+        o.refresh_from_db()
+        assert o.updated_at >= before and o.updated_at.tzinfo is not None
+        assert o.executed_amount == o.units * Decimal("10.125")
+
+
+def test_a_bad_line_of_one_aggregated_order_undoes_the_fills_of_the_others(db):
+    """The aggregated orders are applied one after the other; a bad line in any of them
+    (before or after the good ones, whatever their order) leaves every order as it was."""
+    execution = Execution.objects.create(rebalance_date=D)
+    first, second = InstrumentFactory(block_size=None), InstrumentFactory(block_size=None)
+    good = [order(execution, first, "10"), order(execution, first, "5", status="SENT_TO_EXECUTION")]
+    other = order(execution, second, "4")
+    before = state(*good, other)
+    job = run(csv_text(HEADER, (execution.pk, first.isin, "BUY", "15", "10"), (execution.pk, second.isin, "BUY", "5", "10"),
+                       (execution.pk, first.isin, "BUY", "1", "10")))
+    assert job.status == "FAILED"
+    assert [(e["line"], e["field"]) for e in job.errors] == [(2, "units"), (3, "units")]
+    assert state(*good, other) == before
+    assert not LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(TradeOrder)).exists()

@@ -3,11 +3,11 @@
 import uuid
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.services import audit_record
+from audit.services import audit_record, audit_records
 from core.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound, raise_if_errors
 from portfolios.models import CashAccount, CashKind, InstrumentType, PortfolioAccount
 from portfolios.services.lots import LotBook, lot_rules
@@ -271,9 +271,8 @@ def _audit_settlement(order: TradeOrder, held, new_units, cash: CashAccount | No
 
 def _audit_transition(order: TradeOrder, previous: str, before: dict, user) -> None:
     """The order's audit entry: status and the amounts that moved, before → after."""
-    changes = {"status": (previous, order.status)}
-    changes.update((name, (before[name], getattr(order, name))) for name in ORDER_AMOUNTS if before[name] != getattr(order, name))
-    audit_record(order, "settle" if order.status == S.SETTLED else "transition", changes, actor=user)
+    audit_record(order, "settle" if order.status == S.SETTLED else "transition", _transition_changes(order, previous, before),
+                 actor=user)
 
 
 def _refuse_while_held(order: TradeOrder) -> None:
@@ -323,18 +322,7 @@ def trade_order_transition(
         raise NotFound(f"no trade order with id {order.pk}") from None
     current = order.status
     before = {name: getattr(order, name) for name in ORDER_AMOUNTS}
-    if status not in TRANSITIONS[current] or ((current, status) in SYSTEM_TRANSITIONS and not system):
-        if current == S.PENDING_APPROVAL:
-            raise Conflict(
-                f"trade order {order.pk} cannot go from {current} to {status}; it waits for the approval of "
-                f"execution {order.execution_id}, and moves only when that execution is approved (to OPEN), "
-                "rejected or cancelled"
-            )
-        allowed = allowed_transitions(current, system=system)
-        raise Conflict(
-            f"trade order {order.pk} cannot go from {current} to {status}; from {current} it may go to "
-            + (", ".join(allowed) if allowed else f"nothing ({current} is final)")
-        )
+    _check_transition(order, current, status, system)
     if current == S.OPEN and status == S.ACCEPTED and order.portfolio_order_id is None:
         _refuse_while_held(order)
     if status in FILL_STATUSES:
@@ -351,6 +339,115 @@ def trade_order_transition(
     if order.portfolio_order_id is not None:
         portfolio_order_status_refresh(portfolio_order=PortfolioOrder(pk=order.portfolio_order_id))
     return order
+
+
+def _check_transition(order: TradeOrder, current: str, status: str, system: bool) -> None:
+    """Conflict (409) unless the flow allows `order` to go from `current` to `status`."""
+    if status in TRANSITIONS[current] and not ((current, status) in SYSTEM_TRANSITIONS and not system):
+        return
+    if current == S.PENDING_APPROVAL:
+        raise Conflict(
+            f"trade order {order.pk} cannot go from {current} to {status}; it waits for the approval of "
+            f"execution {order.execution_id}, and moves only when that execution is approved (to OPEN), "
+            "rejected or cancelled"
+        )
+    allowed = allowed_transitions(current, system=system)
+    raise Conflict(
+        f"trade order {order.pk} cannot go from {current} to {status}; from {current} it may go to "
+        + (", ".join(allowed) if allowed else f"nothing ({current} is final)")
+    )
+
+
+def _transition_changes(order: TradeOrder, previous: str, before: dict) -> dict:
+    changes = {"status": (previous, order.status)}
+    changes.update((name, (before[name], getattr(order, name))) for name in ORDER_AMOUNTS if before[name] != getattr(order, name))
+    return changes
+
+
+FILL_BATCH = 2000  # orders per batch of a bulk fill (one UPDATE, one INSERT of audit entries)
+
+
+def _fills_write(orders: list, now) -> None:
+    """The orders' new status, executed units and amount: on PostgreSQL one UPDATE from
+    arrays (Django's bulk_update builds a CASE per field and row, about a second per
+    thousand orders), elsewhere one UPDATE per order."""
+    table = connection.ops.quote_name(TradeOrder._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            ops = connection.ops
+            cursor.executemany(
+                f"UPDATE {table} SET status = %s, executed_units = %s, executed_amount = %s, updated_at = %s "
+                f"WHERE id = %s",
+                [(o.status, ops.adapt_decimalfield_value(o.executed_units), ops.adapt_decimalfield_value(o.executed_amount),
+                  ops.adapt_datetimefield_value(now), o.pk.hex) for o in orders],
+            )
+            return
+        cursor.execute(
+            f"UPDATE {table} t SET status = v.status, executed_units = v.units, executed_amount = v.amount, "
+            f"updated_at = %s FROM unnest(%s::uuid[], %s::text[], %s::numeric[], %s::numeric[]) "
+            f"AS v(id, status, units, amount) WHERE t.id = v.id",
+            [now, [o.pk for o in orders], [o.status for o in orders], [o.executed_units for o in orders],
+             [o.executed_amount for o in orders]],
+        )
+
+
+@transaction.atomic
+def trade_orders_fill(*, fills, user=None) -> int:
+    """Report many fills at once (a fills file, docs/imports.md): `fills` are (order,
+    steps) pairs, each order loaded and locked by the caller (`SELECT … FOR UPDATE`),
+    `steps` its fills in order as (status, executed_units, executed_price) with status
+    PARTIALLY_EXECUTED or EXECUTED_IN_MARKET; a SENT_TO_EXECUTION order first goes to
+    IN_EXECUTION. Every move follows the rules of `trade_order_transition` and leaves
+    the same records (the order's audit entry, showing the order as it was then; a
+    `trade_order.status_changed` event), written in bulk FILL_BATCH orders at a time
+    (one UPDATE, one INSERT of audit entries, one set of events), so memory holds one
+    batch of records; then each portfolio order touched takes its status once. Raises
+    as `trade_order_transition` does, naming the order (the transaction then writes
+    nothing). Returns the fills applied (the moves to IN_EXECUTION not counted)."""
+    wanted = events.wanted("trade_order.status_changed")
+    now = timezone.now()
+    applied = 0
+    portfolio_orders = set()
+    batch = []
+    for order, steps in fills:
+        batch.append((order, steps))
+        if len(batch) >= FILL_BATCH:
+            applied += _fills_apply(batch, now, wanted, user)
+            batch = []
+        if order.portfolio_order_id is not None:
+            portfolio_orders.add(order.portfolio_order_id)
+    if batch:
+        applied += _fills_apply(batch, now, wanted, user)
+    for portfolio_order_id in sorted(portfolio_orders, key=str):
+        portfolio_order_status_refresh(portfolio_order=PortfolioOrder(pk=portfolio_order_id))
+    return applied
+
+
+def _fills_apply(fills: list, now, wanted: bool, user) -> int:
+    """One batch of `trade_orders_fill`."""
+    entries, payloads, applied = [], [], 0
+    for order, steps in fills:
+        moves = [(S.IN_EXECUTION, None, None)] if order.status == S.SENT_TO_EXECUTION else []
+        for status, executed_units, executed_price in [*moves, *steps]:
+            if status not in FILL_STATUSES and status != S.IN_EXECUTION:
+                raise InvalidInput([FieldError("status", f"a fill moves an order to {', '.join(sorted(FILL_STATUSES))}")])
+            raise_if_errors(_fill_errors(status, executed_units, executed_price))
+            current = order.status
+            before = {name: getattr(order, name) for name in ORDER_AMOUNTS}
+            _check_transition(order, current, status, False)
+            if status in FILL_STATUSES:
+                _record_fill(order, status, executed_units, executed_price)
+                applied += 1
+            order.status = status
+            order.updated_at = now
+            entries.append((order, _transition_changes(order, current, before), str(order)))
+            if wanted:
+                payloads.append(trade_order_payload(order, previous_status=current))
+    _fills_write([order for order, _ in fills], now)
+    audit_records(entries, "transition", actor=user)
+    if payloads:
+        events.record_many("trade_order.status_changed", payloads)
+    return applied
 
 
 @transaction.atomic
