@@ -184,21 +184,23 @@ def _plan(key: tuple, lines: list[FillLine], errors: ErrorList) -> list[OrderSta
                        f"no trade order {what} is in execution ({', '.join(FILLABLE)})")
             continue
         currencies = {state.order.currency for state in states}
-        if fill.currency and currencies != {fill.currency}:
+        if fill.currency and fill.currency not in currencies:
             errors.add(fill.line, "currency", f"the orders {what} are in {', '.join(sorted(currencies))}")
             continue
-        if len(currencies) > 1:
+        if not fill.currency and len(currencies) > 1:
             errors.add(fill.line, "currency", f"the orders {what} are in several currencies "
                                               f"({', '.join(sorted(currencies))}): name one in the currency column")
             continue
-        opens = [state.open for state in states]
+        # The line fills the orders of its currency (all of them when they share one).
+        sharing = [state for state in states if state.order.currency == fill.currency] if fill.currency else states
+        opens = [state.open for state in sharing]
         open_total = sum(opens, Decimal(0))
         if fill.units > open_total:
             errors.add(fill.line, "units", f"{fill.units} is more than the {open_total.normalize():f} units of {what} "
                                            "still open (earlier lines of the file included)")
             continue
-        shares = fill_shares(opens, [state.order.units for state in states], fill.units, fill.instrument.block_size)
-        for state, share in zip(states, shares):
+        shares = fill_shares(opens, [state.order.units for state in sharing], fill.units, fill.instrument.block_size)
+        for state, share in zip(sharing, shares):
             if not share:
                 continue
             amount = share * fill.price

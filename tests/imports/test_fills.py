@@ -305,3 +305,21 @@ def test_a_bad_line_of_one_aggregated_order_undoes_the_fills_of_the_others(db):
     assert [(e["line"], e["field"]) for e in job.errors] == [(2, "units"), (3, "units")]
     assert state(*good, other) == before
     assert not LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(TradeOrder)).exists()
+
+
+def test_orders_of_one_aggregated_order_in_two_currencies_are_filled_by_currency(db):
+    """docs/imports.md: orders of one execution, instrument and side in several
+    currencies need the currency column, and a line then fills those of its currency."""
+    execution = Execution.objects.create(rebalance_date=D)
+    etf = InstrumentFactory(block_size=None, currency="EUR")
+    euro = order(execution, etf, "10")
+    dollar = order(execution, etf, "4")
+    TradeOrder.objects.filter(pk=dollar.pk).update(currency="USD")
+    refused = run(csv_text(HEADER, (execution.pk, etf.isin, "BUY", "4", "10")))
+    assert [(e["line"], e["field"]) for e in refused.errors] == [(1, "currency")]
+    assert "name one in the currency column" in refused.errors[0]["message"]
+    job = run(csv_text(HEADER + ("currency",), (execution.pk, etf.isin, "BUY", "4", "11", "USD"),
+                       (execution.pk, etf.isin, "BUY", "6", "10", "EUR")))
+    assert job.status == "DONE", job.errors
+    assert state(euro, dollar) == [("PARTIALLY_EXECUTED", Decimal("6"), Decimal("60")),
+                                   ("EXECUTED_IN_MARKET", Decimal("4"), Decimal("44"))]
