@@ -415,13 +415,19 @@ PAGE_PARAMETERS = [
 ]
 
 
-class AccountLotsView(ApiView):
+class AccountHoldingsPageView(ApiView):
+    """A paginated read of one account's holdings records (lots, realized gains): the
+    account by its id, the holdings' view permissions."""
+
     queryset = PortfolioAccount.objects.all()
     lookup_url_kwarg = "account_id"
     noun = "account"
     required_permissions = {"GET": HOLDINGS_PERMISSIONS["GET"]}
-    serializer_class = s.LotSerializer
     pagination_class = MetaDataPagination
+
+
+class AccountLotsView(AccountHoldingsPageView):
+    serializer_class = s.LotSerializer
 
     @extend_schema(
         summary="The account's tax lots with their unrealized gain",
@@ -440,13 +446,8 @@ class AccountLotsView(ApiView):
         return self.get_paginated_response(s.LotSerializer(page, many=True).data)
 
 
-class AccountRealizedGainsView(ApiView):
-    queryset = PortfolioAccount.objects.all()
-    lookup_url_kwarg = "account_id"
-    noun = "account"
-    required_permissions = {"GET": HOLDINGS_PERMISSIONS["GET"]}
+class AccountRealizedGainsView(AccountHoldingsPageView):
     serializer_class = s.RealizedGainSerializer
-    pagination_class = MetaDataPagination
 
     @extend_schema(
         summary="Realized gains, with totals by term in the base currency",
