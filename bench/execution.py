@@ -464,6 +464,52 @@ def lots_build() -> int:
     return count
 
 
+def side_by_side(client, args, on_date, workers, rounds: int, switch, reset, names: tuple, detail) -> None:
+    """Whole-book executions of the book's two variants alternately (`switch(False)`:
+    the plain one, `switch(True)`: the other), `rounds` times each; print every round
+    (with `detail(execution_id, total)` when given), then the best and the median rates,
+    the workers' CPU per 1000 accounts and the ratios other / plain. `reset()` after."""
+    from rebalancing.models import Execution
+
+    rates, cpu_per_1000 = {False: [], True: []}, {False: [], True: []}
+    width = max(map(len, names))
+    for n in range(rounds):
+        for on in (False, True):
+            switch(on)
+            executions_empty()
+            rate, execution_id = execution_measure(client, args, on_date, workers, quiet=True)
+            total = Execution.objects.get(pk=execution_id).total
+            per_1000 = 1_000_000 * WORKER_CPU[execution_id] / total
+            rates[on].append(rate)
+            cpu_per_1000[on].append(per_1000)
+            extra = f" ({detail(execution_id, total)})" if detail else ""
+            print(f"  round {n + 1} {names[on]:{width}}: {rate:,.0f} accounts/s, workers' CPU {per_1000:.0f} ms per "
+                  f"1000 accounts{extra}")
+    plain, other = names
+    for how, pick_rate, pick_cpu in (("best", max, min), ("median", statistics.median, statistics.median)):
+        a, b = pick_rate(rates[False]), pick_rate(rates[True])
+        a_cpu, b_cpu = pick_cpu(cpu_per_1000[False]), pick_cpu(cpu_per_1000[True])
+        print(f"{how} of {rounds}, alternating: {plain} {a:,.0f} accounts/s, {other} {b:,.0f} → {other}/{plain} = "
+              f"{100 * b / a:.1f} %; workers' CPU per 1000 accounts {a_cpu:.0f} vs {b_cpu:.0f} ms → throughput on "
+              f"CPU alone {100 * a_cpu / b_cpu:.1f} %")
+    reset()
+
+
+def fx_detail(execution_id, total: int) -> str:
+    from rebalancing.models import TradeOrder
+
+    fx_orders = TradeOrder.objects.filter(execution_id=execution_id, transaction_type="FX")
+    with_fx = fx_orders.values("account_id").distinct().count()
+    return f"{fx_orders.count():,} FX orders in {with_fx:,} of {total:,} accounts = {100 * with_fx / total:.1f} % needing FX"
+
+
+def tax_detail(execution_id, total: int) -> str:
+    from rebalancing.models import ExecutionResult
+
+    estimated = ExecutionResult.objects.filter(execution_id=execution_id, estimated_realized_gain__isnull=False).count()
+    return f"{estimated:,} results with an estimate"
+
+
 def tax_set(on: bool) -> None:
     """Every configured account gets its own preferences row: tax_aware on, or off. The
     same rows either way, so the two runs differ only by the tax work."""
@@ -542,85 +588,19 @@ def main(args) -> None:
         )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, name='benchmark')[1]}")
+        variants = None
         if args.fx:
-            rates, cpu_per_1000 = {False: [], True: []}, {False: [], True: []}
-            for n in range(args.fx):
-                for on in (False, True):
-                    fx_set(on)
-                    executions_empty()
-                    rate, execution_id = execution_measure(client, args, on_date, workers, quiet=True)
-                    total = Execution.objects.get(pk=execution_id).total
-                    per_1000 = 1_000_000 * WORKER_CPU[execution_id] / total
-                    rates[on].append(rate)
-                    cpu_per_1000[on].append(per_1000)
-                    fx_orders = TradeOrder.objects.filter(execution_id=execution_id, transaction_type="FX")
-                    with_fx = fx_orders.values("account_id").distinct().count()
-                    print(f"  round {n + 1} {'EXPLICIT' if on else 'AUTO    '}: {rate:,.0f} accounts/s, workers' CPU "
-                          f"{per_1000:.0f} ms per 1000 accounts ({fx_orders.count():,} FX orders in {with_fx:,} of "
-                          f"{total:,} accounts = {100 * with_fx / total:.1f} % needing FX)")
-            plain, fx = max(rates[False]), max(rates[True])
-            print(f"AUTO (no FX): {plain:,.0f} accounts/s; EXPLICIT: {fx:,.0f} accounts/s (best of {args.fx} each, "
-                  f"alternating) → with FX / without = {100 * fx / plain:.1f} %")
-            plain_cpu, fx_cpu = min(cpu_per_1000[False]), min(cpu_per_1000[True])
-            print(f"workers' CPU per 1000 accounts (best of {args.fx}): AUTO {plain_cpu:.0f} ms, EXPLICIT {fx_cpu:.0f} ms "
-                  f"→ throughput on CPU alone {100 * plain_cpu / fx_cpu:.1f} %")
-            fx_reset()
-            if not args.keep:
-                connection.close()
-                database_drop(args)
-            return
-        if args.tax:
+            variants = (args.fx, fx_set, fx_reset, ("AUTO (no FX)", "EXPLICIT"), fx_detail)
+        elif args.tax:
             started = time.perf_counter()
             lots = lots_build()
             print(f"  lots: {lots:,} (3 per position) in {time.perf_counter() - started:.0f}s")
-            rates, cpu_per_1000 = {False: [], True: []}, {False: [], True: []}
-            for n in range(args.tax):
-                for on in (False, True):
-                    tax_set(on)
-                    executions_empty()
-                    rate, execution_id = execution_measure(client, args, on_date, workers, quiet=True)
-                    per_1000 = 1_000_000 * WORKER_CPU[execution_id] / Execution.objects.get(pk=execution_id).total
-                    rates[on].append(rate)
-                    cpu_per_1000[on].append(per_1000)
-                    taxed = ExecutionResult.objects.filter(execution_id=execution_id, estimated_realized_gain__isnull=False)
-                    print(f"  round {n + 1} {'tax-aware' if on else 'lot-free '}: {rate:,.0f} accounts/s, workers' CPU "
-                          f"{per_1000:.0f} ms per 1000 accounts ({taxed.count():,} results with an estimate)")
-            plain, taxed = max(rates[False]), max(rates[True])
-            print(f"lot-free: {plain:,.0f} accounts/s; tax-aware with 3 lots per position: {taxed:,.0f} accounts/s (best "
-                  f"of {args.tax} each, alternating) → tax-aware/lot-free = {100 * taxed / plain:.1f} %")
-            plain_cpu, taxed_cpu = min(cpu_per_1000[False]), min(cpu_per_1000[True])
-            print(f"workers' CPU per 1000 accounts (best of {args.tax}): lot-free {plain_cpu:.0f} ms, tax-aware "
-                  f"{taxed_cpu:.0f} ms → throughput on CPU alone {100 * plain_cpu / taxed_cpu:.1f} %")
-            # The same rounds by their medians (one lucky or unlucky round moves a best-of less).
-            plain, taxed = statistics.median(rates[False]), statistics.median(rates[True])
-            plain_cpu, taxed_cpu = statistics.median(cpu_per_1000[False]), statistics.median(cpu_per_1000[True])
-            print(f"medians of {args.tax}: lot-free {plain:,.0f} accounts/s, tax-aware {taxed:,.0f} → "
-                  f"{100 * taxed / plain:.1f} %; workers' CPU {plain_cpu:.0f} vs {taxed_cpu:.0f} ms → "
-                  f"{100 * plain_cpu / taxed_cpu:.1f} %")
-            tax_set(False)
-            if not args.keep:
-                connection.close()
-                database_drop(args)
-            return
-        if args.restricted:
-            rates, cpu_per_1000 = {False: [], True: []}, {False: [], True: []}
-            for n in range(args.restricted):
-                for restricted in (False, True):
-                    restrictions_set(restricted)
-                    executions_empty()
-                    rate, execution_id = execution_measure(client, args, on_date, workers, quiet=True)
-                    per_1000 = 1_000_000 * WORKER_CPU[execution_id] / Execution.objects.get(pk=execution_id).total
-                    rates[restricted].append(rate)
-                    cpu_per_1000[restricted].append(per_1000)
-                    print(f"  round {n + 1} {'restricted  ' if restricted else 'unrestricted'}: {rate:,.0f} accounts/s, "
-                          f"workers' CPU {per_1000:.0f} ms per 1000 accounts")
-            plain, limited = max(rates[False]), max(rates[True])
-            print(f"unrestricted: {plain:,.0f} accounts/s; restricted: {limited:,.0f} accounts/s (best of "
-                  f"{args.restricted} each, alternating) → restricted/unrestricted = {100 * limited / plain:.1f} %")
-            plain_cpu, limited_cpu = min(cpu_per_1000[False]), min(cpu_per_1000[True])
-            print(f"workers' CPU per 1000 accounts (best of {args.restricted}): unrestricted {plain_cpu:.0f} ms, "
-                  f"restricted {limited_cpu:.0f} ms → throughput on CPU alone {100 * plain_cpu / limited_cpu:.1f} %")
-            restrictions_set(False)
+            variants = (args.tax, tax_set, lambda: tax_set(False), ("lot-free", "tax-aware"), tax_detail)
+        elif args.restricted:
+            variants = (args.restricted, restrictions_set, lambda: restrictions_set(False),
+                        ("unrestricted", "restricted"), None)
+        if variants:
+            side_by_side(client, args, on_date, workers, *variants)
             if not args.keep:
                 connection.close()
                 database_drop(args)
